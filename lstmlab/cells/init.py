@@ -1,0 +1,69 @@
+"""Initialisation of cell parameters, all in one place.
+
+Every cell draws its weights the same way, so a study can change one knob at a time:
+
+* input weights ``w_i`` (D, G*H): each gate's (D, H) block is drawn by the named initialiser
+  ``input_init`` (default ``"glorot_uniform"``, as in Keras; ``"uniform"`` is PyTorch's
+  U(-1/sqrt(H), 1/sqrt(H))).
+* recurrent weights ``w_h`` (H, G*H): each gate's (H, H) block is a random orthogonal matrix times
+  ``recurrent_scale``, so every block has all singular values (and spectral radius) equal to
+  ``recurrent_scale``. This is the knob of the vanishing/exploding-gradient studies.
+* biases are zero, except the gate that keeps the old state: the LSTM forget gate and the GRU update
+  gate ``z`` start at ``forget_bias`` (default 1.0, Jozefowicz, Zaremba & Sutskever 2015; Gers et al.
+  2000 already recommended a positive forget bias).
+* peephole weights ``p_i``, ``p_f``, ``p_o`` (H,) start at zero (the cell then starts as a plain LSTM);
+  the full-gate-recurrence weights ``w_fgr`` (3H, 3H) start at zero too.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+def _pytorch_uniform(key: Array, shape: tuple[int, ...], dtype) -> Array:
+    # PyTorch's nn.LSTM/GRU/RNN draw every weight from U(-k, k) with k = 1/sqrt(hidden_size).
+    bound = 1.0 / jnp.sqrt(shape[-1])
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+INPUT_INITIALIZERS: dict[str, Callable] = {
+    "glorot_uniform": jax.nn.initializers.glorot_uniform(),
+    "glorot_normal": jax.nn.initializers.glorot_normal(),
+    "lecun_uniform": jax.nn.initializers.lecun_uniform(),
+    "lecun_normal": jax.nn.initializers.lecun_normal(),
+    "he_uniform": jax.nn.initializers.he_uniform(),
+    "he_normal": jax.nn.initializers.he_normal(),
+    "orthogonal": jax.nn.initializers.orthogonal(),
+    "uniform": _pytorch_uniform,
+}
+
+
+def check_init_options(input_init: str, recurrent_scale: float) -> None:
+    if input_init not in INPUT_INITIALIZERS:
+        raise ValueError(
+            f"input_init={input_init!r} is not an initialiser; valid: {', '.join(INPUT_INITIALIZERS)}"
+        )
+    if not recurrent_scale >= 0:
+        raise ValueError(f"recurrent_scale={recurrent_scale!r} must be >= 0")
+
+
+def input_weights(key: Array, input_size: int, hidden_size: int, num_gates: int,
+                  input_init: str, dtype) -> Array:
+    """(input_size, num_gates * hidden_size), one independently drawn block per gate."""
+    init = INPUT_INITIALIZERS[input_init]
+    keys = jax.random.split(key, num_gates)
+    return jnp.concatenate([init(k, (input_size, hidden_size), dtype) for k in keys], axis=1)
+
+
+def recurrent_weights(key: Array, hidden_size: int, num_gates: int, recurrent_scale: float,
+                      dtype) -> Array:
+    """(hidden_size, num_gates * hidden_size): each (H, H) block orthogonal times recurrent_scale."""
+    ortho = jax.nn.initializers.orthogonal()
+    keys = jax.random.split(key, num_gates)
+    blocks = [ortho(k, (hidden_size, hidden_size), jnp.float32) * recurrent_scale for k in keys]
+    return jnp.concatenate(blocks, axis=1).astype(dtype)
