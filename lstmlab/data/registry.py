@@ -1,0 +1,50 @@
+"""Data sets found by name, so configs and Python code say ``build("shakespeare", ...)``.
+
+A data module registers its factories with :func:`register`; the modules listed in ``_MODULES`` are
+imported on first use. A factory takes keyword arguments (the config's ``data`` group minus ``name``)
+and returns an object following :class:`lstmlab.data.base.Dataset`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+from lstmlab.data.base import Dataset
+
+_MODULES = [
+    # one line per data module; each registers its names on import
+]
+_FACTORIES: dict[str, Callable[..., Dataset]] = {}
+_loaded = False
+
+
+def register(name: str) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
+    def add(factory: Callable[..., Dataset]) -> Callable[..., Dataset]:
+        if name in _FACTORIES and _FACTORIES[name] is not factory:
+            raise ValueError(f"data set {name!r} registered twice")
+        _FACTORIES[name] = factory
+        return factory
+
+    return add
+
+
+def names() -> list[str]:
+    _load()
+    return sorted(_FACTORIES)
+
+
+def build(name: str, **kwargs: Any) -> Dataset:
+    """The data set ``name`` built with ``kwargs``; ValueError listing the valid names otherwise."""
+    _load()
+    if name not in _FACTORIES:
+        raise ValueError(f"data.name={name!r} is not a data set; valid: {', '.join(sorted(_FACTORIES))}")
+    return _FACTORIES[name](**kwargs)
+
+
+def _load() -> None:
+    global _loaded
+    if not _loaded:
+        for module in _MODULES:
+            importlib.import_module(module)
+        _loaded = True
