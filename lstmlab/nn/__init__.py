@@ -1,5 +1,6 @@
-"""Flax NNX modules built on :mod:`lstmlab.cells`: recurrent layers and stacks."""
+"""Flax NNX modules built on :mod:`lstmlab.cells`: recurrent layers, stacks and whole models."""
 
 from lstmlab.nn.layers import Bidirectional, Recurrent, RecurrentStack, dropout
+from lstmlab.nn.models import RecurrentModel
 
-__all__ = ["Bidirectional", "Recurrent", "RecurrentStack", "dropout"]
+__all__ = ["Bidirectional", "Recurrent", "RecurrentModel", "RecurrentStack", "dropout"]

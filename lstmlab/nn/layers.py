@@ -37,7 +37,8 @@ class Recurrent(nnx.Module):
         self.cell = cell
         self.hidden_size = hidden_size
         self.impl = impl
-        self.options = cells.cell_options(cell, **options)
+        # options are kept as a sorted tuple: static module attributes must be hashable under jit
+        self.option_items = tuple(sorted(cells.cell_options(cell, **options).items()))
         params = cells.init(cell, rngs.params(), input_size, hidden_size, input_init=input_init,
                             recurrent_scale=recurrent_scale, forget_bias=forget_bias,
                             dtype=param_dtype, **self.options)
@@ -49,6 +50,11 @@ class Recurrent(nnx.Module):
             self.initial = nnx.Param(jax.tree.map(lambda a: a[0], zero))
         else:
             self.initial = None
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The cell's options (``variant``, ``activation``) as keyword arguments."""
+        return dict(self.option_items)
 
     def cell_params(self) -> dict[str, Array]:
         """The parameters as the plain dict of arrays that :func:`lstmlab.cells.scan` takes."""

@@ -1,0 +1,3 @@
+from lstmlab.cli import main
+
+main()

@@ -1,0 +1,109 @@
+"""The configuration schema: plain dataclasses, one per config group.
+
+The CLI registers these in Hydra's ConfigStore (so a wrong type fails at start); from Python, build a
+:class:`Config` directly and pass it to :func:`lstmlab.train.train_and_evaluate`. The ``data`` group is a
+free dict because each data set takes its own options; its keys are checked against the data set's
+factory by :func:`lstmlab.data.build` before any work is done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass
+class CellConfig:
+    """Which cell, and how it is initialised (see :mod:`lstmlab.cells.init`)."""
+
+    name: str = "lstm"  # lstm | peephole | gru | rnn
+    variant: str = "vanilla"  # LSTM family: vanilla NIG NFG NOG NIAF NOAF NP CIFG FGR
+    activation: str = "tanh"  # rnn: tanh | relu | identity
+    input_init: str = "glorot_uniform"
+    recurrent_scale: float = 1.0
+    forget_bias: float = 1.0
+
+
+@dataclass
+class ModelConfig:
+    hidden_size: int = 128
+    num_layers: int = 1
+    dropout: float = 0.0  # after every recurrent layer
+    bidirectional: bool = False
+    embed_size: int = 0  # token inputs: 0 feeds one-hot vectors, >0 a learned embedding
+    pooling: str = "last"  # per-sequence tasks: last (last valid step) | mean (masked mean)
+    learn_initial_carry: bool = False
+    impl: Optional[str] = None  # cells.scan implementation; None: the cells' default
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"  # adam | adamw | rmsprop | sgd
+    lr: float = 2e-3
+    momentum: float = 0.9  # sgd (heavy ball) and rmsprop
+    weight_decay: float = 0.0  # adamw only
+    schedule: str = "constant"  # constant | cosine | warmup_cosine | linear
+    warmup_steps: int = 0
+    final_lr_ratio: float = 0.1  # cosine/linear: lr at the last step / lr
+    clip: str = "global_norm"  # global_norm | value | none
+    clip_threshold: float = 5.0
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = 1000
+    eval_every: int = 200
+    log_every: int = 50
+    devices: Optional[int] = None  # None: all local devices
+    nonfinite: str = "stop"  # stop | skip
+    progress: str = "auto"  # auto (bar on a terminal, lines otherwise) | bar | lines | none
+    eval_max_batches: int = 0  # 0: whole split
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 500  # steps; 0 saves only at the end
+    keep: int = 2  # the last K, plus the best by validation loss
+    keep_best: bool = True
+
+
+@dataclass
+class WandbConfig:
+    mode: Optional[str] = None  # online | offline | disabled; None follows $WANDB_MODE, else offline
+    project: str = "lstmlab"
+    entity: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoggerConfig:
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
+class SampleConfig:
+    """Text generation at every evaluation (language-model data only)."""
+
+    enabled: bool = True
+    prime: str = "\n"
+    length: int = 300
+    temperature: float = 0.8  # 0: greedy argmax
+    top_k: int = 0  # 0: no top-k truncation
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    experiment: str = "custom"
+    cell: CellConfig = field(default_factory=CellConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: dict[str, Any] = field(default_factory=dict)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+
+
+class ConfigError(ValueError):
+    """A bad config value or input file; the message is one line naming the key or file."""

@@ -1,0 +1,1 @@
+"""Input and output: checkpoints (orbax), trackers (metrics.jsonl, wandb), plots, the run directory."""

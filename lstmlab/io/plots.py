@@ -1,0 +1,39 @@
+"""Plots written as PNG files into ``run_dir/plots``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def learning_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
+    """Training and validation loss (and bits per character, if logged) against the step."""
+    def series(key):
+        points = [(r["step"], r[key]) for r in history if key in r]
+        return [p[0] for p in points], [p[1] for p in points]
+
+    panels = [k for k in ("loss", "bpc", "accuracy") if any(f"val/{k}" in r or f"train/{k}" in r
+                                                               for r in history)]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], panels):
+        for split, style in (("train", "-"), ("val", "o-")):
+            steps, values = series(f"{split}/{metric}")
+            if steps:
+                ax.plot(steps, values, style, label=split, markersize=3)
+        unit = {"loss": " (nats)", "bpc": " (bits)"}.get(metric, "")
+        ax.set_xlabel("step")
+        ax.set_ylabel(metric + unit)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,143 @@
+"""Trackers behind one small protocol: metrics.jsonl in the run directory, Weights & Biases, both.
+
+Every tracker gets one call per logged step with all of that step's metrics, so ``metrics.jsonl`` has
+exactly one JSON object per logged step (keys ``step`` and metric names such as ``train/loss``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+WANDB_MODES = ("online", "offline", "disabled")
+
+
+class Tracker(Protocol):
+    def log(self, step: int, metrics: dict[str, float]) -> None: ...
+
+    def log_samples(self, step: int, text: str) -> None: ...
+
+    def log_plots(self, step: int, paths: dict[str, Path]) -> None: ...
+
+    def summary(self, metrics: dict[str, Any]) -> None: ...
+
+    def finish(self, exit_code: int = 0) -> None: ...
+
+
+class JsonlTracker:
+    """Appends to ``metrics.jsonl``; on resume drops lines past the restored step first, so the file
+    continues without duplicated or missing steps. Keeps the history for plots."""
+
+    def __init__(self, run_dir: Path, resume_step: int = 0):
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self.history: list[dict[str, Any]] = []
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short by a crash
+                if record.get("step", 0) <= resume_step:
+                    self.history.append(record)
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in self.history))
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        record = {"step": int(step), **{k: _plain(v) for k, v in metrics.items()}}
+        self.history.append(record)
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def log_samples(self, step: int, text: str) -> None:
+        pass
+
+    def log_plots(self, step: int, paths: dict[str, Path]) -> None:
+        pass
+
+    def summary(self, metrics: dict[str, Any]) -> None:
+        pass
+
+    def finish(self, exit_code: int = 0) -> None:
+        pass
+
+
+def _plain(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def wandb_mode(configured: str | None) -> str:
+    """The configured mode, else ``$WANDB_MODE``, else ``offline`` (a first run never asks to log in)."""
+    mode = configured or os.environ.get("WANDB_MODE") or "offline"
+    if mode not in WANDB_MODES:
+        raise ValueError(f"logger.wandb.mode={mode!r}; valid: {', '.join(WANDB_MODES)}")
+    return mode
+
+
+def run_id(run_dir: Path) -> str:
+    """A wandb run id derived from the run directory, so a resumed run continues the same wandb run."""
+    digest = hashlib.sha1(str(Path(run_dir).absolute()).encode()).hexdigest()[:12]
+    return f"{Path(run_dir).name[:40]}-{digest}".replace("/", "-").replace(":", "-")
+
+
+class WandbTracker:
+    """A wandb run in ``run_dir/wandb`` with the resolved config; samples go to a table."""
+
+    def __init__(self, run_dir: Path, config: dict[str, Any], *, mode: str, project: str,
+                 entity: str | None = None, tags: list[str] | None = None, name: str | None = None):
+        import wandb
+
+        self._wandb = wandb
+        self.samples: list[list[Any]] = []
+        self.run = wandb.init(dir=str(run_dir), mode=mode, project=project, entity=entity, tags=tags,
+                              config=config, id=run_id(run_dir), name=name, resume="allow",
+                              settings=wandb.Settings(silent=True, console="off"))
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        self.run.log(dict(metrics), step=int(step))
+
+    def log_samples(self, step: int, text: str) -> None:
+        self.samples.append([int(step), text])
+        self.run.log({"samples": self._wandb.Table(columns=["step", "text"], data=list(self.samples))},
+                     step=int(step))
+
+    def log_plots(self, step: int, paths: dict[str, Path]) -> None:
+        self.run.log({f"plots/{k}": self._wandb.Image(str(p)) for k, p in paths.items()}, step=int(step))
+
+    def summary(self, metrics: dict[str, Any]) -> None:
+        for key, value in metrics.items():
+            self.run.summary[key] = value
+
+    def finish(self, exit_code: int = 0) -> None:
+        self.run.finish(exit_code=exit_code)
+
+
+class Trackers:
+    """Several trackers as one."""
+
+    def __init__(self, *trackers: Tracker):
+        self.trackers = [t for t in trackers if t is not None]
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        for t in self.trackers:
+            t.log(step, metrics)
+
+    def log_samples(self, step: int, text: str) -> None:
+        for t in self.trackers:
+            t.log_samples(step, text)
+
+    def log_plots(self, step: int, paths: dict[str, Path]) -> None:
+        for t in self.trackers:
+            t.log_plots(step, paths)
+
+    def summary(self, metrics: dict[str, Any]) -> None:
+        for t in self.trackers:
+            t.summary(metrics)
+
+    def finish(self, exit_code: int = 0) -> None:
+        for t in self.trackers:
+            t.finish(exit_code)

@@ -1,0 +1,103 @@
+"""Whole models: input (token ids or features) -> recurrent stack -> task head.
+
+Batches are batch-major (B, T, ...) like the data layer; the model turns them time-major for the cells.
+Per-step heads (language model, multilabel tagging) give (B, T, K) outputs; per-sequence heads
+(classification, regression, forecasting) pool the top layer's outputs over each sequence's valid steps
+(``pooling``: ``last`` valid step, or masked ``mean``) and give (B, K).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from lstmlab import cells
+from lstmlab.nn.layers import RecurrentStack
+
+Array = jax.Array
+Carry = Any
+POOLINGS = ("last", "mean")
+
+
+class RecurrentModel(nnx.Module):
+    """Embedding or features -> ``RecurrentStack`` -> dense head.
+
+    Args:
+      cell: cell name; cell_options: its options and initialisation (variant, activation, input_init,
+        recurrent_scale, forget_bias).
+      output_size: K, classes or target dimension.
+      per_step: True for a head at every step, False for one output per sequence.
+      vocab_size: token inputs (B, T) int; else ``input_size`` float features (B, T, D).
+      embed_size: 0 feeds token ids as one-hot vectors, otherwise a learned embedding of this size.
+    """
+
+    def __init__(self, cell: str, *, output_size: int, per_step: bool, hidden_size: int,
+                 num_layers: int = 1, dropout: float = 0.0, bidirectional: bool = False,
+                 vocab_size: int | None = None, input_size: int | None = None, embed_size: int = 0,
+                 pooling: str = "last", learn_initial_carry: bool = False, impl: str | None = None,
+                 rngs: nnx.Rngs, **cell_options: Any):
+        if (vocab_size is None) == (input_size is None):
+            raise ValueError("give exactly one of vocab_size (token inputs) and input_size (features)")
+        if pooling not in POOLINGS:
+            raise ValueError(f"model.pooling={pooling!r}; valid: {', '.join(POOLINGS)}")
+        if per_step and bidirectional:
+            raise ValueError("model.bidirectional=true needs a per-sequence task (a per-step model "
+                             "must not see the future)")
+        self.vocab_size = vocab_size
+        self.per_step = per_step
+        self.pooling = pooling
+        self.embed = nnx.Embed(vocab_size, embed_size, rngs=rngs) if vocab_size and embed_size else None
+        rnn_input = input_size if vocab_size is None else (embed_size or vocab_size)
+        extra = {} if impl is None else {"impl": impl}
+        self.rnn = RecurrentStack(cell, rnn_input, hidden_size, num_layers=num_layers, dropout=dropout,
+                                  bidirectional=bidirectional, learn_initial_carry=learn_initial_carry,
+                                  rngs=rngs, **extra, **cell_options)
+        self.head = nnx.Linear(self.rnn.output_size, output_size, rngs=rngs)
+
+    def features(self, inputs: Array) -> Array:
+        """(B, T) token ids or (B, T, D) features -> (B, T, D') float inputs of the first layer."""
+        if self.vocab_size is None:
+            return inputs
+        if self.embed is not None:
+            return self.embed(inputs)
+        return jax.nn.one_hot(inputs, self.vocab_size, dtype=jnp.float32)
+
+    def __call__(self, inputs: Array, carries: Sequence[Carry] | None = None, *,
+                 seq_lengths: Array | None = None,
+                 dropout_key: Array | None = None) -> tuple[list[Carry], Array]:
+        """Returns (per-layer final carries, outputs): (B, T, K) per step or (B, K) per sequence.
+        Outputs are logits for classes, raw values for regression."""
+        xs = jnp.swapaxes(self.features(inputs), 0, 1)  # time-major for the cells
+        carries, hs = self.rnn(xs, carries, seq_lengths=seq_lengths, dropout_key=dropout_key)
+        if self.per_step:
+            return carries, self.head(jnp.swapaxes(hs, 0, 1))
+        return carries, self.head(self.pool(hs, seq_lengths))
+
+    def pool(self, hs: Array, seq_lengths: Array | None) -> Array:
+        """(T, B, H') outputs -> (B, H') summary of each sequence's valid steps."""
+        T, B = hs.shape[:2]
+        lengths = jnp.full((B,), T) if seq_lengths is None else seq_lengths
+        if self.pooling == "mean":
+            mask = cells.time_mask(T, lengths)[..., None]
+            return (hs * mask).sum(0) / jnp.maximum(lengths, 1)[:, None]
+        last = jnp.take_along_axis(hs, (lengths - 1)[None, :, None], axis=0)[0]
+        if self.rnn.bidirectional:
+            # the backward direction has read the whole sequence at t = 0
+            H = self.rnn.hidden_size
+            last = jnp.concatenate([last[:, :H], hs[0, :, H:]], axis=-1)
+        return last
+
+    def initial_carries(self, batch_size: int) -> list[Carry]:
+        return [layer.initial_carry(batch_size) for layer in self.rnn.layers]
+
+    def step(self, carries: Sequence[Carry], token: Array) -> tuple[list[Carry], Array]:
+        """One time step of a per-step model: token (B,) ids or (B, D) features -> (carries, (B, K))."""
+        x = self.features(token[:, None] if self.vocab_size else token[:, None, :])[:, 0]
+        new = []
+        for index, (layer, carry) in enumerate(zip(self.rnn.layers, carries)):
+            carry, x = cells.step(layer.cell, layer.cell_params(), carry, x, **layer.options)
+            new.append(carry)
+        return new, self.head(x)

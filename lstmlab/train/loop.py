@@ -1,0 +1,506 @@
+"""The training loop: ``train_and_evaluate(config, run_dir)``, callable from Python without the CLI.
+
+One plain loop (big_vision style): build and check everything first, then step, log, evaluate,
+sample, checkpoint. The training state is a dict of arrays: ``step``, ``params``, ``opt_state``,
+``carries`` (the recurrent state carried between windows of stateful data), ``skipped`` (updates dropped
+by ``trainer.nonfinite=skip``) and ``first_nonfinite`` (-1 or the first step whose loss or gradient was
+not finite). Data batches and dropout keys are pure functions of (seed, step), so a run resumed from a
+checkpoint continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import sys
+import time
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+from typing import Any, Iterable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from lstmlab import cells, data as data_lib
+from lstmlab.config import Config, ConfigError
+from lstmlab.io import plots
+from lstmlab.io.checkpoint import Checkpointer
+from lstmlab.io.trackers import JsonlTracker, Trackers, WandbTracker, wandb_mode
+from lstmlab.nn import RecurrentModel
+from lstmlab.train import losses, optim
+from lstmlab.train.sample import generate
+
+log = logging.getLogger(__name__)
+NONFINITE = ("stop", "skip")
+PROGRESS = ("auto", "bar", "lines", "none")
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced a non-finite loss or gradient under ``trainer.nonfinite=stop``."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building blocks, each usable on its own
+
+
+def build_dataset(config: Config) -> data_lib.Dataset:
+    """The data set named by ``config.data.name`` with the other ``data.*`` keys; ConfigError if bad."""
+    options = dict(config.data)
+    name = options.pop("name", None)
+    if name is None:
+        raise ConfigError(f"data.name is missing; valid: {', '.join(data_lib.names())}")
+    try:
+        return data_lib.build(name, seed=config.seed, **options)
+    except TypeError as err:  # an unknown keyword: name it and list the valid ones
+        import inspect
+
+        from lstmlab.data import registry
+
+        factory = registry._FACTORIES.get(name)
+        valid = [p for p in inspect.signature(factory).parameters if p != "seed"] if factory else []
+        raise ConfigError(f"data.{_bad_keyword(err)} is not an option of data set {name!r}; "
+                          f"valid: {', '.join(valid)}") from err
+    except (ValueError, FileNotFoundError, OSError) as err:
+        raise ConfigError(_one_line(err)) from err
+
+
+def _bad_keyword(err: TypeError) -> str:
+    text = str(err)
+    return text.split("'")[1] if "'" in text else text
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
+def build_model(config: Config, spec: data_lib.DataSpec, seed: int | None = None) -> RecurrentModel:
+    """The model for ``spec`` from ``config.cell`` and ``config.model``; ConfigError if a value is bad."""
+    c, m = config.cell, config.model
+    options: dict[str, Any] = {}
+    if c.name in ("lstm", "peephole"):
+        options["variant"] = c.variant
+    elif c.name == "rnn":
+        options["activation"] = c.activation
+    if m.hidden_size < 1:
+        raise ConfigError(f"model.hidden_size={m.hidden_size} must be >= 1")
+    if m.num_layers < 1:
+        raise ConfigError(f"model.num_layers={m.num_layers} must be >= 1")
+    if not 0 <= m.dropout < 1:
+        raise ConfigError(f"model.dropout={m.dropout} must be in [0, 1)")
+    if m.embed_size < 0:
+        raise ConfigError(f"model.embed_size={m.embed_size} must be >= 0")
+    if m.impl is not None and m.impl not in cells.IMPLS:
+        raise ConfigError(f"model.impl={m.impl!r}; valid: {', '.join(cells.IMPLS)}")
+    try:
+        return RecurrentModel(
+            c.name, output_size=spec.output_size, per_step=spec.kind in ("lm", "multilabel"),
+            hidden_size=m.hidden_size, num_layers=m.num_layers, dropout=m.dropout,
+            bidirectional=m.bidirectional, vocab_size=spec.vocab_size, input_size=spec.input_size,
+            embed_size=m.embed_size, pooling=m.pooling, learn_initial_carry=m.learn_initial_carry,
+            impl=m.impl, rngs=nnx.Rngs(config.seed if seed is None else seed),
+            input_init=c.input_init, recurrent_scale=c.recurrent_scale, forget_bias=c.forget_bias,
+            **options)
+    except ValueError as err:
+        message = _one_line(err)
+        for key in ("variant", "activation", "input_init", "recurrent_scale"):
+            if message.startswith(f"{key}="):
+                message = f"cell.{message}"
+        if message.startswith("cell="):
+            message = f"cell.name={message[5:]}"
+        raise ConfigError(message) from err
+
+
+def check_trainer(config: Config) -> None:
+    t, ck = config.trainer, config.checkpoint
+    for key, value, low in (("trainer.max_steps", t.max_steps, 1), ("trainer.eval_every", t.eval_every, 1),
+                            ("trainer.log_every", t.log_every, 1), ("checkpoint.every", ck.every, 0),
+                            ("checkpoint.keep", ck.keep, 1), ("trainer.eval_max_batches", t.eval_max_batches, 0)):
+        if not isinstance(value, int) or value < low:
+            raise ConfigError(f"{key}={value!r} must be an integer >= {low}")
+    if t.nonfinite not in NONFINITE:
+        raise ConfigError(f"trainer.nonfinite={t.nonfinite!r}; valid: {', '.join(NONFINITE)}")
+    if t.progress not in PROGRESS:
+        raise ConfigError(f"trainer.progress={t.progress!r}; valid: {', '.join(PROGRESS)}")
+    if config.sample.temperature < 0 or config.sample.length < 0 or config.sample.top_k < 0:
+        raise ConfigError("sample.temperature, sample.length and sample.top_k must be >= 0")
+    try:
+        wandb_mode(config.logger.wandb.mode)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+
+
+def make_mesh(devices: int | None, batch_size: int) -> Mesh:
+    """A 1-D mesh ``("data",)`` over the first ``devices`` local devices (all when None); the batch is
+    split along it and the parameters replicated."""
+    available = jax.local_devices()
+    n = len(available) if devices is None else devices
+    if not 1 <= n <= len(available):
+        raise ConfigError(f"trainer.devices={devices} must be in [1, {len(available)}] "
+                          f"(local devices: {len(available)})")
+    if batch_size % n:
+        raise ConfigError(f"data.batch_size={batch_size} must be divisible by trainer.devices={n}")
+    return Mesh(np.array(available[:n]), ("data",))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Jitted steps
+
+
+def make_train_step(graphdef, tx: optax.GradientTransformation, config: Config, spec: data_lib.DataSpec):
+    """The jitted, pure training step: (state, batch) -> (state, metrics)."""
+    kind, stateful, nonfinite = spec.kind, spec.stateful, config.trainer.nonfinite
+    base_key = jax.random.PRNGKey(config.seed)
+    optim_cfg = config.optim
+
+    def train_step(state, batch):
+        step = state["step"]
+        dropout_key = jax.random.fold_in(base_key, step)
+
+        def loss_fn(params):
+            model = nnx.merge(graphdef, params)
+            carries = _reset_carries(model, state["carries"], batch) if stateful else None
+            carries, outputs = model(batch["inputs"], carries, seq_lengths=batch.get("seq_lengths"),
+                                     dropout_key=dropout_key)
+            loss, sums = losses.mean_loss(kind, outputs, batch)
+            return loss, (carries, sums)
+
+        (loss, (carries, sums)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        grad_norm = optax.global_norm(grads)
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        new = {"params": params, "opt_state": opt_state,
+               "carries": jax.lax.stop_gradient(carries) if stateful else state["carries"]}
+        if nonfinite == "skip":
+            new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new,
+                               {k: state[k] for k in ("params", "opt_state", "carries")})
+        new.update(
+            step=step + 1,
+            skipped=state["skipped"] + (~finite).astype(jnp.int32),
+            first_nonfinite=jnp.where((state["first_nonfinite"] < 0) & ~finite, step,
+                                      state["first_nonfinite"]),
+        )
+        metrics = {
+            "train/loss": loss,
+            "train/correct": sums["correct"], "train/count": sums["count"],
+            "grad/global_norm": grad_norm,
+            "grad/clip_factor": optim.clip_factor(optim_cfg, grad_norm),
+            "grad/update_ratio": optax.global_norm(updates) / jnp.maximum(optax.global_norm(state["params"]), 1e-30),
+            "train/finite": finite,
+        }
+        return new, metrics
+
+    return jax.jit(train_step, donate_argnums=0)
+
+
+def _reset_carries(model: RecurrentModel, carries, batch):
+    """Zero (or the learned initial value of) each stream's carry where ``batch["reset"]`` is set."""
+    reset = batch["reset"]
+    initial = model.initial_carries(reset.shape[0])
+    return jax.tree.map(lambda c, z: jnp.where(reset[:, None], z.astype(c.dtype), c), carries, initial)
+
+
+def make_eval_step(graphdef, spec: data_lib.DataSpec):
+    """Jitted (params, carries, batch) -> (sums, carries, outputs); no dropout."""
+
+    def eval_step(params, carries, batch):
+        model = nnx.merge(graphdef, params)
+        if spec.stateful:
+            carries = _reset_carries(model, carries, batch)
+        carries, outputs = model(batch["inputs"], carries, seq_lengths=batch.get("seq_lengths"))
+        return losses.batch_sums(spec.kind, outputs, batch), carries, outputs
+
+    return jax.jit(eval_step)
+
+
+def evaluate(graphdef, params, dataset: data_lib.Dataset, split: str, *, max_batches: int = 0,
+             eval_step=None) -> dict[str, float]:
+    """Metrics of ``params`` on a whole split (or its first ``max_batches`` batches): the kind's metrics
+    from :mod:`lstmlab.train.losses` plus the data set's ``extra_metrics``."""
+    spec = dataset.spec
+    eval_step = eval_step or make_eval_step(graphdef, spec)
+    keep_outputs = not (spec.kind == "lm" and spec.stateful)  # text: nothing extra, outputs are large
+    totals = {"loss": 0.0, "correct": 0.0, "count": 0.0}
+    carries, outputs, batches = None, [], []
+    for index, batch in enumerate(dataset.eval_batches(split)):
+        if max_batches and index >= max_batches:
+            break
+        if spec.stateful and carries is None:
+            carries = nnx.merge(graphdef, params).initial_carries(batch["inputs"].shape[0])
+        sums, carries, out = eval_step(params, carries, batch)
+        for k in totals:
+            totals[k] += float(sums[k])
+        if keep_outputs:
+            outputs.append(np.asarray(out))
+            batches.append(batch)
+    metrics = losses.metrics_from_sums(spec.kind, totals)
+    if keep_outputs and outputs and hasattr(dataset, "extra_metrics"):
+        metrics.update(dataset.extra_metrics(split, np.concatenate(outputs), batches))
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------------
+# The loop
+
+
+class _Stop:
+    """Turns SIGTERM/SIGINT into a flag the loop checks after every step (then saves and exits)."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def train_and_evaluate(config: Config, run_dir: str | Path, *, config_dict: dict | None = None) -> dict[str, Any]:
+    """Train ``config`` in ``run_dir`` (resuming from its latest checkpoint) and evaluate; returns the
+    summary (also written to ``run_dir/summary.json``). Raises ConfigError for bad input before
+    anything is written."""
+    run_dir = Path(run_dir).absolute()
+    # -- check everything before any write -------------------------------------------------------------
+    check_trainer(config)
+    dataset = build_dataset(config)
+    spec = dataset.spec
+    model = build_model(config, spec)
+    tx = optim.make_optimizer(config.optim, config.trainer.max_steps)
+    first = dataset.train_batch(0)
+    batch_size = first["inputs"].shape[0]
+    mesh = make_mesh(config.trainer.devices, batch_size)
+    graphdef, params = nnx.split(model)
+    state = {
+        "step": jnp.zeros((), jnp.int32),
+        "params": params,
+        "opt_state": tx.init(params),
+        "carries": model.initial_carries(batch_size) if spec.stateful else None,
+        "skipped": jnp.zeros((), jnp.int32),
+        "first_nonfinite": jnp.full((), -1, jnp.int32),
+    }
+    meta = {"vocab": dataset.vocab.to_json() if hasattr(dataset, "vocab") else None,
+            "model": model_signature(config, spec)}
+    checkpointer = None
+    start = 0
+    ckpt_dir = run_dir / "checkpoints"
+    if ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
+        checkpointer = Checkpointer(ckpt_dir, keep=config.checkpoint.keep, keep_best=config.checkpoint.keep_best)
+        latest = checkpointer.latest_step()
+        if latest is not None:
+            saved = checkpointer.read_meta(latest)
+            if saved.get("vocab") != meta["vocab"]:
+                raise ConfigError(f"checkpoint {ckpt_dir / str(latest)} was trained with another vocabulary "
+                                  "than this data; use a new hydra.run.dir or the original data")
+            try:
+                state, _ = checkpointer.restore(latest, state)
+            except ValueError as err:
+                raise ConfigError(_one_line(err) + "; use a new hydra.run.dir or the original model config") from err
+            start = latest
+
+    # -- from here on the run directory is written ---------------------------------------------------
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if checkpointer is None:
+        checkpointer = Checkpointer(ckpt_dir, keep=config.checkpoint.keep, keep_best=config.checkpoint.keep_best)
+    _write_config(run_dir, config, config_dict)
+    jsonl = JsonlTracker(run_dir, resume_step=start)
+    trackers = Trackers(jsonl)
+    wb_mode = wandb_mode(config.logger.wandb.mode)
+    exit_code = 1
+    try:
+        if wb_mode != "disabled":
+            trackers.trackers.append(WandbTracker(run_dir, config_dict or asdict(config), mode=wb_mode,
+                                                  project=config.logger.wandb.project,
+                                                  entity=config.logger.wandb.entity,
+                                                  tags=list(config.logger.wandb.tags), name=run_dir.name))
+        summary = _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpointer, meta,
+                        trackers, jsonl)
+        exit_code = 0
+        return summary
+    finally:
+        trackers.finish(exit_code)
+        checkpointer.close()
+
+
+def model_signature(config: Config, spec: data_lib.DataSpec) -> dict[str, Any]:
+    return {"cell": asdict(config.cell), "model": asdict(config.model), "kind": spec.kind,
+            "vocab_size": spec.vocab_size, "input_size": spec.input_size, "output_size": spec.output_size}
+
+
+def _write_config(run_dir: Path, config: Config, config_dict: dict | None) -> None:
+    from omegaconf import OmegaConf
+
+    resolved = config_dict if config_dict is not None else asdict(config)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+
+
+def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpointer, meta, trackers, jsonl):
+    t, spec = config.trainer, dataset.spec
+    replicated = NamedSharding(mesh, P())
+    by_batch = NamedSharding(mesh, P("data"))
+    state = jax.device_put(state, replicated)
+    if spec.stateful:
+        state["carries"] = jax.device_put(state["carries"], by_batch)
+    train_step = make_train_step(graphdef, tx, config, spec)
+    eval_step = make_eval_step(graphdef, spec)
+    progress = _Progress(t.progress, t.max_steps, start)
+    pending: list[dict] = []
+    tokens_per_step = None
+    last_time, last_step = time.perf_counter(), start
+    best_val = math.inf
+    val_metrics: dict[str, float] = {}
+
+    def shard(batch):
+        return {k: jax.device_put(np.asarray(v), by_batch) for k, v in batch.items()}
+
+    with _Stop() as stop:
+        step = start
+        while step < t.max_steps:
+            batch = dataset.train_batch(step)
+            if tokens_per_step is None:
+                tokens_per_step = int(np.prod(batch["inputs"].shape[:2]))
+            state, metrics = train_step(state, shard(batch))
+            pending.append(metrics)
+            step += 1
+            progress.advance()
+            record: dict[str, float] = {}
+            if step % t.log_every == 0 or step == t.max_steps or stop.signal:
+                record.update(_reduce_train(pending, spec.kind, tokens_per_step, step - last_step,
+                                            time.perf_counter() - last_time))
+                pending, last_time, last_step = [], time.perf_counter(), step
+                _check_finite(state, t.nonfinite, checkpointer)
+            is_eval = step % t.eval_every == 0 or step == t.max_steps
+            if is_eval:
+                _check_finite(state, t.nonfinite, checkpointer)
+                val_metrics = evaluate(graphdef, state["params"], dataset, "val",
+                                       max_batches=t.eval_max_batches, eval_step=eval_step)
+                record.update({f"val/{k}": v for k, v in val_metrics.items()})
+                best_val = min(best_val, val_metrics["loss"])
+                _sample(config, dataset, graphdef, state, step, run_dir, trackers)
+            if record:
+                trackers.log(step, record)
+                progress.show(step, record)
+            save = (config.checkpoint.every and step % config.checkpoint.every == 0) or step == t.max_steps
+            if save or stop.signal:
+                _check_finite(state, t.nonfinite, checkpointer)
+                checkpointer.save(step, state, {**meta, "step": step},
+                                  val_loss=val_metrics.get("loss") if is_eval else None)
+            if is_eval:
+                _write_plots(run_dir, jsonl, trackers, step)
+            if stop.signal:
+                progress.close()
+                name = signal.Signals(stop.signal).name
+                print(f"lstmlab: {name} received; saved checkpoint at step {step} in {checkpointer.directory}",
+                      file=sys.stderr)
+                raise SystemExit(128 + stop.signal)
+    progress.close()
+
+    test_metrics = evaluate(graphdef, state["params"], dataset, "test", max_batches=t.eval_max_batches,
+                            eval_step=eval_step)
+    final_val = val_metrics or evaluate(graphdef, state["params"], dataset, "val",
+                                        max_batches=t.eval_max_batches, eval_step=eval_step)
+    summary = {"step": int(state["step"]), **{f"val/{k}": v for k, v in final_val.items()},
+               **{f"test/{k}": v for k, v in test_metrics.items()},
+               "val/best_loss": min(best_val, final_val["loss"]), "train/skipped": int(state["skipped"]),
+               "data": spec.info}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    trackers.summary({k: v for k, v in summary.items() if k != "data"})
+    return summary
+
+
+def _reduce_train(pending: list[dict], kind: str, tokens_per_step: int, steps: int, seconds: float) -> dict:
+    stacked = jax.device_get(pending)
+    out = {"train/loss": float(np.mean([m["train/loss"] for m in stacked]))}
+    correct = sum(float(m["train/correct"]) for m in stacked)
+    count = sum(float(m["train/count"]) for m in stacked)
+    if kind == "lm":
+        out["train/bpc"] = out["train/loss"] / losses.LN2
+    if kind != "regress" and count:
+        out["train/accuracy"] = correct / count
+    for key in ("grad/global_norm", "grad/clip_factor", "grad/update_ratio"):
+        out[key] = float(np.mean([m[key] for m in stacked]))
+    out["train/tokens_per_second"] = tokens_per_step * steps / max(seconds, 1e-9)
+    return out
+
+
+def _check_finite(state, policy: str, checkpointer: Checkpointer) -> None:
+    first = int(state["first_nonfinite"])
+    if first >= 0 and policy == "stop":
+        last = checkpointer.latest_step()
+        where = f"{checkpointer.directory / str(last)}" if last is not None else "none saved"
+        raise NonFiniteError(f"non-finite loss or gradient norm at step {first + 1}; training stopped "
+                             f"(trainer.nonfinite=stop); last good checkpoint: {where}")
+
+
+def _sample(config, dataset, graphdef, state, step, run_dir, trackers) -> None:
+    s = config.sample
+    vocab = getattr(dataset, "vocab", None)
+    if not (s.enabled and s.length and vocab is not None and dataset.spec.kind == "lm"):
+        return
+    model = nnx.merge(graphdef, jax.device_get(state["params"]))
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed + 1), step)
+    ids = generate(model, vocab.encode(s.prime), s.length, temperature=s.temperature, top_k=s.top_k, key=key)
+    text = s.prime + vocab.decode(ids)
+    with (run_dir / "samples.txt").open("a") as f:
+        f.write(f"=== step {step} (temperature {s.temperature}) ===\n{text}\n\n")
+    trackers.log_samples(step, text)
+
+
+def _write_plots(run_dir: Path, jsonl: JsonlTracker, trackers: Trackers, step: int) -> None:
+    path = plots.learning_curves(jsonl.history, run_dir / "plots" / "learning_curves.png")
+    if path is not None:
+        trackers.log_plots(step, {"learning_curves": path})
+
+
+class _Progress:
+    """A tqdm bar on a terminal; plain lines (at log steps) otherwise."""
+
+    def __init__(self, mode: str, total: int, start: int):
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "lines"
+        self.mode, self.total = mode, total
+        self.bar = None
+        self.start_time, self.start_step = time.perf_counter(), start
+        if mode == "bar":
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+
+    def advance(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def show(self, step: int, record: dict[str, float]) -> None:
+        keys = [("train/loss", "loss"), ("train/bpc", "bpc"), ("val/loss", "val_loss"), ("val/bpc", "val_bpc"),
+                ("val/accuracy", "val_acc"), ("train/tokens_per_second", "tok/s")]
+        parts = {short: record[k] for k, short in keys if k in record}
+        if self.bar is not None:
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in parts.items()}, refresh=False)
+        elif self.mode == "lines":
+            elapsed = time.perf_counter() - self.start_time
+            done = step - self.start_step
+            left = elapsed / done * (self.total - step) if done else 0.0
+            text = " ".join(f"{k} {v:.4g}" for k, v in parts.items())
+            print(f"step {step}/{self.total} {text} left {left:.0f}s", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
