@@ -14,6 +14,7 @@ from lstmlab.data.base import Dataset
 
 _MODULES = [
     # one line per data module; each registers its names on import
+    "lstmlab.data.text",  # shakespeare, text
 ]
 _FACTORIES: dict[str, Callable[..., Dataset]] = {}
 _loaded = False
