@@ -47,6 +47,10 @@ def run(cfg) -> dict:
     from lstmlab.config import ConfigError
     from lstmlab.train import NonFiniteError, train_and_evaluate
 
+    import logging
+
+    for noisy in ("absl", "orbax", "jax", "wandb"):  # Hydra sets the root logger to INFO
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     debug = os.environ.get("HYDRA_FULL_ERROR") == "1"
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
@@ -63,10 +67,58 @@ def run(cfg) -> dict:
         _fail(str(err), EXIT_NONFINITE)
 
 
+_HYDRA_FLAGS = ("-m", "--multirun", "-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info",
+                "--shell-completion", "-sc", "-cp", "--config-path", "-cn", "--config-name", "-cd",
+                "--config-dir", "--version", "-p", "--package", "--resolve", "--experimental-rerun")
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Compose the config with ``overrides`` and type-check it against the schema, so that a bad group
+    choice, key or type ends in one line and exit status 2 before Hydra creates anything."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            OmegaConf.to_object(compose("config", overrides=overrides))
+    except Exception as err:  # Hydra and OmegaConf raise many types; all are bad input here
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        _fail(describe_config_error(err))
+
+
+def describe_config_error(err: BaseException) -> str:
+    """One line for a Hydra/OmegaConf composition error: the key or group, and what is valid."""
+    import re
+
+    text = str(err)
+    missing = re.search(r"Could not find '([^/']+)/([^']+)'", text)
+    if missing:
+        group, choice = missing.groups()
+        options = list(getattr(err, "options", None) or [])
+        if not options and (conf_dir() / group).is_dir():
+            options = sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+        return f"{group}={choice} does not exist; valid: {', '.join(options) or 'none'}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    message = lines[0] if lines else type(err).__name__
+    cause = err.__cause__
+    if cause is not None:
+        cause_lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+        key = getattr(cause, "full_key", None)
+        if cause_lines:
+            message = f"{message}: {cause_lines[0]}" + (f" (key {key})" if key else "")
+    elif len(lines) > 1 and lines[1].startswith("To append"):
+        message = f"{message} It is not a config key; check the spelling ({lines[1]})"
+    return message
+
+
 def main() -> None:
     import hydra
 
     register_schema()
+    argv = sys.argv[1:]
+    if not any(arg.split("=")[0] in _HYDRA_FLAGS for arg in argv):
+        check_overrides([arg for arg in argv if not arg.startswith("-")])
     app = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")(run)
     app()
 

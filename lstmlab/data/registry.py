@@ -8,6 +8,7 @@ and returns an object following :class:`lstmlab.data.base.Dataset`.
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any, Callable
 
 from lstmlab.data.base import Dataset
@@ -33,6 +34,14 @@ def register(name: str) -> Callable[[Callable[..., Dataset]], Callable[..., Data
 def names() -> list[str]:
     _load()
     return sorted(_FACTORIES)
+
+
+def options(name: str) -> list[str]:
+    """The keyword arguments data set ``name`` takes; ValueError listing the valid names otherwise."""
+    _load()
+    if name not in _FACTORIES:
+        raise ValueError(f"data.name={name!r} is not a data set; valid: {', '.join(sorted(_FACTORIES))}")
+    return list(inspect.signature(_FACTORIES[name]).parameters)
 
 
 def build(name: str, **kwargs: Any) -> Dataset:

@@ -103,6 +103,17 @@ class Checkpointer:
         source = f"checkpoint {self.directory / str(step)}"
         return unflatten(template, flat, source), dict(restored["meta"])
 
+    def restore_params(self, step: int, template: Any) -> Any:
+        """Only the ``params`` part of the state saved at ``step``, in the structure of ``template``."""
+        restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+        flat = {k[len("params."):]: np.asarray(v) for k, v in restored["state"].items()
+                if k.startswith("params.")}
+        return unflatten(template, flat, f"checkpoint {self.directory / str(step)}")
+
+    def best_step(self) -> int | None:
+        """The step with the lowest saved validation loss, if any step has one."""
+        return self.manager.best_step()
+
     def read_meta(self, step: int) -> dict[str, Any]:
         restored = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
         return dict(restored["meta"])

@@ -57,23 +57,19 @@ def build_dataset(config: Config) -> data_lib.Dataset:
     if name is None:
         raise ConfigError(f"data.name is missing; valid: {', '.join(data_lib.names())}")
     try:
-        return data_lib.build(name, seed=config.seed, **options)
-    except TypeError as err:  # an unknown keyword: name it and list the valid ones
-        import inspect
-
-        from lstmlab.data import registry
-
-        factory = registry._FACTORIES.get(name)
-        valid = [p for p in inspect.signature(factory).parameters if p != "seed"] if factory else []
-        raise ConfigError(f"data.{_bad_keyword(err)} is not an option of data set {name!r}; "
-                          f"valid: {', '.join(valid)}") from err
-    except (ValueError, FileNotFoundError, OSError) as err:
+        valid = data_lib.options(name)
+    except ValueError as err:
         raise ConfigError(_one_line(err)) from err
-
-
-def _bad_keyword(err: TypeError) -> str:
-    text = str(err)
-    return text.split("'")[1] if "'" in text else text
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigError(f"data.{unknown[0]} is not an option of data set {name!r}; "
+                          f"valid: {', '.join(v for v in valid if v != 'seed')}")
+    if "seed" in valid:  # generated data draws from the run's seed; fixed corpora take none
+        options["seed"] = config.seed
+    try:
+        return data_lib.build(name, **options)
+    except (ValueError, TypeError, FileNotFoundError, OSError) as err:
+        raise ConfigError(_one_line(err)) from err
 
 
 def _one_line(err: BaseException) -> str:
@@ -172,7 +168,7 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, config: Config, 
             return loss, (carries, sums)
 
         (loss, (carries, sums)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
@@ -192,7 +188,7 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, config: Config, 
             "train/correct": sums["correct"], "train/count": sums["count"],
             "grad/global_norm": grad_norm,
             "grad/clip_factor": optim.clip_factor(optim_cfg, grad_norm),
-            "grad/update_ratio": optax.global_norm(updates) / jnp.maximum(optax.global_norm(state["params"]), 1e-30),
+            "grad/update_ratio": optax.tree.norm(updates) / jnp.maximum(optax.tree.norm(state["params"]), 1e-30),
             "train/finite": finite,
         }
         return new, metrics

@@ -1,0 +1,47 @@
+"""Shared helpers: run the CLI in a subprocess against this checkout, tiny overrides."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# XLA compile time dominates tiny runs: share compiled programs between tests and CLI subprocesses.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "lstmlab-test-xla-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+# Shrinks any experiment to a few seconds: a tiny model, few steps, few eval batches, no wandb.
+TINY = [
+    "model.hidden_size=8", "model.num_layers=1", "trainer.max_steps=4", "trainer.eval_every=2",
+    "trainer.log_every=2", "trainer.eval_max_batches=2", "checkpoint.every=2", "sample.length=20",
+    "logger.wandb.mode=disabled", "trainer.progress=lines",
+]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("WANDB_MODE", "offline")
+    env.pop("HYDRA_FULL_ERROR", None)
+    env["JAX_PLATFORMS"] = "cpu"
+    env.update(extra)
+    return env
+
+
+def run_cli(args: list[str], cwd: Path | None = None, timeout: float = 300, module: str = "lstmlab",
+            **env: str) -> subprocess.CompletedProcess:
+    """``python -m lstmlab ARGS`` in a subprocess; returns the completed process (text output)."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd or ROOT, env=cli_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def run_cli_fixture():
+    return run_cli
