@@ -14,6 +14,9 @@ from lstmlab.data.base import Dataset
 
 _MODULES = [
     # one line per data module; each registers its names on import
+    "lstmlab.data.speech",
+    "lstmlab.data.series",
+    "lstmlab.data.synthetic",
 ]
 _FACTORIES: dict[str, Callable[..., Dataset]] = {}
 _loaded = False
