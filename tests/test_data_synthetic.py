@@ -126,7 +126,7 @@ def test_temporal_order_follows_experiment_6(num_relevant, ranges):
     symbols = ds.spec.info["symbols"]
     batch = ds.train_batch(0)
     assert batch["inputs"].shape == (200, 110, 8)
-    labels_seen = set()
+    labels_seen, positions = set(), []
     for x, length, label in zip(batch["inputs"], batch["seq_lengths"], batch["labels"]):
         assert 100 <= length <= 110
         assert np.all(x[length:] == 0) and np.all(x[:length].sum(-1) == 1)   # one-hot, padded
@@ -139,7 +139,10 @@ def test_temporal_order_follows_experiment_6(num_relevant, ranges):
         order = "".join(seq[t - 1] for t in relevant)
         assert label == int(order.replace("X", "0").replace("Y", "1"), 2)   # XX->Q=0 ... YY->U=3
         labels_seen.add(int(label))
+        positions.append(relevant)
     assert labels_seen == set(range(2 ** num_relevant))
+    positions = np.array(positions)
+    assert [(lo, hi) for lo, hi in zip(positions.min(0), positions.max(0))] == ranges   # whole ranges
 
 
 def test_temporal_order_metrics_use_the_paper_0_3_rule():

@@ -21,7 +21,10 @@ Definitions follow the papers (positions below are 0-based array indices unless 
   Target: T + 10 blanks, then the 10 data symbols. The loss is averaged over all T + 20 steps
   (mask all ones), so the memoryless baseline is 10 ln 8 / (T + 20) nats per step.
 * ``reber`` -- embedded Reber grammar, Experiment 1: B, T|P, a Reber string (B ... E), the same
-  T|P, E. At every step the targets are the set of legal next symbols (multi-hot).
+  T|P, E. At every step the targets are the set of legal next symbols (multi-hot). As in the paper,
+  no validation or test string occurs in the (fixed, default 256 strings) training set, so those
+  sets also depend on ``seed``. Strings longer than ``max_len`` + 1 symbols are redrawn (about 5 in
+  a million at the default 50).
 
 Symbol inputs are one-hot float features (``spec.input_size`` = number of symbols, ``vocab_size``
 None), exactly the papers' local representation; the symbol order is in ``spec.info["symbols"]``.
