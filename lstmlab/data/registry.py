@@ -16,6 +16,9 @@ from lstmlab.data.base import Dataset
 _MODULES = [
     # one line per data module; each registers its names on import
     "lstmlab.data.text",  # shakespeare, text
+    "lstmlab.data.speech",  # vowels
+    "lstmlab.data.series",  # sunspots, airline, sines, mackey_glass, csv
+    "lstmlab.data.synthetic",  # adding, temporal_order, copy, reber
 ]
 _FACTORIES: dict[str, Callable[..., Dataset]] = {}
 _loaded = False
