@@ -378,6 +378,7 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
             progress.advance()
             record: dict[str, float] = {}
             if step % t.log_every == 0 or step == t.max_steps or stop.signal:
+                pending = jax.device_get(pending)  # waits for the steps to finish, so the clock is right
                 record.update(_reduce_train(pending, spec.kind, tokens_per_step, step - last_step,
                                             time.perf_counter() - last_time))
                 pending, last_time, last_step = [], time.perf_counter(), step
@@ -422,7 +423,7 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
 
 
 def _reduce_train(pending: list[dict], kind: str, tokens_per_step: int, steps: int, seconds: float) -> dict:
-    stacked = jax.device_get(pending)
+    stacked = pending
     out = {"train/loss": float(np.mean([m["train/loss"] for m in stacked]))}
     correct = sum(float(m["train/correct"]) for m in stacked)
     count = sum(float(m["train/count"]) for m in stacked)
