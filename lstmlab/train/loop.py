@@ -401,6 +401,8 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
                                   val_loss=val_metrics.get("loss") if is_eval else None)
             if is_eval:
                 _write_plots(run_dir, jsonl, trackers, step)
+            if (is_eval or save) and not pending:
+                last_time = time.perf_counter()  # tokens/s counts training only
             if stop.signal:
                 progress.close()
                 name = signal.Signals(stop.signal).name
