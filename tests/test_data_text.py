@@ -275,3 +275,20 @@ def test_char_text_rejects_a_negative_step_and_unknown_split(text_path):
     with pytest.raises(ValueError, match="valid: val, test"):
         next(data.eval_batches("train"))
     assert data.extra_metrics("val", np.zeros(1), []) == {}
+
+
+def test_reset_every_restarts_each_stream_every_k_windows_at_staggered_phases():
+    from lstmlab.data import build
+
+    data = build("shakespeare", plays="macbeth", seq_len=10, batch_size=4, reset_every=6)
+    resets = np.array([data.train_batch(step)["reset"] for step in range(data.windows_per_epoch)])  # (W, B)
+    assert resets[0].all()
+    for b in range(4):
+        starts = np.flatnonzero(resets[1:, b]) + 1
+        assert (np.diff(starts) == 6).all() and len(starts) > 2
+    # phases differ, so streams do not all restart together after window 0
+    assert not resets[1:].all(axis=1).any()
+    evals = [batch["reset"] for batch in data.eval_batches("val")]
+    assert [bool(r.all()) for r in evals[:13]] == [w % 6 == 0 for w in range(13)]
+    never = build("shakespeare", plays="macbeth", seq_len=10, batch_size=4)
+    assert sum(never.train_batch(s)["reset"].any() for s in range(never.windows_per_epoch)) == 1
