@@ -108,6 +108,22 @@ def test_jit_vmap_and_grad_agree_with_eager(name, opts):
     assert float(jnp.abs(grads["w_h"]).max()) > 0
 
 
+@pytest.mark.parametrize("variant,gate,peephole", [("NIG", 0, "p_i"), ("CIFG", 0, "p_i"),
+                                                    ("NFG", 1, "p_f"), ("NOG", 3, "p_o")])
+def test_ablated_gate_keeps_its_columns_with_zero_gradient(variant, gate, peephole):
+    """The (D, 4H) layout is kept; the removed gate's columns and peephole get exactly zero gradient."""
+    T, B, D, H = 3, 2, 3, 4
+    opts = {"variant": variant}
+    params = random_params("peephole", opts, jax.random.key(7), D, H)
+    xs = jax.random.normal(jax.random.key(8), (T, B, D))
+    grads = jax.grad(lambda p: jnp.sum(cells.scan("peephole", p, xs, **opts)[1] ** 2))(params)
+    cols = slice(gate * H, (gate + 1) * H)
+    for removed in (grads["w_i"][:, cols], grads["w_h"][:, cols], grads["b"][cols], grads[peephole]):
+        assert not np.any(np.asarray(removed))
+    kept = [k for k in range(4) if k != gate]
+    assert all(float(jnp.abs(grads["w_i"][:, k * H:(k + 1) * H]).max()) > 0 for k in kept)
+
+
 # bfloat16 keeps 8 significant bits, so every rounding is off by up to 2^-9 (0.2%) relative. Against a
 # float32 run on the same bf16-valued weights and inputs, 6 steps of these cells with |h| < 1 differ by at
 # most 0.007 (measured; GRU and RNN are the largest). 0.02 leaves room for that, while a cell that
