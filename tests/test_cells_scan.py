@@ -85,6 +85,7 @@ def test_jit_vmap_and_grad_agree_with_eager(name, opts):
     T, B, D, H, K = 3, 2, 3, 4, 3
     keys = jax.random.split(jax.random.key(1), K)
     xs = jax.random.normal(jax.random.key(2), (K, T, B, D))
+    assert xs.dtype == jnp.float32  # float64 stays inside test_cells_reference.py, also under xdist
     params = random_params(name, opts, keys[0], D, H)
 
     def run(p, x):
