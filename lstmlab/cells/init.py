@@ -2,9 +2,10 @@
 
 Every cell draws its weights the same way, so a study can change one knob at a time:
 
-* input weights ``w_i`` (D, G*H): each gate's (D, H) block is drawn by the named initialiser
-  ``input_init`` (default ``"glorot_uniform"``, as in Keras; ``"uniform"`` is PyTorch's
-  U(-1/sqrt(H), 1/sqrt(H))).
+* input weights ``w_i`` (D, G*H): each gate's (D, H) block is drawn separately by the named
+  initialiser ``input_init`` (default ``"glorot_uniform"``), so its fan-out is H. (Keras draws the whole
+  (D, 4H) kernel at once, fan-out 4H, which gives a smaller scale.) ``"uniform"`` is PyTorch's
+  U(-1/sqrt(H), 1/sqrt(H)) for ``w_i`` only: ``w_h`` and the biases still follow the rules below.
 * recurrent weights ``w_h`` (H, G*H): each gate's (H, H) block is a random orthogonal matrix times
   ``recurrent_scale``, so every block has all singular values (and spectral radius) equal to
   ``recurrent_scale``. This is the knob of the vanishing/exploding-gradient studies.

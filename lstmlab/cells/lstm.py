@@ -11,7 +11,8 @@ One step, with ``x_t`` (B, D), previous state ``(h, c)`` (B, H) each, and gates 
     h_t = o * tanh(c_t)
 
 ``lstm`` is this without the peephole terms: Gers, Schmidhuber & Cummins (2000), "Learning to forget:
-continual prediction with LSTM". ``peephole`` adds the diagonal peepholes ``p_i, p_f, p_o`` (H,):
+continual prediction with LSTM" (with tanh where that paper used scaled logistic squashing functions for g
+and for the output). ``peephole`` adds the diagonal peepholes ``p_i, p_f, p_o`` (H,):
 Gers & Schmidhuber (2002), "Learning precise timing with LSTM recurrent networks"; it is the "vanilla"
 LSTM of Greff et al. (2017), "LSTM: A Search Space Odyssey".
 
@@ -23,15 +24,25 @@ NIG        no input gate: i = 1
 NFG        no forget gate: f = 1
 NOG        no output gate: o = 1
 NIAF       no input activation: g = z_g (no tanh)
-NOAF       no output activation: h_t = o * c_t (no tanh)
+NOAF       no output activation: h_t = o * c_t (no tanh; h is then unbounded)
 NP         no peepholes (for ``peephole`` this is ``lstm``; for ``lstm`` it changes nothing)
-CIFG       coupled input and forget gate: i = 1 - f (the input-gate weights are unused)
+CIFG       coupled input and forget gate: i = 1 - f (the input-gate weights and ``p_i`` are unused)
 FGR        full gate recurrence: i, f and o also see the previous step's [i, f, o] activations
            through ``w_fgr`` (3H, 3H), the paper's nine extra recurrent matrices
 =========  =====================================================================================
 
 Greff et al. ran their ablations on the peephole LSTM, so ``cell=peephole variant=X`` reproduces the
 paper; ``cell=lstm variant=X`` applies the same change to the LSTM without peepholes.
+
+CIFG couples the two gates through one set of weights. Written as ``f = 1 - i`` or as ``i = 1 - f`` it is
+the same model (sigmoid(-a) = 1 - sigmoid(a): negate the gate's weights, bias and peephole); lstmlab keeps
+the forget gate's columns so that ``forget_bias`` keeps its meaning.
+
+FGR: the (H, H) block of ``w_fgr`` at row block a, column block b (a, b in the order i, f, o) carries gate
+a's previous activation into gate b's pre-activation, ``z_b += gates_a @ w_fgr[a, b]`` (Greff et al.'s
+R_{a->b}, transposed like every lstmlab matrix). The previous activations at the first step come from
+the carry (zero by default).
+
 Gate ablations keep the full (D, 4H) layout so weights port unchanged; unused columns get zero
 gradients. The FGR carry is :class:`FGRState` (h, c, gates); every other variant carries
 :class:`LSTMState` (h, c).

@@ -46,8 +46,9 @@ class Recurrent(nnx.Module):
         for name, value in params.items():
             setattr(self, name, nnx.Param(value))
         if learn_initial_carry:
+            # One Param per carry component (h, c, ...), each (H,) or (3H,) for FGR's gates.
             zero = cells.initial_carry(cell, 1, hidden_size, param_dtype, **self.options)
-            self.initial = nnx.Param(jax.tree.map(lambda a: a[0], zero))
+            self.initial = nnx.List([nnx.Param(a[0]) for a in jax.tree.leaves(zero)])
         else:
             self.initial = None
 
@@ -65,8 +66,9 @@ class Recurrent(nnx.Module):
         carry = cells.initial_carry(self.cell, batch_size, self.hidden_size, dtype, **self.options)
         if self.initial is None:
             return carry
-        return jax.tree.map(lambda z, v: jnp.broadcast_to(v, z.shape).astype(z.dtype),
-                            carry, self.initial[...])
+        zeros, treedef = jax.tree.flatten(carry)
+        learned = [jnp.broadcast_to(v[...], z.shape).astype(z.dtype) for z, v in zip(zeros, self.initial)]
+        return jax.tree.unflatten(treedef, learned)
 
     def __call__(self, xs: Array, carry: Carry | None = None, *, seq_lengths: Array | None = None,
                  reverse: bool = False) -> tuple[Carry, Array]:
@@ -87,6 +89,10 @@ class Bidirectional(nnx.Module):
     def __init__(self, cell: str, input_size: int, hidden_size: int, *, rngs: nnx.Rngs, **kwargs: Any):
         self.forward = Recurrent(cell, input_size, hidden_size, rngs=rngs, **kwargs)
         self.backward = Recurrent(cell, input_size, hidden_size, rngs=rngs, **kwargs)
+
+    def initial_carry(self, batch_size: int, dtype=jnp.float32) -> tuple[Carry, Carry]:
+        """The pair (forward, backward) of :meth:`Recurrent.initial_carry`."""
+        return self.forward.initial_carry(batch_size, dtype), self.backward.initial_carry(batch_size, dtype)
 
     def __call__(self, xs: Array, carry: tuple[Carry, Carry] | None = None, *,
                  seq_lengths: Array | None = None) -> tuple[tuple[Carry, Carry], Array]:
