@@ -28,7 +28,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from lstmlab import cells, data as data_lib
+from lstmlab import cells, data as data_lib, diagnostics
 from lstmlab.config import Config, ConfigError
 from lstmlab.io import plots
 from lstmlab.io.checkpoint import Checkpointer
@@ -168,8 +168,10 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, config: Config, 
             return loss, (carries, sums)
 
         (loss, (carries, sums)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-        grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        grad_metrics = diagnostics.grad_metrics(grads, params=state["params"], updates=updates,
+                                                clip=optim_cfg.clip, clip_threshold=optim_cfg.clip_threshold)
+        grad_norm = grad_metrics["grad/global_norm"]
         params = optax.apply_updates(state["params"], updates)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         new = {"params": params, "opt_state": opt_state,
@@ -186,9 +188,7 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, config: Config, 
         metrics = {
             "train/loss": loss,
             "train/correct": sums["correct"], "train/count": sums["count"],
-            "grad/global_norm": grad_norm,
-            "grad/clip_factor": optim.clip_factor(optim_cfg, grad_norm),
-            "grad/update_ratio": optax.tree.norm(updates) / jnp.maximum(optax.tree.norm(state["params"]), 1e-30),
+            **grad_metrics,
             "train/finite": finite,
         }
         return new, metrics
@@ -430,7 +430,7 @@ def _reduce_train(pending: list[dict], kind: str, tokens_per_step: int, steps: i
         out["train/bpc"] = out["train/loss"] / losses.LN2
     if kind != "regress" and count:
         out["train/accuracy"] = correct / count
-    for key in ("grad/global_norm", "grad/clip_factor", "grad/update_ratio"):
+    for key in (k for k in stacked[0] if k.startswith("grad/")):  # the mean over the log interval
         out[key] = float(np.mean([m[key] for m in stacked]))
     out["train/tokens_per_second"] = tokens_per_step * steps / max(seconds, 1e-9)
     return out
