@@ -34,7 +34,7 @@ from lstmlab.io import plots
 from lstmlab.io.checkpoint import Checkpointer
 from lstmlab.io.trackers import JsonlTracker, Trackers, WandbTracker, wandb_mode
 from lstmlab.nn import RecurrentModel
-from lstmlab.train import losses, optim
+from lstmlab.train import gradnorms, losses, optim
 from lstmlab.train.sample import generate
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,7 @@ def check_trainer(config: Config) -> None:
         wandb_mode(config.logger.wandb.mode)
     except ValueError as err:
         raise ConfigError(str(err)) from err
+    gradnorms.check(config)
 
 
 def make_mesh(devices: int | None, batch_size: int) -> Mesh:
@@ -366,8 +367,11 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
     def shard(batch):
         return {k: jax.device_put(np.asarray(v), by_batch) for k, v in batch.items()}
 
+    recorder = gradnorms.recorder(config, dataset, graphdef, run_dir, start)  # None: diagnostics off
     with _Stop() as stop:
         step = start
+        if recorder is not None and recorder.due(step):  # at initialisation
+            trackers.log(step, recorder.record(step, state["params"]))
         while step < t.max_steps:
             batch = dataset.train_batch(step)
             if tokens_per_step is None:
@@ -382,6 +386,8 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
                                             time.perf_counter() - last_time))
                 pending, last_time, last_step = [], time.perf_counter(), step
                 _check_finite(state, t.nonfinite, checkpointer)
+            if recorder is not None and recorder.due(step):
+                record.update(recorder.record(step, state["params"]))
             is_eval = step % t.eval_every == 0 or step == t.max_steps
             if is_eval:
                 _check_finite(state, t.nonfinite, checkpointer)
@@ -416,6 +422,8 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
                **{f"test/{k}": v for k, v in test_metrics.items()},
                "val/best_loss": min(best_val, final_val["loss"]), "train/skipped": int(state["skipped"]),
                "data": spec.info}
+    if recorder is not None:
+        recorder.finish(summary["step"], trackers)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     trackers.summary({k: v for k, v in summary.items() if k != "data"})
     return summary
