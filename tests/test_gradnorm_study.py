@@ -49,7 +49,7 @@ def test_study_writes_curves_plots_table_and_the_run_directory_contract(study):
             h = npz[f"{cell}/layer0/h"]
             assert h.shape[0] == 3 and 30 <= h.shape[1] <= 33 and np.all(np.isfinite(h)) and np.all(h > 0)
             assert npz[f"{cell}/jacobian/layer0"].shape[:2] == (3, h.shape[1])
-        assert f"lstm/layer0/c" in npz.files and "rnn/layer0/c" not in npz.files
+        assert "lstm/layer0/c" in npz.files and "rnn/layer0/c" not in npz.files
         # at initialisation the tanh RNN's gradient vanishes faster than the LSTM's (forget bias 1)
         rnn, lstm = init_rate(npz, "rnn/layer0/h"), init_rate(npz, "lstm/layer0/h")
         assert 0 < rnn < lstm < 1.05, (rnn, lstm)

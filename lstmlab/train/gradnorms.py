@@ -25,8 +25,10 @@ step t and training step) and ``plots/gradnorm_decay.png``. Logged at each probe
 ``..._last`` (at the loss; ``c_last`` is 0 for a loss at the last step, as ``c_T`` reaches it only
 through ``h_T``, which is computed before) and ``..._rate`` (the fitted per-step decay rate, below 1
 vanishing, above 1 exploding), and with Jacobians ``diag/layer{l}/jacobian_rate`` (the same fit of the
-largest singular value against k). A probe costs about one training step (plus, with Jacobians, T*B*S
-forward steps and T*B SVDs of S x S matrices), so with ``every`` of tens of steps it can stay on.
+largest singular value against k). A probe costs less than a training step (one forward and backward
+pass of the probe batch), so it can stay on; Jacobians add T*B*S forward steps and T*B SVDs of S x S
+matrices (adding, T = 100, LSTM H = 32, 8 sequences: about 2 ms without, 190 ms with, against 8 ms for
+a training step of 32 sequences, on a loaded 2-core CPU).
 
 ``gradnorms.npz`` keys: ``steps`` (N,) training steps; ``layer{l}/h`` and ``layer{l}/c`` (N, L) norm
 curves; ``jacobian/layer{l}`` (N, K, S) singular values for k = 1..K (K = L; S the state size), row
