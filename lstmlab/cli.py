@@ -40,11 +40,14 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
 
 
 def run(cfg) -> dict:
-    """The Hydra task: turn the composed config into a :class:`Config` and train."""
+    """The Hydra task: turn the composed config into a :class:`Config` and run it with ``runner``:
+    ``train`` (:func:`lstmlab.train.train_and_evaluate`) or ``gradnorm``
+    (:func:`lstmlab.diagnostics.study.run_gradnorm_study`)."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
     from lstmlab.config import ConfigError
+    from lstmlab.diagnostics.study import run_gradnorm_study
     from lstmlab.train import NonFiniteError, train_and_evaluate
 
     import logging
@@ -56,7 +59,10 @@ def run(cfg) -> dict:
     try:
         config = OmegaConf.to_object(cfg)
         resolved = OmegaConf.to_container(cfg, resolve=True)
-        return train_and_evaluate(config, run_dir, config_dict=resolved)
+        runners = {"train": train_and_evaluate, "gradnorm": run_gradnorm_study}
+        if config.runner not in runners:
+            raise ConfigError(f"runner={config.runner!r} is not a runner; valid: {', '.join(runners)}")
+        return runners[config.runner](config, run_dir, config_dict=resolved)
     except ConfigError as err:
         if debug:
             raise
@@ -67,6 +73,7 @@ def run(cfg) -> dict:
         _fail(str(err), EXIT_NONFINITE)
 
 
+MULTIRUN_FLAGS = ("-m", "--multirun")
 _HYDRA_FLAGS = ("-m", "--multirun", "-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info",
                 "--shell-completion", "-sc", "-cp", "--config-path", "-cn", "--config-name", "-cd",
                 "--config-dir", "--version", "-p", "--package", "--resolve", "--experimental-rerun")
@@ -117,6 +124,11 @@ def main() -> None:
 
     register_schema()
     argv = sys.argv[1:]
+    multirun = [arg for arg in argv if arg in MULTIRUN_FLAGS]
+    if multirun:  # Hydra's argparse takes overrides only before its first flag: put -m in front, so
+        # that "+experiment=gradnorm -m cell.recurrent_scale=0.5,1.0" sweeps as written
+        argv = [multirun[0], *[arg for arg in argv if arg not in MULTIRUN_FLAGS]]
+        sys.argv = [sys.argv[0], *argv]
     if not any(arg.split("=")[0] in _HYDRA_FLAGS for arg in argv):
         check_overrides([arg for arg in argv if not arg.startswith("-")])
     app = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")(run)

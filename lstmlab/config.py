@@ -92,9 +92,22 @@ class SampleConfig:
 
 
 @dataclass
+class DiagnosticsConfig:
+    """Per-timestep gradient norms during training (:mod:`lstmlab.train.gradnorms`) and the gradient-norm
+    study (``runner=gradnorm``, :mod:`lstmlab.diagnostics.study`)."""
+
+    every: int = 0  # steps between probes of ||dL/dh_t||, plus one at step 0; 0 = off
+    loss: str = "last"  # last: the loss at each sequence's last step only | all: at every step
+    batch_size: int = 8  # examples of the fixed probe batch (the first of training batch 0); 0 = all
+    jacobian: str = "none"  # none | full | h: also singular values of ds_T/ds_{T-k} at every probe
+    cells: list[str] = field(default_factory=lambda: ["rnn", "lstm", "gru", "peephole"])  # the study's
+
+
+@dataclass
 class Config:
     seed: int = 0
     experiment: str = "custom"
+    runner: str = "train"  # train: lstmlab.train.train_and_evaluate | gradnorm: the gradient-norm study
     cell: CellConfig = field(default_factory=CellConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: dict[str, Any] = field(default_factory=dict)
@@ -103,6 +116,7 @@ class Config:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
 
 
 class ConfigError(ValueError):

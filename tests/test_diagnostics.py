@@ -59,6 +59,18 @@ def test_state_grad_norms_rejects_bad_input_with_a_named_reason():
         dg.state_jacobian_spectra(layers, xs, max_distance=8)
 
 
+def test_end_aligned_batch_mean_puts_every_sequence_end_at_the_last_entry():
+    norms = np.array([[1.0, 10.0, 100.0], [2.0, 20.0, 0.0], [3.0, 0.0, 0.0], [4.0, 0.0, 0.0]])
+    lengths = jnp.array([4, 2, 1])  # padded steps have norm 0
+    # entry t is at distance 3 - t from each end: distance 0 holds 4, 20, 100; distance 1 holds 3, 10
+    np.testing.assert_allclose(dg.batch_mean(norms, lengths, align="end"),
+                               [1.0, 2.0, (3.0 + 10.0) / 2, (4.0 + 20.0 + 100.0) / 3])
+    np.testing.assert_allclose(dg.batch_mean(norms, lengths), [37.0, 11.0, 3.0, 4.0])
+    np.testing.assert_allclose(dg.batch_mean(norms, align="end"), norms.mean(axis=1))
+    with pytest.raises(ValueError, match="valid: start, end"):
+        dg.batch_mean(norms, lengths, align="left")
+
+
 def test_jacobian_spectra_of_a_stack_have_one_row_per_distance_in_descending_order():
     xs = jax.random.normal(jax.random.key(1), (T, B, D))
     spectra = dg.state_jacobian_spectra(stack(("lstm", "gru")), xs, max_distance=4)

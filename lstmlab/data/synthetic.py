@@ -163,10 +163,7 @@ class Adding(GeneratedTask):
                 "errors": float((~correct).sum())}
 
 
-@register("adding")
-def adding(**kwargs) -> Adding:
-    """Adding problem; see :class:`Adding` for the options and the module docstring for the rules."""
-    return Adding(**kwargs)
+register("adding")(Adding)  # the registry reads the options from Adding.__init__
 
 
 # -- temporal order -------------------------------------------------------------------------------
@@ -237,10 +234,7 @@ class TemporalOrder(GeneratedTask):
                 "fraction_correct": float(correct.mean()), "errors": float((~correct).sum())}
 
 
-@register("temporal_order")
-def temporal_order(**kwargs) -> TemporalOrder:
-    """Temporal order, Exp. 6a (``num_relevant=2``) or 6b (``num_relevant=3``)."""
-    return TemporalOrder(**kwargs)
+register("temporal_order")(TemporalOrder)  # the registry reads the options from TemporalOrder.__init__
 
 
 # -- copy -----------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@
 * :mod:`~lstmlab.diagnostics.plots`: log norm against distance, heat map over training, Jacobian spectra.
 * :func:`clipping`, :func:`grad_metrics`: gradient clipping for optax and the ``grad/...`` metrics to log.
 
-Pure functions on arrays: no Flax, Hydra or training loop here.
+Pure functions on arrays: no Flax, Hydra or training loop here. The one exception,
+:mod:`lstmlab.diagnostics.study` (``run_gradnorm_study``, the ``gradnorm`` experiment), drives the trainer
+and is therefore not imported by this package.
 """
 
 from lstmlab.diagnostics.clipping import (

@@ -116,6 +116,9 @@ def grad_metrics(grads: PyTree, *, params: PyTree | None = None, updates: PyTree
       e.g. ``grad/rnn/layer0``, ``grad/head``): per-layer norms.
     * with params and updates: ``grad/param_norm`` ||params||, ``grad/update_norm`` ||update||, and
       ``grad/update_ratio`` = ||update|| / ||params|| (dimensionless).
+
+    The trainer computes these inside its jitted step and logs each one's mean over the steps of a log
+    interval (``trainer.log_every``).
     """
     check_clip(clip, clip_threshold)
     norm = global_norm(grads)

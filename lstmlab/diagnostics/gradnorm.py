@@ -171,31 +171,51 @@ def state_grad_norms(layers: Sequence[LayerSpec], xs: Array, loss_fn: Callable[[
     return StateGradNorms(loss, h, c)
 
 
-def batch_mean(norms: Array, seq_lengths: Array | None = None) -> Array:
-    """(T, B) per-example norms -> (T,) mean over the examples whose sequence covers step t.
+ALIGNS = ("start", "end")
 
-    The mean is of per-example norms (norm first, then mean over the batch). Steps no example covers
-    are NaN.
+
+def batch_mean(norms: Array, seq_lengths: Array | None = None, *, align: str = "start") -> Array:
+    """(T, B) per-example norms -> (T,) mean over the examples that cover each entry.
+
+    The mean is of per-example norms (norm first, then mean over the batch). ``align`` says how
+    right-padded sequences of different lengths line up:
+
+    * ``"start"``: entry t is time step t (examples cover t < their ``seq_lengths``).
+    * ``"end"``: each example is shifted so that its last valid step is the last entry, so entry t is
+      at distance ``T - 1 - t`` from every example's end (its loss, for a loss at the last step);
+      examples cover the last ``seq_lengths`` entries.
+
+    Without ``seq_lengths`` both are the plain mean over the batch. Entries no example covers are NaN.
     """
+    if align not in ALIGNS:
+        raise ValueError(f"align={align!r} is not an alignment; valid: {', '.join(ALIGNS)}")
     norms = jnp.asarray(norms)
     if norms.ndim != 2:
         raise ValueError(f"norms must be (T, B); got shape {norms.shape}")
     if seq_lengths is None:
         return norms.mean(axis=1)
-    mask = cells.time_mask(norms.shape[0], jnp.asarray(seq_lengths))
+    T = norms.shape[0]
+    lengths = jnp.asarray(seq_lengths)
+    mask = cells.time_mask(T, lengths)
+    if align == "end":  # example b's step t moves to entry t + T - length_b
+        index = (jnp.arange(T)[:, None] - (T - lengths)[None, :]) % T
+        norms = jnp.take_along_axis(norms, index, axis=0)
+        mask = mask[::-1]
     count = mask.sum(axis=1)
     total = jnp.where(mask, norms, 0.0).sum(axis=1)
     return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
 
 
-def norm_curves(result: StateGradNorms, seq_lengths: Array | None = None) -> dict[str, Array]:
+def norm_curves(result: StateGradNorms, seq_lengths: Array | None = None, *,
+                align: str = "start") -> dict[str, Array]:
     """Batch-mean curves of a :class:`StateGradNorms`: ``{"layer0/h": (T,), "layer0/c": (T,), ...}``
-    (``c`` only for LSTM-family layers), in time order (the last entry is the last step)."""
+    (``c`` only for LSTM-family layers), in time order (the last entry is the last step); ``align`` as
+    for :func:`batch_mean`."""
     curves = {}
     for index, (h, c) in enumerate(zip(result.h, result.c)):
-        curves[f"layer{index}/h"] = batch_mean(h, seq_lengths)
+        curves[f"layer{index}/h"] = batch_mean(h, seq_lengths, align=align)
         if c is not None:
-            curves[f"layer{index}/c"] = batch_mean(c, seq_lengths)
+            curves[f"layer{index}/c"] = batch_mean(c, seq_lengths, align=align)
     return curves
 
 

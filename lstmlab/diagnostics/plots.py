@@ -15,6 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 ArrayLike = np.ndarray
+LINESTYLES = ("-", "--", "-.", ":")  # cycled per line, so curves that coincide (lstm and peephole at
+# initialisation, whose peephole weights start at zero) stay visible
 
 
 def _positive(values) -> np.ndarray:
@@ -42,11 +44,12 @@ def plot_norm_decay(curves: Mapping[str, ArrayLike], path: str | Path, *,
         raise ValueError("curves is empty; give at least one name -> (T,) norm curve")
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.add_subplot()
-    for name, values in curves.items():
+    for index, (name, values) in enumerate(curves.items()):
         values = _positive(values)
         if values.ndim != 1:
             raise ValueError(f"curve {name!r} must be (T,); got shape {values.shape}")
-        ax.plot(np.arange(values.shape[0])[::-1], values, label=name)
+        ax.plot(np.arange(values.shape[0])[::-1], values, label=name,
+                linestyle=LINESTYLES[index % len(LINESTYLES)])
     ax.set_yscale("log")
     ax.set_xlabel("distance from the loss k = T - 1 - t (steps)")
     ax.set_ylabel(ylabel)
@@ -98,14 +101,14 @@ def plot_jacobian_spectra(spectra: Mapping[str, ArrayLike], path: str | Path, *,
         raise ValueError("spectra is empty; give at least one name -> (K,) or (K, S) array")
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.add_subplot()
-    for name, values in spectra.items():
+    for index, (name, values) in enumerate(spectra.items()):
         values = _positive(values)
         if values.ndim == 1:
             values = values[:, None]
         if values.ndim != 2:
             raise ValueError(f"spectrum {name!r} must be (K,) or (K, S); got shape {values.shape}")
         k = np.arange(1, values.shape[0] + 1)
-        (line,) = ax.plot(k, values[:, 0], label=name)
+        (line,) = ax.plot(k, values[:, 0], label=name, linestyle=LINESTYLES[index % len(LINESTYLES)])
         if values.shape[1] > 1:
             ax.plot(k, values[:, 1:], color=line.get_color(), alpha=0.15, linewidth=0.8)
     ax.set_yscale("log")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 WANDB_MODES = ("online", "offline", "disabled")
 
@@ -21,6 +22,9 @@ class Tracker(Protocol):
     def log_samples(self, step: int, text: str) -> None: ...
 
     def log_plots(self, step: int, paths: dict[str, Path]) -> None: ...
+
+    def log_series(self, step: int, name: str, xs: Sequence[float], ys: dict[str, Sequence[float]],
+                   xname: str = "x") -> None: ...
 
     def summary(self, metrics: dict[str, Any]) -> None: ...
 
@@ -55,6 +59,10 @@ class JsonlTracker:
 
     def log_plots(self, step: int, paths: dict[str, Path]) -> None:
         pass
+
+    def log_series(self, step: int, name: str, xs: Sequence[float], ys: dict[str, Sequence[float]],
+                   xname: str = "x") -> None:
+        pass  # whole curves go to files in the run directory (e.g. gradnorms.npz), not to the JSONL
 
     def summary(self, metrics: dict[str, Any]) -> None:
         pass
@@ -108,6 +116,22 @@ class WandbTracker:
     def log_plots(self, step: int, paths: dict[str, Path]) -> None:
         self.run.log({f"plots/{k}": self._wandb.Image(str(p)) for k, p in paths.items()}, step=int(step))
 
+    def log_series(self, step: int, name: str, xs: Sequence[float], ys: dict[str, Sequence[float]],
+                   xname: str = "x") -> None:
+        """A line chart (``wandb.plot.line_series``), one line per entry of ``ys``, all over ``xs``;
+        points that are not finite are left out of each line."""
+        x = [float(v) for v in xs]
+        lines = {key: [float(v) for v in values] for key, values in ys.items()}
+        # a line series takes one x list per line; drop NaN/inf points, which the chart cannot draw
+        kept = {key: [(a, b) for a, b in zip(x, values) if math.isfinite(b)] for key, values in lines.items()}
+        kept = {key: points for key, points in kept.items() if points}
+        if not kept:
+            return
+        chart = self._wandb.plot.line_series(xs=[[a for a, _ in p] for p in kept.values()],
+                                             ys=[[b for _, b in p] for p in kept.values()],
+                                             keys=list(kept), title=name, xname=xname)
+        self.run.log({name: chart}, step=int(step))
+
     def summary(self, metrics: dict[str, Any]) -> None:
         for key, value in metrics.items():
             self.run.summary[key] = value
@@ -133,6 +157,11 @@ class Trackers:
     def log_plots(self, step: int, paths: dict[str, Path]) -> None:
         for t in self.trackers:
             t.log_plots(step, paths)
+
+    def log_series(self, step: int, name: str, xs: Sequence[float], ys: dict[str, Sequence[float]],
+                   xname: str = "x") -> None:
+        for t in self.trackers:
+            t.log_series(step, name, xs, ys, xname)
 
     def summary(self, metrics: dict[str, Any]) -> None:
         for t in self.trackers:

@@ -28,13 +28,13 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from lstmlab import cells, data as data_lib
+from lstmlab import cells, data as data_lib, diagnostics
 from lstmlab.config import Config, ConfigError
 from lstmlab.io import plots
 from lstmlab.io.checkpoint import Checkpointer
 from lstmlab.io.trackers import JsonlTracker, Trackers, WandbTracker, wandb_mode
 from lstmlab.nn import RecurrentModel
-from lstmlab.train import losses, optim
+from lstmlab.train import gradnorms, losses, optim
 from lstmlab.train.sample import generate
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,7 @@ def check_trainer(config: Config) -> None:
         wandb_mode(config.logger.wandb.mode)
     except ValueError as err:
         raise ConfigError(str(err)) from err
+    gradnorms.check(config)
 
 
 def make_mesh(devices: int | None, batch_size: int) -> Mesh:
@@ -168,8 +169,10 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, config: Config, 
             return loss, (carries, sums)
 
         (loss, (carries, sums)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-        grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        grad_metrics = diagnostics.grad_metrics(grads, params=state["params"], updates=updates,
+                                                clip=optim_cfg.clip, clip_threshold=optim_cfg.clip_threshold)
+        grad_norm = grad_metrics["grad/global_norm"]
         params = optax.apply_updates(state["params"], updates)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         new = {"params": params, "opt_state": opt_state,
@@ -186,9 +189,7 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, config: Config, 
         metrics = {
             "train/loss": loss,
             "train/correct": sums["correct"], "train/count": sums["count"],
-            "grad/global_norm": grad_norm,
-            "grad/clip_factor": optim.clip_factor(optim_cfg, grad_norm),
-            "grad/update_ratio": optax.tree.norm(updates) / jnp.maximum(optax.tree.norm(state["params"]), 1e-30),
+            **grad_metrics,
             "train/finite": finite,
         }
         return new, metrics
@@ -366,8 +367,11 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
     def shard(batch):
         return {k: jax.device_put(np.asarray(v), by_batch) for k, v in batch.items()}
 
+    recorder = gradnorms.recorder(config, dataset, graphdef, run_dir, start)  # None: diagnostics off
     with _Stop() as stop:
         step = start
+        if recorder is not None and recorder.due(step):  # at initialisation
+            trackers.log(step, recorder.record(step, state["params"]))
         while step < t.max_steps:
             batch = dataset.train_batch(step)
             if tokens_per_step is None:
@@ -383,6 +387,8 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
                                             time.perf_counter() - last_time))
                 pending, last_time, last_step = [], time.perf_counter(), step
                 _check_finite(state, t.nonfinite, checkpointer)
+            if recorder is not None and recorder.due(step):
+                record.update(recorder.record(step, state["params"]))
             is_eval = step % t.eval_every == 0 or step == t.max_steps
             if is_eval:
                 _check_finite(state, t.nonfinite, checkpointer)
@@ -419,6 +425,8 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
                **{f"test/{k}": v for k, v in test_metrics.items()},
                "val/best_loss": min(best_val, final_val["loss"]), "train/skipped": int(state["skipped"]),
                "data": spec.info}
+    if recorder is not None:
+        recorder.finish(summary["step"], trackers)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     trackers.summary({k: v for k, v in summary.items() if k != "data"})
     return summary
@@ -433,7 +441,7 @@ def _reduce_train(pending: list[dict], kind: str, tokens_per_step: int, steps: i
         out["train/bpc"] = out["train/loss"] / losses.LN2
     if kind != "regress" and count:
         out["train/accuracy"] = correct / count
-    for key in ("grad/global_norm", "grad/clip_factor", "grad/update_ratio"):
+    for key in (k for k in stacked[0] if k.startswith("grad/")):  # the mean over the log interval
         out[key] = float(np.mean([m[key] for m in stacked]))
     out["train/tokens_per_second"] = tokens_per_step * steps / max(seconds, 1e-9)
     return out

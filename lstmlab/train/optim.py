@@ -1,16 +1,19 @@
-"""Optimisers, learning-rate schedules and gradient clipping, built from :class:`OptimConfig`."""
+"""Optimisers and learning-rate schedules, built from :class:`OptimConfig`, behind gradient clipping.
+
+Clipping (``optim.clip``: global_norm | value | none, ``optim.clip_threshold``) is
+:func:`lstmlab.diagnostics.clipping`, the one implementation shared with the gradient metrics the
+trainer logs (:func:`lstmlab.diagnostics.grad_metrics`).
+"""
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
 import optax
 
+from lstmlab import diagnostics
 from lstmlab.config import ConfigError, OptimConfig
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine", "warmup_cosine", "linear")
-CLIPS = ("global_norm", "value", "none")
 
 
 def check(cfg: OptimConfig, max_steps: int) -> None:
@@ -19,12 +22,12 @@ def check(cfg: OptimConfig, max_steps: int) -> None:
         raise ConfigError(f"optim.name={cfg.name!r} is not an optimiser; valid: {', '.join(OPTIMIZERS)}")
     if cfg.schedule not in SCHEDULES:
         raise ConfigError(f"optim.schedule={cfg.schedule!r}; valid: {', '.join(SCHEDULES)}")
-    if cfg.clip not in CLIPS:
-        raise ConfigError(f"optim.clip={cfg.clip!r}; valid: {', '.join(CLIPS)}")
+    try:
+        diagnostics.check_clip(cfg.clip, cfg.clip_threshold)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     if not cfg.lr > 0:
         raise ConfigError(f"optim.lr={cfg.lr} must be > 0")
-    if cfg.clip != "none" and not cfg.clip_threshold > 0:
-        raise ConfigError(f"optim.clip_threshold={cfg.clip_threshold} must be > 0")
     if not 0 <= cfg.warmup_steps < max(max_steps, 1):
         raise ConfigError(f"optim.warmup_steps={cfg.warmup_steps} must be in [0, trainer.max_steps)")
     if not 0 <= cfg.momentum < 1:
@@ -49,14 +52,6 @@ def schedule(cfg: OptimConfig, max_steps: int) -> optax.Schedule:
     return base
 
 
-def clip_transform(cfg: OptimConfig) -> optax.GradientTransformation:
-    if cfg.clip == "global_norm":
-        return optax.clip_by_global_norm(cfg.clip_threshold)
-    if cfg.clip == "value":
-        return optax.clip(cfg.clip_threshold)
-    return optax.identity()
-
-
 def make_optimizer(cfg: OptimConfig, max_steps: int) -> optax.GradientTransformation:
     """Clipping (applied to the raw gradients), then the optimiser with its schedule."""
     check(cfg, max_steps)
@@ -69,12 +64,5 @@ def make_optimizer(cfg: OptimConfig, max_steps: int) -> optax.GradientTransforma
         opt = optax.rmsprop(lr, momentum=cfg.momentum or None)
     else:
         opt = optax.sgd(lr, momentum=cfg.momentum or None)
-    return optax.chain(clip_transform(cfg), opt)
+    return optax.chain(diagnostics.clipping(cfg.clip, cfg.clip_threshold), opt)
 
-
-def clip_factor(cfg: OptimConfig, global_norm: jax.Array) -> jax.Array:
-    """The factor by which global-norm clipping scales the gradients: min(1, threshold / norm);
-    1 when clipping is by value or off."""
-    if cfg.clip != "global_norm":
-        return jnp.ones(())
-    return jnp.minimum(1.0, cfg.clip_threshold / jnp.maximum(global_norm, 1e-30))
