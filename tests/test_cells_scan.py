@@ -236,6 +236,7 @@ PURITY_SCRIPT = textwrap.dedent("""
 
 def test_cells_import_no_flax_hydra_and_do_no_io():
     env = dict(os.environ, PYTHONPATH=str(WORKTREE), JAX_PLATFORMS="cpu")
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)  # the tests' shared XLA cache is JAX's I/O, not the cells'
     result = subprocess.run([sys.executable, "-c", PURITY_SCRIPT], env=env, cwd=WORKTREE,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
