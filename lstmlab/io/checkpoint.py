@@ -26,6 +26,7 @@ must be on a file system all hosts share.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import sys
@@ -37,7 +38,6 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
-log = logging.getLogger(__name__)
 DIGEST_KEY = "state_sha256"
 
 
@@ -133,12 +133,14 @@ class Checkpointer:
             multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=process,
                                                                        active_processes={process}),
         )
-        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+        with _quiet_absl(not self.writes):  # orbax warns that a reader is read-only
+            self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
 
     def steps(self) -> list[int]:
         """The complete steps on disk (a reader looks again each time; a writer knows its own)."""
         if not self.writes:
-            self.manager.reload()
+            with _quiet_absl():
+                self.manager.reload()
         return sorted(self.manager.all_steps())
 
     def latest_step(self) -> int | None:
@@ -228,6 +230,19 @@ class Checkpointer:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+@contextlib.contextmanager
+def _quiet_absl(quiet: bool = True):
+    """Orbax's absl warnings raised to errors for the duration (its notes on read-only managers)."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    if quiet:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 _quieted = False
