@@ -519,10 +519,10 @@ def _check_finite(state, policy: str, checkpointer: Checkpointer) -> None:
     if first >= 0 and policy == "stop":
         what = "loss" if bool(state["first_nonfinite_loss"]) else "gradient norm (the loss was finite)"
         last = checkpointer.latest_step()
-        where = f"{checkpointer.directory / str(last)}" if last is not None else "none saved"
+        where = f"{checkpointer.directory / str(last)}" if last is not None else "none yet"
         raise NonFiniteError(f"non-finite {what} at step {first + 1}; training stopped "
-                             f"(trainer.nonfinite=stop); last good checkpoint: {where}; to go on from it, "
-                             "run again with a lower optim.lr, optim.clip or trainer.nonfinite=skip")
+                             f"(trainer.nonfinite=stop); last good checkpoint: {where}; run again with a "
+                             "lower optim.lr, gradient clipping (optim.clip) or trainer.nonfinite=skip")
 
 
 def _sample(config, dataset, graphdef, state, step, run_dir, trackers) -> None:
