@@ -35,8 +35,6 @@ from typing import Any
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
-from orbax.checkpoint import checkpoint_managers as policies
 
 DIGEST_KEY = "state_sha256"
 
@@ -114,6 +112,8 @@ class Checkpointer:
 
     def __init__(self, directory: str | Path, *, keep: int = 2, keep_best: bool = True,
                  read_only: bool = False):
+        ocp = _orbax()
+        policies = ocp.checkpoint_managers
         self.directory = Path(directory).absolute()
         process = jax.process_index()
         self.writes = not read_only and process == 0
@@ -153,6 +153,7 @@ class Checkpointer:
         flat = flatten(state)
         if not self.writes:
             return
+        ocp = _orbax()
         metrics = None if val_loss is None else {"val_loss": float(val_loss)}
         meta = {**meta, DIGEST_KEY: state_digest(flat)}
         self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(flat),
@@ -163,7 +164,7 @@ class Checkpointer:
     def read(self, step: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """The flat state and meta of ``step``, checked against the digest saved with them.
         DamagedCheckpointError (one line) if the step cannot be read or its arrays differ."""
-        where = self.directory / str(step)
+        ocp, where = _orbax(), self.directory / str(step)
         try:
             restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
                                                                           meta=ocp.args.JsonRestore()))
@@ -199,6 +200,7 @@ class Checkpointer:
 
     def restore_params(self, step: int, template: Any) -> Any:
         """Only the ``params`` part of the state saved at ``step``, in the structure of ``template``."""
+        ocp = _orbax()
         restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
         flat = {k[len("params."):]: np.asarray(v) for k, v in restored["state"].items()
                 if k.startswith("params.")}
@@ -222,6 +224,7 @@ class Checkpointer:
         return self.manager.best_step()
 
     def read_meta(self, step: int) -> dict[str, Any]:
+        ocp = _orbax()
         restored = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
         meta = dict(restored["meta"])
         meta.pop(DIGEST_KEY, None)
@@ -230,6 +233,14 @@ class Checkpointer:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+def _orbax():
+    """``orbax.checkpoint``, imported on first use: it takes most of a second, which a run that fails
+    its checks before it writes anything need not pay."""
+    import orbax.checkpoint
+
+    return orbax.checkpoint
 
 
 @contextlib.contextmanager

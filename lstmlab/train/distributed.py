@@ -29,11 +29,15 @@ def check(cfg: DistributedConfig) -> None:
     if cfg.coordinator_address is not None and not re.fullmatch(r"\[?[^\s\]]+\]?:\d{1,5}", cfg.coordinator_address):
         raise ConfigError(f"distributed.coordinator_address={cfg.coordinator_address!r} must be host:port, "
                           "e.g. 10.0.0.1:12355")
+    explicit = {"coordinator_address": cfg.coordinator_address, "num_processes": cfg.num_processes,
+                "process_id": cfg.process_id}
+    unset = [k for k, v in explicit.items() if v is None]
+    if len(unset) < 3 and unset:
+        raise ConfigError(f"distributed.{unset[0]} is not set; distributed.coordinator_address, num_processes and "
+                          "process_id go together (or set only distributed.enabled=true where JAX finds them)")
     if cfg.num_processes is not None and cfg.num_processes < 1:
         raise ConfigError(f"distributed.num_processes={cfg.num_processes} must be >= 1")
     if cfg.process_id is not None:
-        if cfg.num_processes is None:
-            raise ConfigError("distributed.process_id is set but distributed.num_processes is not; set both")
         if not 0 <= cfg.process_id < cfg.num_processes:
             raise ConfigError(f"distributed.process_id={cfg.process_id} must be in "
                               f"[0, {cfg.num_processes - 1}] (distributed.num_processes={cfg.num_processes})")

@@ -420,7 +420,8 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
     pending: list[dict] = []
     tokens_per_step = None
     last_time, last_step = time.perf_counter(), start
-    best_val = min((r["val/loss"] for r in jsonl.history if "val/loss" in r), default=math.inf) if jsonl else math.inf
+    history = jsonl.history if jsonl else []  # what was logged before a resume
+    best_val = min((r["val/loss"] for r in history if "val/loss" in r), default=math.inf)
     val_metrics: dict[str, float] = {}
 
     def shard(batch):
@@ -534,7 +535,7 @@ def _sample(config, dataset, graphdef, state, step, run_dir, trackers) -> None:
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed + 1), step)
     ids = generate(model, vocab.encode(s.prime), s.length, temperature=s.temperature, top_k=s.top_k, key=key)
     text = s.prime + vocab.decode(ids)
-    with (run_dir / "samples.txt").open("a") as f:
+    with (run_dir / "samples.txt").open("a", encoding="utf-8") as f:
         f.write(f"=== step {step} (temperature {s.temperature}) ===\n{text}\n\n")
     trackers.log_samples(step, text)
 
