@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -86,42 +88,57 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-TINY_TWO = ["+experiment=charlm", "model.hidden_size=8", "model.num_layers=1", "data.seq_len=8",
-            "data.batch_size=4", "trainer.max_steps=4", "trainer.eval_every=2", "trainer.log_every=1",
-            "trainer.eval_max_batches=2", "checkpoint.every=2", "sample.length=5", "logger.wandb.mode=disabled",
-            "trainer.progress=lines"]
+STEPS = 40
+TWO = ["+experiment=charlm", "model.hidden_size=8", "model.num_layers=1", "data.seq_len=8", "data.batch_size=4",
+       f"trainer.max_steps={STEPS}", "trainer.eval_every=10", "trainer.log_every=1", "trainer.eval_max_batches=1",
+       "checkpoint.every=2", "checkpoint.keep=100", "sample.length=5", "logger.wandb.mode=disabled",
+       "trainer.progress=lines"]
 
 
-def test_two_processes_follow_one_process_and_only_process_0_writes(tmp_path):
+def test_two_processes_follow_one_process_stop_together_and_only_process_0_writes(tmp_path):
+    """One process trains the reference. Two processes (a global batch of 4 split 2 + 2) resume its
+    step-2 checkpoint; process 1 alone gets SIGTERM, both stop at the same step and process 0 saves it;
+    one process finishes the run from there. The whole trajectory matches the reference."""
     single = tmp_path / "single"
-    result = run_cli([*TINY_TWO, f"hydra.run.dir={single}"])
+    result = run_cli([*TWO, f"hydra.run.dir={single}"])
     assert result.returncode == 0, result.stderr[-3000:]
-    # The two processes resume the single process's step-2 checkpoint (written by one process) and train
-    # steps 3 and 4 with the global batch of 4 split 2 + 2.
     two = tmp_path / "two"
     shutil.copytree(single, two)
-    shutil.rmtree(two / "checkpoints" / "4")
+    for step_dir in (two / "checkpoints").iterdir():
+        if int(step_dir.name) > 2:
+            shutil.rmtree(step_dir)
     address = f"127.0.0.1:{free_port()}"
-    processes = [subprocess.Popen([sys.executable, "-m", "lstmlab", *TINY_TWO, f"hydra.run.dir={two}",
+    processes = [subprocess.Popen([sys.executable, "-m", "lstmlab", *TWO, f"hydra.run.dir={two}",
                                    f"distributed.coordinator_address={address}", "distributed.num_processes=2",
                                    f"distributed.process_id={i}", "distributed.initialization_timeout=120"],
                                   cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
                  for i in (0, 1)]
     try:
-        outputs = [p.communicate(timeout=400) for p in processes]
+        deadline = time.monotonic() + 300
+        while not (two / "checkpoints" / "6").is_dir():
+            assert all(p.poll() is None for p in processes), [p.communicate()[1][-2000:] for p in processes]
+            assert time.monotonic() < deadline, "the two processes made no checkpoint"
+            time.sleep(0.005)
+        processes[1].send_signal(signal.SIGTERM)
+        outputs = [p.communicate(timeout=300) for p in processes]
     finally:
         for p in processes:
             p.kill()
-    for i, (p, (out, err)) in enumerate(zip(processes, outputs)):
-        assert p.returncode == 0, f"process {i}: {err[-3000:]}"
-    assert "step 4/4" in outputs[0][0], "process 0 shows no progress"
+    for i, (p, (_, err)) in enumerate(zip(processes, outputs)):
+        assert p.returncode == 128 + signal.SIGTERM, f"process {i}: {err[-3000:]}"
+    saved = max(int(d.name) for d in (two / "checkpoints").iterdir())
+    assert 6 < saved < STEPS, saved
+    assert f"SIGTERM received; saved checkpoint at step {saved}" in outputs[0][1]
+    assert f"step {saved}/{STEPS}" in outputs[0][0], "process 0 shows no progress"
     assert "step " not in outputs[1][0] and "lstmlab" not in outputs[1][1], "process 1 reported or logged"
+    steps = [json.loads(line)["step"] for line in (two / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, saved + 1)), "metrics.jsonl has repeated or missing steps (written twice?)"
+
+    result = run_cli([*TWO, f"hydra.run.dir={two}"])  # one process again, from the two processes' checkpoint
+    assert result.returncode == 0, result.stderr[-3000:]
     for key in ("train/loss", "val/loss"):
         np.testing.assert_allclose(losses(two, key), losses(single, key), rtol=0, atol=TOLERANCE, err_msg=key)
-    steps = [json.loads(line)["step"] for line in (two / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [1, 2, 3, 4], "metrics.jsonl has repeated or missing steps (written twice?)"
-    assert (two / "samples.txt").read_text().count("=== step") == 2
-    a, b = params(single, 4), params(two, 4)
+    a, b = params(single, STEPS), params(two, STEPS)
     for key in a:
         np.testing.assert_allclose(a[key], b[key], rtol=0, atol=TOLERANCE, err_msg=key)

@@ -123,17 +123,17 @@ class Checkpointer:
                                           keep_checkpoints_without_metrics=False))
         if self.writes:
             self.directory.mkdir(parents=True, exist_ok=True)
-        options = ocp.CheckpointManagerOptions(
-            preservation_policy=policies.AnyPreservationPolicy(keepers),
-            enable_async_checkpointing=False,
-            create=False,  # made above: orbax does not create it when active_processes is set
-            read_only=not self.writes,
-            cleanup_tmp_directories=self.writes,
-            # This process alone: no barrier waits for processes that do not write.
-            multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=process,
-                                                                       active_processes={process}),
-        )
-        with _quiet_absl(not self.writes):  # orbax warns that a reader is read-only
+        with _quiet_absl(not self.writes):  # orbax notes that a reader is read-only
+            options = ocp.CheckpointManagerOptions(
+                preservation_policy=policies.AnyPreservationPolicy(keepers),
+                enable_async_checkpointing=False,
+                create=False,  # made above: orbax does not create it when active_processes is set
+                read_only=not self.writes,
+                cleanup_tmp_directories=self.writes,
+                # This process alone: no barrier waits for processes that do not write.
+                multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=process,
+                                                                           active_processes={process}),
+            )
             self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
 
     def steps(self) -> list[int]:

@@ -5,15 +5,17 @@ Every process runs the same loop on the same global state: the parameters are re
 is split along the mesh axis ``"data"`` and every process hands its own devices their rows (the global
 batch is a pure function of the step, so no process needs to hear from another to build it). Process 0
 alone writes the run directory (config, metrics, samples, plots, checkpoints); the others only train.
-On CPU the processes exchange gradients with gloo (JAX's default CPU collectives).
+A SIGTERM (or SIGINT) to any process stops all of them after the same step, through JAX's preemption
+service, and process 0 saves that step. On CPU the processes exchange gradients with gloo (JAX's default
+CPU collectives).
 """
 
 from __future__ import annotations
 
 import re
+import signal
 
 import jax
-import numpy as np
 
 from lstmlab.config import ConfigError, DistributedConfig
 
@@ -61,11 +63,17 @@ def is_primary() -> bool:
     return jax.process_index() == 0
 
 
-def agree(value: int) -> int:
-    """The largest ``value`` over all processes (a collective: every process must call it at the same
-    point). Used so that a signal seen by one process stops all of them at the same step."""
+def stop_signal(step: int, received: int | None) -> int | None:
+    """The signal to stop on after ``step`` (the loop then saves a checkpoint and exits), or None.
+
+    One process: ``received``, the signal it caught. Several: they must stop at the same step, so
+    SIGTERM goes to JAX's preemption service, which tells every process the same step to stop at
+    (``multihost_utils.reached_preemption_sync_point``; it talks through the coordinator in the
+    background, so checking it costs no collective and no wait per step)."""
     if jax.process_count() == 1:
-        return value
+        return received
     from jax.experimental import multihost_utils
 
-    return int(np.max(multihost_utils.process_allgather(np.int32(value))))
+    if multihost_utils.reached_preemption_sync_point(step):
+        return received or signal.SIGTERM
+    return None

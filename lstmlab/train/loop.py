@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import signal
 import sys
@@ -259,22 +260,30 @@ def evaluate(graphdef, params, dataset: data_lib.Dataset, split: str, *, max_bat
 
 
 class _Stop:
-    """Turns SIGTERM/SIGINT into a flag the loop checks after every step (then saves and exits)."""
+    """Turns SIGTERM/SIGINT into a flag the loop checks after every step (then saves and exits).
+
+    With several processes SIGTERM is left to JAX's preemption service (see
+    :func:`lstmlab.train.distributed.stop_signal`), and SIGINT is passed on to it as a SIGTERM."""
 
     def __init__(self):
         self.signal: int | None = None
         self._previous = {}
 
     def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        several = jax.process_count() > 1
+        for sig in (signal.SIGINT,) if several else (signal.SIGTERM, signal.SIGINT):
             try:
-                self._previous[sig] = signal.signal(sig, self._handle)
+                self._previous[sig] = signal.signal(sig, self._forward if several else self._handle)
             except ValueError:  # not the main thread: leave signals alone
                 pass
         return self
 
     def _handle(self, signum, frame):
         self.signal = signum
+
+    def _forward(self, signum, frame):
+        self.signal = signum
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -437,10 +446,9 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
             pending.append(metrics)
             step += 1
             progress.advance()
-            if jax.process_count() > 1:  # a signal seen by any process stops all of them at this step
-                stop.signal = distributed.agree(stop.signal or 0) or None
+            stopping = distributed.stop_signal(step, stop.signal)  # the same step on every process
             record: dict[str, float] = {}
-            if step % t.log_every == 0 or step == t.max_steps or stop.signal:
+            if step % t.log_every == 0 or step == t.max_steps or stopping:
                 record.update(_reduce_train(pending, spec.kind, tokens_per_step, step - last_step,
                                             time.perf_counter() - last_time))
                 pending, last_time, last_step = [], time.perf_counter(), step
@@ -459,19 +467,19 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
                 trackers.log(step, record)
                 progress.show(step, record)
             save = (config.checkpoint.every and step % config.checkpoint.every == 0) or step == t.max_steps
-            if save or stop.signal:
+            if save or stopping:
                 _check_finite(state, t.nonfinite, checkpointer)
                 checkpointer.save(step, state, {**meta, "step": step},
                                   val_loss=val_metrics.get("loss") if is_eval else None)
             if is_eval and primary:
                 _write_plots(run_dir, jsonl, trackers, step)
-            if stop.signal:
+            if stopping:
                 progress.close()
-                name = signal.Signals(stop.signal).name
+                name = signal.Signals(stopping).name
                 if primary:
                     print(f"lstmlab: {name} received; saved checkpoint at step {step} in "
                           f"{checkpointer.directory}", file=sys.stderr)
-                raise SystemExit(128 + stop.signal)
+                raise SystemExit(128 + stopping)
     progress.close()
 
     test_metrics = evaluate(graphdef, state["params"], dataset, "test", max_batches=t.eval_max_batches,
