@@ -387,9 +387,10 @@ def _model_mismatch(saved: dict[str, Any] | None, current: dict[str, Any]) -> st
     if not saved:
         return None
     keys = ["cell.name", "model.hidden_size", "model.num_layers", "model.bidirectional", "model.embed_size",
-            "model.pooling", "model.learn_initial_carry", "kind", "vocab_size", "input_size", "output_size"]
+            "model.learn_initial_carry", "kind", "vocab_size", "input_size", "output_size"]
     cell = current["cell"]["name"]
     keys += ["cell.variant"] if cell in ("lstm", "peephole") else ["cell.activation"] if cell == "rnn" else []
+    keys += ["model.pooling"] if current.get("kind") in ("classify", "regress") else []  # per-sequence heads
 
     def get(sig, key):
         for part in key.split("."):
