@@ -115,3 +115,19 @@ def test_the_traceback_is_there_when_asked_for(tmp_path):
     result = run_cli([*BASE, "model.hidden_size=0", f"hydra.run.dir={tmp_path / 'run'}"], HYDRA_FULL_ERROR="1")
     assert result.returncode != 0
     assert "Traceback" in result.stderr and "ConfigError: model.hidden_size=0 must be >= 1" in result.stderr
+
+
+def test_resume_refuses_a_model_of_the_same_shapes_but_another_structure():
+    """Shapes alone do not tell a tanh RNN from a ReLU one; the saved model signature does."""
+    from lstmlab.config import Config
+    from lstmlab.data.base import DataSpec
+    from lstmlab.train.loop import _model_mismatch, model_signature
+
+    spec = DataSpec(kind="lm", output_size=5, vocab_size=5, stateful=True)
+    saved, current = Config(), Config()
+    saved.cell.name = current.cell.name = "rnn"
+    current.cell.activation = "relu"
+    assert _model_mismatch(model_signature(saved, spec), model_signature(current, spec)) == \
+        "cell.activation='tanh' (this config: 'relu')"
+    current.cell.activation, current.model.dropout, current.cell.forget_bias = "tanh", 0.5, 3.0
+    assert _model_mismatch(model_signature(saved, spec), model_signature(current, spec)) is None
