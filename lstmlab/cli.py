@@ -3,7 +3,10 @@
 Configs live in the top-level ``conf/`` (shipped inside the wheel as ``lstmlab/conf``), so the command
 works from any directory. The run directory is ``hydra.run.dir``; running the same command with the
 same run directory resumes it. Bad input ends with one line on stderr and exit status 2 (set
-``HYDRA_FULL_ERROR=1`` for the traceback).
+``HYDRA_FULL_ERROR=1`` for the traceback), before anything is written: an existing run directory is left
+as it was, and a directory Hydra made for a run that failed its checks is removed again. A non-finite
+loss or gradient norm under ``trainer.nonfinite=stop`` ends with exit status 3; SIGTERM/SIGINT save a
+checkpoint and end with 128 + the signal number.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 
 EXIT_BAD_INPUT = 2
 EXIT_NONFINITE = 3
+_NEW_DIRS: list[Path] = []  # the run directory and the parents of it that did not exist at the start
 
 
 def conf_dir() -> Path:
@@ -71,6 +75,18 @@ def run(cfg) -> dict:
         if debug:
             raise
         _fail(str(err), EXIT_NONFINITE)
+    finally:
+        _remove_new_empty_dirs()
+
+
+def _remove_new_empty_dirs() -> None:
+    """Remove the run directory (and its parents) that Hydra made for this run if nothing was written
+    into them, e.g. because the config failed its checks. Directories that existed before are kept."""
+    for directory in _NEW_DIRS:  # deepest first
+        try:
+            directory.rmdir()  # only ever removes an empty directory
+        except OSError:
+            break
 
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -79,19 +95,25 @@ _HYDRA_FLAGS = ("-m", "--multirun", "-h", "--help", "--hydra-help", "-c", "--cfg
                 "--config-dir", "--version", "-p", "--package", "--resolve", "--experimental-rerun")
 
 
-def check_overrides(overrides: list[str]) -> None:
+def check_overrides(overrides: list[str]) -> str:
     """Compose the config with ``overrides`` and type-check it against the schema, so that a bad group
-    choice, key or type ends in one line and exit status 2 before Hydra creates anything."""
+    choice, key or type ends in one line and exit status 2 before Hydra creates anything. Returns the
+    run directory (``hydra.run.dir``, resolved)."""
     from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, open_dict
 
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            OmegaConf.to_object(compose("config", overrides=overrides))
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+            run_dir = str(cfg.hydra.run.dir)
+            with open_dict(cfg):
+                del cfg["hydra"]
+            OmegaConf.to_object(cfg)
     except Exception as err:  # Hydra and OmegaConf raise many types; all are bad input here
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         _fail(describe_config_error(err))
+    return run_dir
 
 
 def describe_config_error(err: BaseException) -> str:
@@ -130,7 +152,13 @@ def main() -> None:
         argv = [multirun[0], *[arg for arg in argv if arg not in MULTIRUN_FLAGS]]
         sys.argv = [sys.argv[0], *argv]
     if not any(arg.split("=")[0] in _HYDRA_FLAGS for arg in argv):
-        check_overrides([arg for arg in argv if not arg.startswith("-")])
+        run_dir = check_overrides([arg for arg in argv if not arg.startswith("-")])
+        if not any(arg.startswith("hydra.run.dir=") for arg in argv):
+            # Pin the time-stamped default, so that the directory Hydra makes is the one we know of.
+            quoted = run_dir.replace("\\", "\\\\").replace("'", "\\'")
+            sys.argv.append(f"hydra.run.dir='{quoted}'")
+        path = Path(run_dir).absolute()
+        _NEW_DIRS[:] = [p for p in (path, *path.parents) if not p.exists()]
     app = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")(run)
     app()
 

@@ -8,7 +8,8 @@ factory by :func:`lstmlab.data.build` before any work is done.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Optional
 
 
@@ -104,6 +105,20 @@ class DiagnosticsConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """Several processes (one per host, or per GPU) training one model with ``jax.distributed``; off by
+    default. Give every process the same ``coordinator_address`` (``host:port`` of process 0) and
+    ``num_processes`` and its own ``process_id``; or set ``enabled: true`` alone where JAX finds these
+    itself (SLURM, Open MPI, Kubernetes, Cloud TPU)."""
+
+    enabled: bool = False  # true or any value below set: call jax.distributed.initialize
+    coordinator_address: Optional[str] = None  # "host:port" of process 0
+    num_processes: Optional[int] = None
+    process_id: Optional[int] = None  # 0 .. num_processes-1; process 0 writes the run directory
+    initialization_timeout: int = 300  # seconds to wait for every process to join
+
+
+@dataclass
 class Config:
     seed: int = 0
     experiment: str = "custom"
@@ -117,7 +132,28 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 class ConfigError(ValueError):
     """A bad config value or input file; the message is one line naming the key or file."""
+
+
+def check_numbers(config: Config) -> None:
+    """ConfigError naming the first float that is NaN or infinite (e.g. ``optim.lr=inf``), or a
+    negative ``seed``. The range of each value is checked where it is used."""
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
+        raise ConfigError(f"seed={config.seed!r} must be an integer >= 0")
+
+    def walk(node: Any, prefix: str) -> None:
+        for f in fields(node):
+            value = getattr(node, f.name)
+            if is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+            elif isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{prefix}{f.name}={value} must be a finite number")
+
+    walk(config, "")
+    for key, value in (config.data or {}).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"data.{key}={value} must be a finite number")

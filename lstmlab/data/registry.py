@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import typing
 from typing import Any, Callable
 
 from lstmlab.data.base import Dataset
@@ -44,7 +45,14 @@ def options(name: str) -> list[str]:
     _load()
     if name not in _FACTORIES:
         raise ValueError(f"data.name={name!r} is not a data set; valid: {', '.join(sorted(_FACTORIES))}")
-    return list(inspect.signature(_FACTORIES[name]).parameters)
+    factory = _FACTORIES[name]
+    parameters = inspect.signature(factory).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        # a factory that passes **kwargs on to the class it returns takes that class's options
+        returned = typing.get_type_hints(factory).get("return")
+        if inspect.isclass(returned):
+            parameters = inspect.signature(returned).parameters
+    return [k for k, p in parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
 
 
 def build(name: str, **kwargs: Any) -> Dataset:

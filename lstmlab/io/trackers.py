@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
+from lstmlab.io.files import atomic_write_text
+
 WANDB_MODES = ("online", "offline", "disabled")
 
 
@@ -46,7 +48,7 @@ class JsonlTracker:
                     continue  # a line cut short by a crash
                 if record.get("step", 0) <= resume_step:
                     self.history.append(record)
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in self.history))
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.history))
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         record = {"step": int(step), **{k: _plain(v) for k, v in metrics.items()}}

@@ -3,9 +3,11 @@
 One plain loop (big_vision style): build and check everything first, then step, log, evaluate,
 sample, checkpoint. The training state is a dict of arrays: ``step``, ``params``, ``opt_state``,
 ``carries`` (the recurrent state carried between windows of stateful data), ``skipped`` (updates dropped
-by ``trainer.nonfinite=skip``) and ``first_nonfinite`` (-1 or the first step whose loss or gradient was
-not finite). Data batches and dropout keys are pure functions of (seed, step), so a run resumed from a
-checkpoint continues exactly where it stopped.
+by ``trainer.nonfinite=skip``), ``first_nonfinite`` (-1 or the first step whose loss or gradient norm was
+not finite) and ``first_nonfinite_loss`` (whether that was the loss). Data batches and dropout keys are
+pure functions of (seed, step), so a run resumed from a checkpoint continues exactly where it stopped,
+bit for bit, whether it stopped cleanly, on SIGTERM/SIGINT (which save a checkpoint first) or was killed
+(it goes back to the newest complete checkpoint; metrics.jsonl and samples.txt drop what came after).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import re
 import signal
 import sys
 import time
@@ -29,12 +33,13 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from lstmlab import cells, data as data_lib, diagnostics
-from lstmlab.config import Config, ConfigError
+from lstmlab.config import Config, ConfigError, check_numbers
 from lstmlab.io import plots
-from lstmlab.io.checkpoint import Checkpointer
+from lstmlab.io.checkpoint import Checkpointer, unflatten
+from lstmlab.io.files import atomic_write_text
 from lstmlab.io.trackers import JsonlTracker, Trackers, WandbTracker, wandb_mode
 from lstmlab.nn import RecurrentModel
-from lstmlab.train import gradnorms, losses, optim
+from lstmlab.train import distributed, gradnorms, losses, optim
 from lstmlab.train.sample import generate
 
 log = logging.getLogger(__name__)
@@ -114,6 +119,8 @@ def build_model(config: Config, spec: data_lib.DataSpec, seed: int | None = None
 
 
 def check_trainer(config: Config) -> None:
+    check_numbers(config)
+    distributed.check(config.distributed)
     t, ck = config.trainer, config.checkpoint
     for key, value, low in (("trainer.max_steps", t.max_steps, 1), ("trainer.eval_every", t.eval_every, 1),
                             ("trainer.log_every", t.log_every, 1), ("checkpoint.every", ck.every, 0),
@@ -124,8 +131,9 @@ def check_trainer(config: Config) -> None:
         raise ConfigError(f"trainer.nonfinite={t.nonfinite!r}; valid: {', '.join(NONFINITE)}")
     if t.progress not in PROGRESS:
         raise ConfigError(f"trainer.progress={t.progress!r}; valid: {', '.join(PROGRESS)}")
-    if config.sample.temperature < 0 or config.sample.length < 0 or config.sample.top_k < 0:
-        raise ConfigError("sample.temperature, sample.length and sample.top_k must be >= 0")
+    for key in ("temperature", "length", "top_k"):
+        if getattr(config.sample, key) < 0:
+            raise ConfigError(f"sample.{key}={getattr(config.sample, key)} must be >= 0")
     try:
         wandb_mode(config.logger.wandb.mode)
     except ValueError as err:
@@ -134,16 +142,20 @@ def check_trainer(config: Config) -> None:
 
 
 def make_mesh(devices: int | None, batch_size: int) -> Mesh:
-    """A 1-D mesh ``("data",)`` over the first ``devices`` local devices (all when None); the batch is
-    split along it and the parameters replicated."""
+    """A 1-D mesh ``("data",)`` over the first ``devices`` local devices (all when None) of every
+    process; the batch is split along it and the parameters replicated."""
     available = jax.local_devices()
     n = len(available) if devices is None else devices
     if not 1 <= n <= len(available):
         raise ConfigError(f"trainer.devices={devices} must be in [1, {len(available)}] "
                           f"(local devices: {len(available)})")
-    if batch_size % n:
-        raise ConfigError(f"data.batch_size={batch_size} must be divisible by trainer.devices={n}")
-    return Mesh(np.array(available[:n]), ("data",))
+    processes = jax.process_count()
+    if batch_size % (n * processes):
+        per = f"trainer.devices={n}" + (f" x {processes} processes" if processes > 1 else "")
+        raise ConfigError(f"data.batch_size={batch_size} must be divisible by the number of devices ({per})")
+    chosen = [d for p in range(processes)
+              for d in sorted((d for d in jax.devices() if d.process_index == p), key=lambda d: d.id)[:n]]
+    return Mesh(np.array(chosen), ("data",))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -175,6 +187,7 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, config: Config, 
         grad_norm = grad_metrics["grad/global_norm"]
         params = optax.apply_updates(state["params"], updates)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        first = (state["first_nonfinite"] < 0) & ~finite
         new = {"params": params, "opt_state": opt_state,
                "carries": jax.lax.stop_gradient(carries) if stateful else state["carries"]}
         if nonfinite == "skip":
@@ -183,8 +196,8 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, config: Config, 
         new.update(
             step=step + 1,
             skipped=state["skipped"] + (~finite).astype(jnp.int32),
-            first_nonfinite=jnp.where((state["first_nonfinite"] < 0) & ~finite, step,
-                                      state["first_nonfinite"]),
+            first_nonfinite=jnp.where(first, step, state["first_nonfinite"]),
+            first_nonfinite_loss=jnp.where(first, ~jnp.isfinite(loss), state["first_nonfinite_loss"]),
         )
         metrics = {
             "train/loss": loss,
@@ -248,22 +261,30 @@ def evaluate(graphdef, params, dataset: data_lib.Dataset, split: str, *, max_bat
 
 
 class _Stop:
-    """Turns SIGTERM/SIGINT into a flag the loop checks after every step (then saves and exits)."""
+    """Turns SIGTERM/SIGINT into a flag the loop checks after every step (then saves and exits).
+
+    With several processes SIGTERM is left to JAX's preemption service (see
+    :func:`lstmlab.train.distributed.stop_signal`), and SIGINT is passed on to it as a SIGTERM."""
 
     def __init__(self):
         self.signal: int | None = None
         self._previous = {}
 
     def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        several = jax.process_count() > 1
+        for sig in (signal.SIGINT,) if several else (signal.SIGTERM, signal.SIGINT):
             try:
-                self._previous[sig] = signal.signal(sig, self._handle)
+                self._previous[sig] = signal.signal(sig, self._forward if several else self._handle)
             except ValueError:  # not the main thread: leave signals alone
                 pass
         return self
 
     def _handle(self, signum, frame):
         self.signal = signum
+
+    def _forward(self, signum, frame):
+        self.signal = signum
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -279,6 +300,7 @@ def train_and_evaluate(config: Config, run_dir: str | Path, *, config_dict: dict
     check_trainer(config)
     dataset = build_dataset(config)
     spec = dataset.spec
+    distributed.initialize(config.distributed)  # joins the other processes; before JAX uses a device
     model = build_model(config, spec)
     tx = optim.make_optimizer(config.optim, config.trainer.max_steps)
     first = dataset.train_batch(0)
@@ -292,37 +314,32 @@ def train_and_evaluate(config: Config, run_dir: str | Path, *, config_dict: dict
         "carries": model.initial_carries(batch_size) if spec.stateful else None,
         "skipped": jnp.zeros((), jnp.int32),
         "first_nonfinite": jnp.full((), -1, jnp.int32),
+        "first_nonfinite_loss": jnp.zeros((), bool),
     }
     meta = {"vocab": dataset.vocab.to_json() if hasattr(dataset, "vocab") else None,
             "model": model_signature(config, spec)}
-    checkpointer = None
-    start = 0
     ckpt_dir = run_dir / "checkpoints"
-    if ckpt_dir.is_dir() and any(ckpt_dir.iterdir()):
-        checkpointer = Checkpointer(ckpt_dir, keep=config.checkpoint.keep, keep_best=config.checkpoint.keep_best)
-        latest = checkpointer.latest_step()
-        if latest is not None:
-            saved = checkpointer.read_meta(latest)
-            if saved.get("vocab") != meta["vocab"]:
-                raise ConfigError(f"checkpoint {ckpt_dir / str(latest)} was trained with another vocabulary "
-                                  "than this data; use a new hydra.run.dir or the original data")
-            try:
-                state, _ = checkpointer.restore(latest, state)
-            except ValueError as err:
-                raise ConfigError(_one_line(err) + "; use a new hydra.run.dir or the original model config") from err
-            start = latest
+    state, start, damaged = resume_state(ckpt_dir, state, meta)
 
-    # -- from here on the run directory is written ---------------------------------------------------
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if checkpointer is None:
-        checkpointer = Checkpointer(ckpt_dir, keep=config.checkpoint.keep, keep_best=config.checkpoint.keep_best)
-    _write_config(run_dir, config, config_dict)
-    jsonl = JsonlTracker(run_dir, resume_step=start)
-    trackers = Trackers(jsonl)
+    # -- from here on the run directory is written (by process 0 alone) ------------------------------
+    primary = distributed.is_primary()
+    if primary:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    checkpointer = Checkpointer(ckpt_dir, keep=config.checkpoint.keep, keep_best=config.checkpoint.keep_best)
+    jsonl, trackers = None, Trackers()
+    if primary:
+        for step, report in damaged.items():
+            moved = checkpointer.set_aside(step)
+            print(f"lstmlab: {report}; moved to {moved.name}; resuming from "
+                  f"{f'step {start}' if start else 'the start'}", file=sys.stderr)
+        _write_config(run_dir, config, config_dict)
+        jsonl = JsonlTracker(run_dir, resume_step=start)
+        _truncate_samples(run_dir / "samples.txt", start)
+        trackers = Trackers(jsonl)
     wb_mode = wandb_mode(config.logger.wandb.mode)
     exit_code = 1
     try:
-        if wb_mode != "disabled":
+        if wb_mode != "disabled" and primary:
             trackers.trackers.append(WandbTracker(run_dir, config_dict or asdict(config), mode=wb_mode,
                                                   project=config.logger.wandb.project,
                                                   entity=config.logger.wandb.entity,
@@ -336,6 +353,57 @@ def train_and_evaluate(config: Config, run_dir: str | Path, *, config_dict: dict
         checkpointer.close()
 
 
+def resume_state(ckpt_dir: Path, state: dict[str, Any], meta: dict[str, Any]
+                 ) -> tuple[dict[str, Any], int, dict[int, str]]:
+    """``state`` filled from the newest good checkpoint in ``ckpt_dir`` and that checkpoint's step
+    (``state`` itself and 0 when there is none), and {step: one-line report} of the newer checkpoints
+    that are damaged. Reads only. ConfigError if the checkpoint was trained on another vocabulary or
+    another model than ``meta`` describes."""
+    if not (ckpt_dir.is_dir() and any(ckpt_dir.iterdir())):
+        return state, 0, {}
+    reader = Checkpointer(ckpt_dir, read_only=True)
+    try:
+        step, flat, saved, damaged = reader.read_latest_good()
+    finally:
+        reader.close()
+    if step is None:
+        return state, 0, damaged
+    where = ckpt_dir / str(step)
+    if saved.get("vocab") != meta["vocab"]:
+        raise ConfigError(f"checkpoint {where} was trained with another vocabulary than this data; "
+                          "use a new hydra.run.dir or the original data")
+    mismatch = _model_mismatch(saved.get("model"), meta["model"])
+    if mismatch:
+        raise ConfigError(f"checkpoint {where} does not match this model: it was trained with {mismatch}; "
+                          "use a new hydra.run.dir or the original model config")
+    try:
+        return unflatten(state, flat, f"checkpoint {where}"), step, damaged
+    except ValueError as err:
+        raise ConfigError(_one_line(err) + "; use a new hydra.run.dir or the original model config") from err
+
+
+def _model_mismatch(saved: dict[str, Any] | None, current: dict[str, Any]) -> str | None:
+    """The first key of the model's structure (not its initialisation or dropout) that differs
+    between two :func:`model_signature` dicts, as "key=saved (this config: current)"."""
+    if not saved:
+        return None
+    keys = ["cell.name", "model.hidden_size", "model.num_layers", "model.bidirectional", "model.embed_size",
+            "model.learn_initial_carry", "kind", "vocab_size", "input_size", "output_size"]
+    cell = current["cell"]["name"]
+    keys += ["cell.variant"] if cell in ("lstm", "peephole") else ["cell.activation"] if cell == "rnn" else []
+    keys += ["model.pooling"] if current.get("kind") in ("classify", "regress") else []  # per-sequence heads
+
+    def get(sig, key):
+        for part in key.split("."):
+            sig = sig.get(part) if isinstance(sig, dict) else None
+        return sig
+
+    for key in keys:
+        if get(saved, key) != get(current, key):
+            return f"{key}={get(saved, key)!r} (this config: {get(current, key)!r})"
+    return None
+
+
 def model_signature(config: Config, spec: data_lib.DataSpec) -> dict[str, Any]:
     return {"cell": asdict(config.cell), "model": asdict(config.model), "kind": spec.kind,
             "vocab_size": spec.vocab_size, "input_size": spec.input_size, "output_size": spec.output_size}
@@ -345,33 +413,37 @@ def _write_config(run_dir: Path, config: Config, config_dict: dict | None) -> No
     from omegaconf import OmegaConf
 
     resolved = config_dict if config_dict is not None else asdict(config)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
 
 
 def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpointer, meta, trackers, jsonl):
     t, spec = config.trainer, dataset.spec
     replicated = NamedSharding(mesh, P())
     by_batch = NamedSharding(mesh, P("data"))
-    state = jax.device_put(state, replicated)
+    primary = distributed.is_primary()
+    host = jax.device_get(state)  # via the host, so the mesh may span devices of several processes
+    state = jax.device_put(host, replicated)
     if spec.stateful:
-        state["carries"] = jax.device_put(state["carries"], by_batch)
+        state["carries"] = jax.device_put(host["carries"], by_batch)
     train_step = make_train_step(graphdef, tx, config, spec)
     eval_step = make_eval_step(graphdef, spec)
-    progress = _Progress(t.progress, t.max_steps, start)
+    progress = _Progress(t.progress if primary else "none", t.max_steps, start)
     pending: list[dict] = []
     tokens_per_step = None
     last_time, last_step = time.perf_counter(), start
-    best_val = math.inf
+    history = jsonl.history if jsonl else []  # what was logged before a resume
+    best_val = min((r["val/loss"] for r in history if "val/loss" in r), default=math.inf)
     val_metrics: dict[str, float] = {}
 
     def shard(batch):
-        return {k: jax.device_put(np.asarray(v), by_batch) for k, v in batch.items()}
+        return {k: _global_array(np.asarray(v), by_batch) for k, v in batch.items()}
 
-    recorder = gradnorms.recorder(config, dataset, graphdef, run_dir, start)  # None: diagnostics off
+    # per-timestep gradient norms (None: diagnostics off); process 0 probes its own copy of the params
+    recorder = gradnorms.recorder(config, dataset, graphdef, run_dir, start) if primary else None
     with _Stop() as stop:
         step = start
         if recorder is not None and recorder.due(step):  # at initialisation
-            trackers.log(step, recorder.record(step, state["params"]))
+            trackers.log(step, recorder.record(step, _host_local(state["params"])))
         while step < t.max_steps:
             batch = dataset.train_batch(step)
             if tokens_per_step is None:
@@ -380,15 +452,17 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
             pending.append(metrics)
             step += 1
             progress.advance()
+            stopping = distributed.stop_signal(step, stop.signal)  # the same step on every process
             record: dict[str, float] = {}
-            if step % t.log_every == 0 or step == t.max_steps or stop.signal:
+            if step % t.log_every == 0 or step == t.max_steps or stopping:
                 pending = jax.device_get(pending)  # waits for the steps to finish, so the clock is right
                 record.update(_reduce_train(pending, spec.kind, tokens_per_step, step - last_step,
                                             time.perf_counter() - last_time))
                 pending, last_time, last_step = [], time.perf_counter(), step
                 _check_finite(state, t.nonfinite, checkpointer)
+                record["train/skipped"] = int(state["skipped"])
             if recorder is not None and recorder.due(step):
-                record.update(recorder.record(step, state["params"]))
+                record.update(recorder.record(step, _host_local(state["params"])))
             is_eval = step % t.eval_every == 0 or step == t.max_steps
             if is_eval:
                 _check_finite(state, t.nonfinite, checkpointer)
@@ -396,25 +470,27 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
                                        max_batches=t.eval_max_batches, eval_step=eval_step)
                 record.update({f"val/{k}": v for k, v in val_metrics.items()})
                 best_val = min(best_val, val_metrics["loss"])
-                _sample(config, dataset, graphdef, state, step, run_dir, trackers)
+                if primary:
+                    _sample(config, dataset, graphdef, state, step, run_dir, trackers)
             if record:
                 trackers.log(step, record)
                 progress.show(step, record)
             save = (config.checkpoint.every and step % config.checkpoint.every == 0) or step == t.max_steps
-            if save or stop.signal:
+            if save or stopping:
                 _check_finite(state, t.nonfinite, checkpointer)
                 checkpointer.save(step, state, {**meta, "step": step},
                                   val_loss=val_metrics.get("loss") if is_eval else None)
-            if is_eval:
+            if is_eval and primary:
                 _write_plots(run_dir, jsonl, trackers, step)
             if (is_eval or save) and not pending:
                 last_time = time.perf_counter()  # tokens/s counts training only
-            if stop.signal:
+            if stopping:
                 progress.close()
-                name = signal.Signals(stop.signal).name
-                print(f"lstmlab: {name} received; saved checkpoint at step {step} in {checkpointer.directory}",
-                      file=sys.stderr)
-                raise SystemExit(128 + stop.signal)
+                name = signal.Signals(stopping).name
+                if primary:
+                    print(f"lstmlab: {name} received; saved checkpoint at step {step} in "
+                          f"{checkpointer.directory}", file=sys.stderr)
+                raise SystemExit(128 + stopping)
     progress.close()
 
     test_metrics = evaluate(graphdef, state["params"], dataset, "test", max_batches=t.eval_max_batches,
@@ -427,13 +503,30 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
                "data": spec.info}
     if recorder is not None:
         recorder.finish(summary["step"], trackers)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    if primary:
+        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     trackers.summary({k: v for k, v in summary.items() if k != "data"})
     return summary
 
 
+def _host_local(tree):
+    """``tree`` itself in one process; with several, this process's copy of the (replicated) arrays, so
+    that process 0 can compute on them alone."""
+    if jax.process_count() == 1:
+        return tree
+    return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), tree)
+
+
+def _global_array(rows: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """The global batch ``rows`` as one array split by ``sharding``; each process copies only the rows
+    of its own devices (``rows`` is the same on every process: a pure function of the step)."""
+    return jax.make_array_from_callback(rows.shape, sharding, lambda index: rows[index])
+
+
 def _reduce_train(pending: list[dict], kind: str, tokens_per_step: int, steps: int, seconds: float) -> dict:
-    stacked = pending
+    """Means over the steps since the last log; steps whose update was not finite (skipped under
+    ``trainer.nonfinite=skip``) are left out, unless every step was."""
+    stacked = [m for m in pending if bool(m["train/finite"])] or pending
     out = {"train/loss": float(np.mean([m["train/loss"] for m in stacked]))}
     correct = sum(float(m["train/correct"]) for m in stacked)
     count = sum(float(m["train/count"]) for m in stacked)
@@ -448,12 +541,17 @@ def _reduce_train(pending: list[dict], kind: str, tokens_per_step: int, steps: i
 
 
 def _check_finite(state, policy: str, checkpointer: Checkpointer) -> None:
+    """NonFiniteError under ``policy == "stop"`` once a step's loss or gradient norm was not finite,
+    naming that step (counted like metrics.jsonl: the update it made), which quantity, and the last
+    checkpoint (always good: checkpoints are saved only after this check)."""
     first = int(state["first_nonfinite"])
     if first >= 0 and policy == "stop":
+        what = "loss" if bool(state["first_nonfinite_loss"]) else "gradient norm (the loss was finite)"
         last = checkpointer.latest_step()
-        where = f"{checkpointer.directory / str(last)}" if last is not None else "none saved"
-        raise NonFiniteError(f"non-finite loss or gradient norm at step {first + 1}; training stopped "
-                             f"(trainer.nonfinite=stop); last good checkpoint: {where}")
+        where = f"{checkpointer.directory / str(last)}" if last is not None else "none yet"
+        raise NonFiniteError(f"non-finite {what} at step {first + 1}; training stopped "
+                             f"(trainer.nonfinite=stop); last good checkpoint: {where}; run again with a "
+                             "lower optim.lr, gradient clipping (optim.clip) or trainer.nonfinite=skip")
 
 
 def _sample(config, dataset, graphdef, state, step, run_dir, trackers) -> None:
@@ -465,9 +563,21 @@ def _sample(config, dataset, graphdef, state, step, run_dir, trackers) -> None:
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed + 1), step)
     ids = generate(model, vocab.encode(s.prime), s.length, temperature=s.temperature, top_k=s.top_k, key=key)
     text = s.prime + vocab.decode(ids)
-    with (run_dir / "samples.txt").open("a") as f:
+    with (run_dir / "samples.txt").open("a", encoding="utf-8") as f:
         f.write(f"=== step {step} (temperature {s.temperature}) ===\n{text}\n\n")
     trackers.log_samples(step, text)
+
+
+def _truncate_samples(path: Path, step: int) -> None:
+    """Drop the entries of ``samples.txt`` (see :func:`_sample`) written after ``step``, so that a
+    resumed run does not repeat them."""
+    if not path.exists():
+        return
+    text = path.read_text(encoding="utf-8", errors="replace")
+    cut = next((m.start() for m in re.finditer(r"^=== step (\d+) ", text, flags=re.M) if int(m[1]) > step),
+               None)
+    if cut is not None:
+        atomic_write_text(path, text[:cut])
 
 
 def _write_plots(run_dir: Path, jsonl: JsonlTracker, trackers: Trackers, step: int) -> None:

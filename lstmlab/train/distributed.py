@@ -1,0 +1,79 @@
+"""Several processes training one model: ``jax.distributed`` set up from the ``distributed`` config,
+and the few decisions all processes must take together.
+
+Every process runs the same loop on the same global state: the parameters are replicated, each batch
+is split along the mesh axis ``"data"`` and every process hands its own devices their rows (the global
+batch is a pure function of the step, so no process needs to hear from another to build it). Process 0
+alone writes the run directory (config, metrics, samples, plots, checkpoints); the others only train.
+A SIGTERM (or SIGINT) to any process stops all of them after the same step, through JAX's preemption
+service, and process 0 saves that step. On CPU the processes exchange gradients with gloo (JAX's default
+CPU collectives).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+
+import jax
+
+from lstmlab.config import ConfigError, DistributedConfig
+
+
+def wanted(cfg: DistributedConfig) -> bool:
+    """Whether ``cfg`` asks for ``jax.distributed`` (``enabled`` or any address/count/id set)."""
+    return bool(cfg.enabled or cfg.coordinator_address or cfg.num_processes is not None
+                or cfg.process_id is not None)
+
+
+def check(cfg: DistributedConfig) -> None:
+    """ConfigError naming the first bad ``distributed.*`` value."""
+    if cfg.coordinator_address is not None and not re.fullmatch(r"\[?[^\s\]]+\]?:\d{1,5}", cfg.coordinator_address):
+        raise ConfigError(f"distributed.coordinator_address={cfg.coordinator_address!r} must be host:port, "
+                          "e.g. 10.0.0.1:12355")
+    explicit = {"coordinator_address": cfg.coordinator_address, "num_processes": cfg.num_processes,
+                "process_id": cfg.process_id}
+    unset = [k for k, v in explicit.items() if v is None]
+    if len(unset) < 3 and unset:
+        raise ConfigError(f"distributed.{unset[0]} is not set; distributed.coordinator_address, num_processes and "
+                          "process_id go together (or set only distributed.enabled=true where JAX finds them)")
+    if cfg.num_processes is not None and cfg.num_processes < 1:
+        raise ConfigError(f"distributed.num_processes={cfg.num_processes} must be >= 1")
+    if cfg.process_id is not None:
+        if not 0 <= cfg.process_id < cfg.num_processes:
+            raise ConfigError(f"distributed.process_id={cfg.process_id} must be in "
+                              f"[0, {cfg.num_processes - 1}] (distributed.num_processes={cfg.num_processes})")
+    if cfg.initialization_timeout < 1:
+        raise ConfigError(f"distributed.initialization_timeout={cfg.initialization_timeout} must be >= 1 (s)")
+
+
+def initialize(cfg: DistributedConfig) -> None:
+    """Join the other processes (blocks until all have joined, at most ``initialization_timeout``
+    seconds). A no-op when ``cfg`` does not ask for it or this process has already joined. Must run
+    before JAX touches a device."""
+    if not wanted(cfg) or jax.distributed.is_initialized():
+        return
+    check(cfg)
+    jax.distributed.initialize(coordinator_address=cfg.coordinator_address, num_processes=cfg.num_processes,
+                               process_id=cfg.process_id, initialization_timeout=cfg.initialization_timeout)
+
+
+def is_primary() -> bool:
+    """True on the process that writes the run directory (process 0; the only one when not distributed)."""
+    return jax.process_index() == 0
+
+
+def stop_signal(step: int, received: int | None) -> int | None:
+    """The signal to stop on after ``step`` (the loop then saves a checkpoint and exits), or None.
+
+    One process: ``received``, the signal it caught. Several: they must stop at the same step, so
+    SIGTERM goes to JAX's preemption service, which tells every process the same step to stop at
+    (``multihost_utils.reached_preemption_sync_point``; it talks through the coordinator in the
+    background, so checking it costs no collective and no wait per step)."""
+    if jax.process_count() == 1:
+        return received
+    from jax.experimental import multihost_utils
+
+    if multihost_utils.reached_preemption_sync_point(step):
+        return received or signal.SIGTERM
+    return None

@@ -1,0 +1,133 @@
+"""Bad input through the command line: every case ends in one line naming the key or file and what is
+valid, exit status 2, no traceback, and a run directory exactly as it was (an existing run is not
+touched; a new one is not left behind)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TINY, run_cli
+
+BASE = ["+experiment=charlm", *[o for o in TINY if not o.startswith("trainer.max_steps")], "trainer.max_steps=2"]
+OTHER_DATA = ["~data"]  # drop the Shakespeare options, then give another data set's with +data.KEY=...
+
+# (overrides, what the one line must say). {files} is the folder of the bad files made below.
+CASES = [
+    # names: each lists the valid ones
+    (["cell=lstn"], "cell=lstn does not exist; valid: gru, lstm, peephole, rnn"),
+    (["cell.variant=NOPE"], "cell.variant='NOPE' is not an LSTM variant; valid: vanilla, NIG, NFG"),
+    (["data.name=nope"], "data.name='nope' is not a data set; valid: adding, airline, copy, csv"),
+    (["optim.name=adamx"], "optim.name='adamx' is not an optimiser; valid: adam, adamw, rmsprop, sgd"),
+    (["optim.schedule=cosin"], "optim.schedule='cosin'; valid: constant, cosine, warmup_cosine, linear"),
+    # keys and types
+    (["model.hidden=3"], "Key 'hidden' not in 'ModelConfig'"),
+    (["model.hidden_size=abc"], "'abc' of type 'str' could not be converted to Integer (key model.hidden_size)"),
+    # sizes, rates and step counts out of range
+    (["model.hidden_size=0"], "model.hidden_size=0 must be >= 1"),
+    (["optim.lr=inf"], "optim.lr=inf must be a finite number"),
+    (["trainer.max_steps=0"], "trainer.max_steps=0 must be an integer >= 1"),
+    (["trainer.devices=99"], "trainer.devices=99 must be in [1, 1]"),
+    (["distributed.coordinator_address=127.0.0.1:12355", "distributed.num_processes=2", "distributed.process_id=2"],
+     "distributed.process_id=2 must be in [0, 1]"),
+    # a sequence longer than the data
+    (["data.path={files}/short.txt"], "short.txt' is too short"),
+    # text files
+    (["data.path={files}/missing.txt"], "missing.txt': no such file; give a UTF-8 text file"),
+    (["data.path={files}/empty.txt"], "empty.txt' is empty; give a UTF-8 text file"),
+    (["data.path={files}/binary.txt"], "binary.txt' is binary (has NUL bytes at byte 3)"),
+    (["data.path={files}/latin1.txt"], "latin1.txt' is not UTF-8 (bad byte at position 3)"),
+    # feature files
+    ([*OTHER_DATA, "+data.name=vowels", "+data.path={files}/nan.npz"], "sequence 2 has NaN or infinite values"),
+    ([*OTHER_DATA, "+data.name=vowels", "+data.path={files}/ragged_TRAIN.npz"],
+     "test sequences have 4 features but training sequences 3"),
+    ([*OTHER_DATA, "+data.name=csv", "+data.path={files}/nan.csv", "+data.column=y"],
+     "line 9, column 'y': 'nan' is not a finite number"),
+    ([*OTHER_DATA, "+data.name=adding", "+data.seq_len=5"], "data.seq_len=5 must be an integer >= 10"),
+    # a resume that does not fit the checkpoint
+    (["data.plays=hamlet"], "was trained with another vocabulary than this data"),
+    (["model.hidden_size=16"], "does not match this model: it was trained with model.hidden_size=8 (this config: 16)"),
+]
+RESUME_CASES = {"data.plays=hamlet", "model.hidden_size=16"}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bad_files")
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "binary.txt").write_bytes(b"abc\0def" * 20)
+    (folder / "latin1.txt").write_bytes("caf\xe9 na\xefve ".encode("latin-1") * 50)
+    (folder / "short.txt").write_text("hello world\n" * 3)
+    features = np.random.default_rng(0).normal(size=(10, 5, 3)).astype(np.float32)
+    features[2, 1, 0] = np.nan
+    np.savez(folder / "nan.npz", features=features, labels=np.arange(10) % 2)
+    np.savez(folder / "ragged_TRAIN.npz", features=np.ones((10, 5, 3)), labels=np.arange(10) % 2)
+    np.savez(folder / "ragged_TEST.npz", features=np.ones((4, 5, 4)), labels=np.arange(4) % 2)
+    (folder / "nan.csv").write_text("t,y\n" + "".join(f"{i},{'nan' if i == 7 else i / 2}\n" for i in range(50)))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A 2-step run to resume (or to fail to resume)."""
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    result = run_cli([*BASE, f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def snapshot(folder: Path) -> dict[str, tuple]:
+    """Every path under ``folder`` with its kind, content digest and modification time."""
+    return {str(p.relative_to(folder)): (p.is_dir(), p.stat().st_mtime_ns,
+                                         None if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[" ".join(c[0])[-40:] for c in CASES])
+def test_bad_input_ends_in_one_line_exit_2_and_an_untouched_run_directory(index, files, finished_run, tmp_path):
+    overrides, expected = CASES[index]
+    overrides = [o.format(files=files) for o in overrides]
+    base = [o for o in BASE if not o.startswith("data.")] if overrides[0] == "~data" else BASE
+    existing = " ".join(overrides) in RESUME_CASES or index % 2 == 0  # the others start a new run
+    run_dir = tmp_path / "new" / "run"
+    if existing:
+        run_dir = tmp_path / "run"
+        shutil.copytree(finished_run, run_dir)
+    before = snapshot(run_dir) if existing else None
+
+    result = run_cli([*base, *overrides, f"hydra.run.dir={run_dir}"])
+
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("lstmlab: error: "), result.stderr[-3000:]
+    assert expected in lines[0], lines[0]
+    if existing:
+        assert snapshot(run_dir) == before, "the run directory was changed"
+    else:
+        assert not (tmp_path / "new").exists(), "a directory was left behind"
+
+
+def test_the_traceback_is_there_when_asked_for(tmp_path):
+    result = run_cli([*BASE, "model.hidden_size=0", f"hydra.run.dir={tmp_path / 'run'}"], HYDRA_FULL_ERROR="1")
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr and "ConfigError: model.hidden_size=0 must be >= 1" in result.stderr
+
+
+def test_resume_refuses_a_model_of_the_same_shapes_but_another_structure():
+    """Shapes alone do not tell a tanh RNN from a ReLU one; the saved model signature does."""
+    from lstmlab.config import Config
+    from lstmlab.data.base import DataSpec
+    from lstmlab.train.loop import _model_mismatch, model_signature
+
+    spec = DataSpec(kind="lm", output_size=5, vocab_size=5, stateful=True)
+    saved, current = Config(), Config()
+    saved.cell.name = current.cell.name = "rnn"
+    current.cell.activation = "relu"
+    assert _model_mismatch(model_signature(saved, spec), model_signature(current, spec)) == \
+        "cell.activation='tanh' (this config: 'relu')"
+    current.cell.activation, current.model.dropout, current.cell.forget_bias = "tanh", 0.5, 3.0
+    assert _model_mismatch(model_signature(saved, spec), model_signature(current, spec)) is None
