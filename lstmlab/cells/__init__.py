@@ -21,9 +21,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from lstmlab.cells import fast as _fast
 from lstmlab.cells import gru as _gru
 from lstmlab.cells import init as _init
 from lstmlab.cells import lstm as _lstm
+from lstmlab.cells import remat as _remat
 from lstmlab.cells import rnn as _rnn
 from lstmlab.cells.init import INPUT_INITIALIZERS
 from lstmlab.cells.lstm import VARIANTS, FGRState, LSTMState
@@ -35,7 +37,7 @@ Carry = Any
 
 _MODULES: dict[str, ModuleType] = {"lstm": _lstm, "peephole": _lstm, "gru": _gru, "rnn": _rnn}
 CELLS: tuple[str, ...] = tuple(_MODULES)
-IMPLS: tuple[str, ...] = ("reference",)
+IMPLS: tuple[str, ...] = ("fast", "reference", "cudnn")
 
 __all__ = [
     "ACTIVATIONS", "CELLS", "FGRState", "IMPLS", "INPUT_INITIALIZERS", "LSTMState", "VARIANTS",
@@ -109,29 +111,51 @@ def step(name: str, params: dict[str, Array], carry: Carry, x: Array, **options:
 
 
 def scan(name: str, params: dict[str, Array], xs: Array, carry: Carry | None = None, *,
-         seq_lengths: Array | None = None, reverse: bool = False, impl: str = "reference",
-         **options: Any) -> tuple[Carry, Array]:
+         seq_lengths: Array | None = None, reverse: bool = False, impl: str = "fast",
+         remat_chunk: int | None = None, **options: Any) -> tuple[Carry, Array]:
     """Run cell ``name`` over the time-major sequence ``xs`` (T, B, D).
 
     Returns ``(final_carry, hs)`` with ``hs`` (T, B, H). ``carry`` defaults to zeros (``h`` in the
     compute dtype, LSTM ``c`` in at least float32). ``seq_lengths`` (B,) marks right-padded sequences:
     their carry stops at their end and padded outputs are zero; ``reverse=True`` runs each sequence
     backwards within its own length, outputs in the original order. jit-, grad- and vmap-compatible.
-    ``impl`` chooses the implementation (``reference``: autodiff through ``lax.scan``).
+
+    ``impl`` chooses the implementation: ``fast`` (default; hand-written backward pass, see
+    :mod:`lstmlab.cells.fast`; cells without a fast kernel, i.e. variant FGR, silently use the
+    reference; reverse-mode autodiff only), ``reference`` (autodiff through ``lax.scan``; use it for
+    ``jvp``/``jacfwd``), ``cudnn`` (plain LSTM on a CUDA GPU, :mod:`lstmlab.cells.cudnn`).
+    ``remat_chunk=K`` recomputes activations in the backward pass instead of storing them, in chunks
+    of K steps (:mod:`lstmlab.cells.remat`): same results, far less memory for long sequences.
     """
     module = _module(name)
     opts = cell_options(name, **options)
     if impl not in IMPLS:
         raise ValueError(f"impl={impl!r} is not an implementation; valid: {', '.join(IMPLS)}")
+    _remat.check_remat_chunk(remat_chunk)
     if xs.ndim != 3:
         raise ValueError(f"xs must be time-major (T, B, D); got shape {xs.shape}")
     T, B, _ = xs.shape
     if carry is None:
         dtype = jnp.result_type(xs.dtype, params["w_h"].dtype)
         carry = initial_carry(name, B, _hidden_size(params), dtype, **opts)
-    xp = module.project(params, xs)
+    if impl == "cudnn":
+        from lstmlab.cells import cudnn as _cudnn  # imports jax.experimental.rnn only when asked for
 
-    def cell_step(c, xp_t):
-        return module.step(name, params, c, xp_t, **opts)
+        _cudnn.check_available(name, **opts)
+        if remat_chunk is not None:
+            raise ValueError("remat_chunk is not available with impl='cudnn'; use impl='fast'")
+        return _cudnn.scan(params, xs, carry, seq_lengths=seq_lengths, reverse=reverse)
 
-    return scan_projected(cell_step, module.output, carry, xp, seq_lengths=seq_lengths, reverse=reverse)
+    def run(carry: Carry, xs: Array, seq_lengths: Array | None, reverse: bool = False):
+        if impl == "fast" and _fast.supports(name, **opts):
+            return _fast.scan(name, params, xs, carry, seq_lengths=seq_lengths, reverse=reverse, **opts)
+
+        def cell_step(c, xp_t):
+            return module.step(name, params, c, xp_t, **opts)
+
+        return scan_projected(cell_step, module.output, carry, module.project(params, xs),
+                              seq_lengths=seq_lengths, reverse=reverse)
+
+    if remat_chunk is None:
+        return run(carry, xs, seq_lengths, reverse)
+    return _remat.chunked_scan(run, carry, xs, chunk=remat_chunk, seq_lengths=seq_lengths, reverse=reverse)

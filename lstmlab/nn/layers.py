@@ -27,14 +27,17 @@ class Recurrent(nnx.Module):
     """One recurrent layer: cell ``cell`` of size ``hidden_size`` over inputs of size ``input_size``.
 
     ``learn_initial_carry`` adds trainable initial states (one (H,) vector per carry component,
-    broadcast over the batch) used when no carry is passed.
+    broadcast over the batch) used when no carry is passed. ``impl`` and ``remat_chunk`` are passed to
+    :func:`lstmlab.cells.scan` (fast kernels by default; ``remat_chunk=K`` trades compute for memory).
     """
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, *, rngs: nnx.Rngs,
                  input_init: str = "glorot_uniform", recurrent_scale: float = 1.0,
                  forget_bias: float = 1.0, learn_initial_carry: bool = False,
-                 impl: str = "reference", param_dtype=jnp.float32, **options: Any):
+                 impl: str = "fast", remat_chunk: int | None = None, param_dtype=jnp.float32,
+                 **options: Any):
         self.cell = cell
+        self.remat_chunk = remat_chunk
         self.hidden_size = hidden_size
         self.impl = impl
         # options are kept as a sorted tuple: static module attributes must be hashable under jit
@@ -76,7 +79,7 @@ class Recurrent(nnx.Module):
         if carry is None:
             carry = self.initial_carry(xs.shape[1], jnp.result_type(xs.dtype, self.w_h[...].dtype))
         return cells.scan(self.cell, self.cell_params(), xs, carry, seq_lengths=seq_lengths,
-                          reverse=reverse, impl=self.impl, **self.options)
+                          reverse=reverse, impl=self.impl, remat_chunk=self.remat_chunk, **self.options)
 
 
 class Bidirectional(nnx.Module):

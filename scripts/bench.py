@@ -1,0 +1,380 @@
+"""Benchmark: one recurrent layer's training step (forward + backward) against PyTorch and Flax NNX.
+
+    python scripts/bench.py                      # full run (several minutes on 2 cores)
+    python scripts/bench.py --quick              # one small shape, fewer repetitions, no memory study
+    python scripts/bench.py --out results/bench  # also writes results/bench.json and results/bench.md
+
+What is timed, per cell (lstm, gru) and shape (batch B, time T, input D, hidden H): one jitted call that
+returns the gradients of ``sum(hs * w)`` (a fixed random ``w``) with respect to the layer's parameters and
+its input ``xs`` (T, B, D), i.e. a training step of one layer inside a stack. Contenders, all in this one
+process and interleaved (each repetition runs every contender once, in rotating order) after a warm-up:
+
+* ``lstmlab-fast`` / ``lstmlab-reference``: :class:`lstmlab.nn.Recurrent` with ``impl="fast"`` /
+  ``impl="reference"``;
+* ``flax``: ``nnx.RNN(nnx.OptimizedLSTMCell)`` (``nnx.GRUCell`` for gru), time-major;
+* ``torch``: ``torch.nn.LSTM`` / ``torch.nn.GRU`` (oneDNN on CPU), when torch is installed
+  (``pip install torch==2.13.0``), with ``xs.requires_grad``; gradients are reset to None each step.
+  In this process torch runs with ``OMP_WAIT_POLICY=PASSIVE``: with GNU OpenMP's default spin-waiting,
+  its threads and XLA's fight over the cores and a torch step becomes up to 1000x slower. As a check,
+  ``torch-alone`` times the same step in a fresh process without JAX and with default OpenMP settings
+  (not interleaved). Target ratios are judged against the faster of the two.
+
+Reported: median time per step, tokens/s (T*B / time), GFLOP/s with
+
+    FLOPs = 3 * 2 * T * B * (D + H) * G * H        (G = 4 gates for lstm, 3 for gru)
+
+(the forward's matrix multiplies, once for the forward and twice for the backward: data gradients and
+weight gradients; the elementwise gate math is not counted), ratios to each peer, and the ratio to the
+throughput of one jitted (T*B, D+H) x (D+H, G*H) matmul on this machine (the practical ceiling).
+Compile time is lower + compile of the jitted step. The memory study compiles the lstm step for long
+sequences with and without ``remat_chunk`` and reports XLA's ``memory_analysis()`` (temporaries +
+arguments + outputs) and the peak resident memory (``getrusage`` max RSS) of a fresh subprocess that runs
+one step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from lstmlab import cells  # noqa: E402
+from lstmlab.nn import Recurrent  # noqa: E402
+
+torch: Any = None   # imported in main() when available (the [bench] extra is optional)
+
+SHAPES = [(32, 100, 64, 128), (30, 50, 1, 300), (64, 128, 128, 512)]   # (B, T, D, H)
+QUICK_SHAPES = [(32, 100, 64, 128)]
+SMOKE_SHAPES = [(4, 8, 3, 8)]
+# Targets from the speed issue: minimum ratio of lstmlab-fast's throughput to each peer's.
+TARGETS = {"torch": {128: 0.9, 300: 1.0, 512: 1.0}, "flax": 1.3, "matmul_at_512": 0.8}
+
+Step = Callable[[], Any]
+
+
+def flops(cell: str, B: int, T: int, D: int, H: int) -> float:
+    return 3 * 2 * T * B * (D + H) * cells.num_gates(cell) * H
+
+
+# ---------------------------------------------------------------------------------------------------
+# Contenders: each returns (step, compile_seconds); step() runs one training step and blocks.
+
+def _jax_step(loss: Callable, *args) -> tuple[Step, float]:
+    grad = jax.jit(jax.grad(loss, argnums=tuple(range(len(args) - 1))))
+    start = time.perf_counter()
+    compiled = grad.lower(*args).compile()
+    compile_s = time.perf_counter() - start
+    return (lambda: jax.block_until_ready(compiled(*args))), compile_s
+
+
+def lstmlab_step(cell: str, impl: str, B: int, T: int, D: int, H: int) -> tuple[Step, float]:
+    layer = Recurrent(cell, D, H, rngs=nnx.Rngs(0), impl=impl)
+    graphdef, params, rest = nnx.split(layer, nnx.Param, ...)
+    xs = jax.random.normal(jax.random.key(1), (T, B, D))
+    w = jax.random.normal(jax.random.key(2), (T, B, H))
+
+    def loss(params, xs, w):
+        _, hs = nnx.merge(graphdef, params, rest)(xs)
+        return jnp.sum(hs * w)
+
+    return _jax_step(loss, params, xs, w)
+
+
+def flax_step(cell: str, B: int, T: int, D: int, H: int) -> tuple[Step, float]:
+    cell_cls = {"lstm": nnx.OptimizedLSTMCell, "gru": nnx.GRUCell}[cell]
+    rnn = nnx.RNN(cell_cls(D, H, rngs=nnx.Rngs(0)), time_major=True)
+    graphdef, params, rest = nnx.split(rnn, nnx.Param, ...)
+    xs = jax.random.normal(jax.random.key(1), (T, B, D))
+    w = jax.random.normal(jax.random.key(2), (T, B, H))
+
+    zeros = jnp.zeros((B, H))
+    carry = (zeros, zeros) if cell == "lstm" else zeros   # (c, h) for the LSTM cell, h for the GRU
+
+    def loss(params, xs, w):
+        return jnp.sum(nnx.merge(graphdef, params, rest)(xs, initial_carry=carry) * w)
+
+    return _jax_step(loss, params, xs, w)
+
+
+def torch_step(cell: str, B: int, T: int, D: int, H: int) -> tuple[Step, float]:
+    torch.manual_seed(0)
+    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](D, H)
+    xs = torch.randn(T, B, D, requires_grad=True)
+    w = torch.randn(T, B, H)
+
+    def step():
+        module.zero_grad(set_to_none=True)
+        xs.grad = None
+        hs, _ = module(xs)
+        (hs * w).sum().backward()
+
+    return step, 0.0
+
+
+def matmul_step(cell: str, B: int, T: int, D: int, H: int) -> Step:
+    """The practical ceiling: one jitted (T*B, D+H) x (D+H, G*H) matmul."""
+    a = jax.random.normal(jax.random.key(0), (T * B, D + H))
+    b = jax.random.normal(jax.random.key(1), (D + H, cells.num_gates(cell) * H))
+    compiled = jax.jit(jnp.matmul).lower(a, b).compile()
+    return lambda: jax.block_until_ready(compiled(a, b))
+
+
+def torch_alone(cell: str, shape: tuple[int, int, int, int], reps: int, warmup: int) -> list[float]:
+    """Times of the torch step in a fresh subprocess (no JAX, default OpenMP settings)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    cmd = [sys.executable, __file__, "--torch-child", cell, *map(str, shape), str(reps), str(warmup)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def contenders(cell: str, shape: tuple[int, int, int, int], with_torch: bool) -> dict[str, tuple[Step, float]]:
+    steps = {
+        "lstmlab-fast": lstmlab_step(cell, "fast", *shape),
+        "lstmlab-reference": lstmlab_step(cell, "reference", *shape),
+        "flax": flax_step(cell, *shape),
+    }
+    if with_torch:
+        steps["torch"] = torch_step(cell, *shape)
+    return steps
+
+
+def time_interleaved(steps: dict[str, Step], reps: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds per call of each step: warm-up, then ``reps`` rounds each running every step once."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    names = list(steps)
+    for r in range(reps):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            start = time.perf_counter()
+            steps[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def bench_speed(cell_names: list[str], shapes: list[tuple], reps: int, warmup: int,
+                with_torch: bool) -> list[dict]:
+    rows = []
+    for cell in cell_names:
+        for shape in shapes:
+            B, T, D, H = shape
+            built = contenders(cell, shape, with_torch)
+            steps = {name: step for name, (step, _) in built.items()}
+            steps["matmul"] = matmul_step(cell, *shape)
+            times = time_interleaved(steps, reps, warmup)
+            if with_torch:
+                times["torch-alone"] = torch_alone(cell, shape, reps, warmup)
+                built["torch-alone"] = (None, 0.0)
+            fl = flops(cell, *shape)
+            mm_fl = 2 * T * B * (D + H) * cells.num_gates(cell) * H
+            row: dict[str, Any] = {"cell": cell, "B": B, "T": T, "D": D, "H": H, "flops": fl, "reps": reps,
+                                   "matmul_gflops": mm_fl / statistics.median(times["matmul"]) / 1e9,
+                                   "results": {}}
+            for name, (_, compile_s) in built.items():
+                med = statistics.median(times[name])
+                row["results"][name] = {
+                    "median_ms": 1e3 * med, "min_ms": 1e3 * min(times[name]),
+                    "tokens_per_s": T * B / med, "gflops": fl / med / 1e9,
+                    "compile_s": None if name.startswith("torch") else compile_s,
+                }
+            fast = row["results"]["lstmlab-fast"]
+            row["ratios"] = {f"fast/{peer}": fast["gflops"] / res["gflops"]
+                             for peer, res in row["results"].items() if peer != "lstmlab-fast"}
+            row["ratios"]["fast/matmul"] = fast["gflops"] / row["matmul_gflops"]
+            rows.append(row)
+            print(format_speed_row(row), flush=True)
+    return rows
+
+
+def format_speed_row(row: dict) -> str:
+    shape = f"{row['cell']} B={row['B']} T={row['T']} D={row['D']} H={row['H']}"
+    parts = [f"{name} {r['median_ms']:.2f} ms {r['gflops']:.0f} GF/s" for name, r in row["results"].items()]
+    ratios = " ".join(f"{k}={v:.2f}" for k, v in row["ratios"].items())
+    return f"{shape}: " + " | ".join(parts) + f" | matmul {row['matmul_gflops']:.0f} GF/s | {ratios}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Memory against sequence length
+
+MEMORY_SHAPE = (32, 64, 128)   # B, D, H of the lstm in the memory study
+
+
+def memory_one(T: int, remat_chunk: int | None) -> dict:
+    """Compile and run one lstm training step of length T; XLA's memory analysis and peak RSS."""
+    B, D, H = MEMORY_SHAPE
+    params = cells.init("lstm", jax.random.key(0), D, H)
+    xs = jnp.ones((T, B, D))
+
+    def loss(params, xs):
+        return jnp.sum(cells.scan("lstm", params, xs, remat_chunk=remat_chunk)[1])
+
+    compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(params, xs).compile()
+    analysis = compiled.memory_analysis()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    jax.block_until_ready(compiled(params, xs))
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss   # KiB on Linux
+    return {"T": T, "remat_chunk": remat_chunk,
+            "xla_temp_mb": analysis.temp_size_in_bytes / 2**20,
+            "xla_total_mb": (analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
+                             + analysis.output_size_in_bytes) / 2**20,
+            "peak_rss_mb": rss_after / 1024, "rss_growth_in_step_mb": (rss_after - rss_before) / 1024}
+
+
+def bench_memory(lengths: list[int], remat_chunk: int) -> list[dict]:
+    rows = []
+    for T in lengths:
+        for chunk in (None, remat_chunk):
+            cmd = [sys.executable, __file__, "--memory-child", str(T), str(chunk or 0)]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            row = json.loads(out.strip().splitlines()[-1])
+            rows.append(row)
+            print(f"memory lstm B,D,H={MEMORY_SHAPE} T={T} remat_chunk={chunk}: XLA temp "
+                  f"{row['xla_temp_mb']:.0f} MiB, XLA total {row['xla_total_mb']:.0f} MiB, "
+                  f"peak RSS {row['peak_rss_mb']:.0f} MiB", flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------
+# End-to-end hook
+
+def charlm_throughput(args: argparse.Namespace) -> dict | None:
+    """HOOK (to be wired by the lead once lstmlab.train exists): end-to-end charlm throughput.
+
+    Should run ``python -m lstmlab +experiment=charlm`` (or the trainer from Python) for a fixed number
+    of steps after warm-up and return {"tokens_per_s": ..., "impl": ...} for impl fast and reference.
+    """
+    raise NotImplementedError("--charlm: the end-to-end charlm benchmark is not wired yet (needs lstmlab.train)")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Report
+
+def markdown(report: dict) -> str:
+    lines = [f"# lstmlab benchmark\n", f"Machine: {report['machine']}. Command: `{report['command']}`\n",
+             "Training step (forward + backward, gradients for parameters and input) of one layer; "
+             "median of interleaved repetitions. FLOPs = 3 * 2 * T * B * (D + H) * G * H "
+             "(G = 4 lstm, 3 gru); elementwise math not counted.\n"]
+    for row in report["speed"]:
+        lines.append(f"\n## {row['cell']} B={row['B']} T={row['T']} D={row['D']} H={row['H']} "
+                     f"(same-size matmul: {row['matmul_gflops']:.0f} GFLOP/s)\n")
+        lines.append("| contender | median ms | tokens/s | GFLOP/s | fast / this | compile s |")
+        lines.append("|---|---:|---:|---:|---:|---:|")
+        for name, r in row["results"].items():
+            ratio = row["ratios"].get(f"fast/{name}", 1.0)
+            compile_s = "-" if r["compile_s"] is None else f"{r['compile_s']:.2f}"
+            lines.append(f"| {name} | {r['median_ms']:.2f} | {r['tokens_per_s']:.0f} | {r['gflops']:.1f} | "
+                         f"{ratio:.2f} | {compile_s} |")
+        lines.append(f"| matmul ceiling | | | {row['matmul_gflops']:.1f} | {row['ratios']['fast/matmul']:.2f} | |")
+    if report.get("targets"):
+        lines.append("\n## Targets\n")
+        lines += [f"- {t}" for t in report["targets"]]
+    if report.get("memory"):
+        lines.append(f"\n## Memory, lstm B,D,H={MEMORY_SHAPE}\n")
+        lines.append("| T | remat_chunk | XLA temp MiB | XLA total MiB | peak RSS MiB |")
+        lines.append("|---:|---:|---:|---:|---:|")
+        for m in report["memory"]:
+            lines.append(f"| {m['T']} | {m['remat_chunk'] or '-'} | {m['xla_temp_mb']:.0f} | "
+                         f"{m['xla_total_mb']:.0f} | {m['peak_rss_mb']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def check_targets(rows: list[dict]) -> list[str]:
+    """One line per target: met or missed, and by how much."""
+    out = []
+    for row in rows:
+        name = f"{row['cell']} H={row['H']}"
+        checks = []
+        if "fast/torch" in row["ratios"] and row["H"] in TARGETS["torch"]:
+            worst = min(row["ratios"]["fast/torch"], row["ratios"].get("fast/torch-alone", float("inf")))
+            checks.append(("torch (faster of torch, torch-alone)", worst, TARGETS["torch"][row["H"]]))
+        checks.append(("flax", row["ratios"]["fast/flax"], TARGETS["flax"]))
+        if row["H"] == 512:
+            checks.append(("matmul", row["ratios"]["fast/matmul"], TARGETS["matmul_at_512"]))
+        for peer, got, want in checks:
+            verdict = "met" if got >= want else f"MISSED by {100 * (want - got) / want:.0f}%"
+            out.append(f"{name}: fast/{peer} = {got:.2f} (target >= {want}) {verdict}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one shape, 5 repetitions, no memory study")
+    parser.add_argument("--smoke", action="store_true", help="tiny shape, 2 repetitions (for the test suite)")
+    parser.add_argument("--cells", default="lstm,gru", help="comma-separated: lstm,gru")
+    parser.add_argument("--reps", type=int, default=None, help="timed repetitions per contender")
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    parser.add_argument("--memory-lengths", default="1000,4000,16000", help="T values of the memory study")
+    parser.add_argument("--remat-chunk", type=int, default=64, help="remat_chunk of the memory study")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory study")
+    parser.add_argument("--charlm", action="store_true", help="end-to-end charlm throughput (HOOK, not wired)")
+    parser.add_argument("--out", default=None, help="write OUT.json and OUT.md")
+    parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--torch-child", nargs=7, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.memory_child:
+        T, chunk = args.memory_child
+        print(json.dumps(memory_one(T, chunk or None)))
+        return {}
+
+    global torch
+    if args.torch_child:
+        import torch
+        cell, *numbers = args.torch_child
+        B, T, D, H, reps, warmup = map(int, numbers)
+        step, _ = torch_step(cell, B, T, D, H)
+        # torch's first steps are slow (oneDNN sets up its primitives): warm up at least 5 steps
+        print(json.dumps(time_interleaved({"torch": step}, reps, max(warmup, 5))["torch"]))
+        return {}
+    if not args.no_torch:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"   # read when torch loads OpenMP; see the module docstring
+        try:
+            import torch
+            torch.set_num_threads(os.cpu_count() or 1)
+        except ImportError:
+            torch = None
+    shapes = SMOKE_SHAPES if args.smoke else QUICK_SHAPES if args.quick else SHAPES
+    reps = args.reps or (2 if args.smoke else 5 if args.quick else 20)
+    with_torch = torch is not None
+    if torch is None and not args.no_torch:
+        print("torch not installed: skipping the PyTorch contender (pip install torch==2.13.0)")
+    report: dict[str, Any] = {
+        "command": " ".join(["python", "scripts/bench.py"] + (argv if argv is not None else sys.argv[1:])),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, jax {jax.__version__}"
+                   + (f", torch {torch.__version__}" if with_torch else ""),
+    }
+    report["speed"] = bench_speed(args.cells.split(","), shapes, reps, warmup=1 if args.smoke else 3,
+                                  with_torch=with_torch)
+    report["targets"] = [] if args.smoke else check_targets(report["speed"])
+    for line in report["targets"]:
+        print(line)
+    if not (args.quick or args.smoke or args.no_memory):
+        report["memory"] = bench_memory([int(t) for t in args.memory_lengths.split(",")], args.remat_chunk)
+    if args.charlm:
+        report["charlm"] = charlm_throughput(args)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps(report, indent=2))
+        out.with_suffix(".md").write_text(markdown(report))
+        print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
