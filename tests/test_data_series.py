@@ -28,7 +28,7 @@ def no_network(monkeypatch):
 
 
 def test_sunspots_loads_offline_309_years(no_network):
-    ds = data.build("sunspots", lookback=20, horizon=1)
+    ds = data.build("sunspots", seq_len=20, horizon=1)
     assert len(ds.series) == 309 and ds.time[0] == 1700 and ds.time[-1] == 2008
     assert ds.spec.kind == "regress" and ds.spec.output_size == 1 and ds.spec.info["season"] == 11
     n_test = n_val = round(309 * 0.15)
@@ -44,11 +44,11 @@ def test_airline_loads_offline_144_months(no_network):
     assert ds.time[12] == 1950.0 and ds.spec.info["season"] == 12 and ds.spec.output_size == 3
 
 
-def test_windows_read_lookback_values_and_predict_the_next_horizon(tmp_path):
-    ds = data.build("csv", path=_write_csv(tmp_path / "s.csv", HAND), column="y", lookback=2, horizon=2,
+def test_windows_read_seq_len_values_and_predict_the_next_horizon(tmp_path):
+    ds = data.build("csv", path=_write_csv(tmp_path / "s.csv", HAND), column="y", seq_len=2, horizon=2,
                     season=3, val_fraction=0.25, test_fraction=0.25, batch_size=3)
     assert (ds.train_end, ds.val_end) == (10, 15)
-    assert ds.starts["train"].tolist() == [3, 4, 5, 6, 7, 8]      # t >= max(lookback, season), t + 2 <= 10
+    assert ds.starts["train"].tolist() == [3, 4, 5, 6, 7, 8]      # t >= max(seq_len, season), t + 2 <= 10
     assert ds.starts["val"].tolist() == [10, 11, 12, 13]
     assert ds.starts["test"].tolist() == [15, 16, 17, 18]
     batch = next(ds.eval_batches("val"))
@@ -59,7 +59,7 @@ def test_windows_read_lookback_values_and_predict_the_next_horizon(tmp_path):
 
 
 def test_baselines_and_skill_match_a_hand_computation(tmp_path):
-    ds = data.build("csv", path=_write_csv(tmp_path / "s.csv", HAND), column="y", lookback=2, horizon=2,
+    ds = data.build("csv", path=_write_csv(tmp_path / "s.csv", HAND), column="y", seq_len=2, horizon=2,
                     season=3, val_fraction=0.25, test_fraction=0.25, batch_size=3)
     batches = list(ds.eval_batches("test"))
     # test windows t = 15..18 forecast (x[t], x[t+1]): (15,17) (17,19) (19,16) (16,18)
@@ -91,7 +91,7 @@ def test_seasonal_naive_repeats_the_last_season_beyond_one_season():
 
 def test_scaler_is_fitted_on_the_training_part_only(tmp_path):
     changed = HAND[:15] + [100, -50, 7, 300, 0]                   # only the test part differs
-    kw = dict(column="y", lookback=2, horizon=2, season=3, val_fraction=0.25, test_fraction=0.25,
+    kw = dict(column="y", seq_len=2, horizon=2, season=3, val_fraction=0.25, test_fraction=0.25,
               batch_size=3)
     a = data.build("csv", path=_write_csv(tmp_path / "a.csv", HAND), **kw)
     b = data.build("csv", path=_write_csv(tmp_path / "b.csv", changed), **kw)
@@ -148,7 +148,7 @@ def test_csv_errors_name_the_file_and_what_is_valid(tmp_path):
         (dict(path=good, column="price"), r"data.column='price' is not a column of .*g.csv; valid: t, sales"),
         (dict(path=good), "data.column=None .*valid: t, sales"),
         (dict(column="y"), "data.path is required"),
-        (dict(path=good, column="sales", lookback=19), "no window with data.lookback=19"),
+        (dict(path=good, column="sales", seq_len=19), "no window with data.seq_len=19"),
         (dict(path=good, column="sales", val_fraction=0.6, test_fraction=0.5), "must be < 1"),
     ]
     bad = tmp_path / "bad.csv"

@@ -36,7 +36,7 @@ def test_eval_batches_pad_last_batch_with_zero_weights():
 
 
 @pytest.mark.parametrize("name, kwargs", [
-    ("adding", dict(seq_len=20)), ("temporal_order", dict(seq_len=20)), ("copy", dict(delay=5)),
+    ("adding", dict(seq_len=20)), ("temporal_order", dict(seq_len=20)), ("copy", dict(seq_len=5)),
     ("reber", dict(train_size=16)), ("adding", dict(seq_len=20, train_size=12)),
 ])
 def test_train_batches_are_pure_in_seed_and_step(name, kwargs):
@@ -163,7 +163,7 @@ def test_temporal_order_metrics_use_the_paper_0_3_rule():
 
 def test_copy_follows_arjovsky_shah_bengio():
     T = 7
-    ds = data.build("copy", delay=T, batch_size=16, val_size=4, test_size=4)
+    ds = data.build("copy", seq_len=T, batch_size=16, val_size=4, test_size=4)
     batch = ds.train_batch(0)
     assert ds.spec.kind == "lm" and ds.spec.output_size == 10 and ds.spec.input_size == 10
     ids = batch["inputs"].argmax(-1)
@@ -180,7 +180,7 @@ def test_copy_follows_arjovsky_shah_bengio():
 
 def test_copy_memoryless_strategy_scores_the_baseline():
     T = 30
-    ds = data.build("copy", delay=T, batch_size=4, val_size=6, test_size=6)
+    ds = data.build("copy", seq_len=T, batch_size=4, val_size=6, test_size=6)
     batches = _all_eval(ds, "test")
     probs = np.zeros((8, T + 20, 10))
     probs[:, : T + 10, 0] = 1.0                         # blank until the copy ...

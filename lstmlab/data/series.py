@@ -3,12 +3,12 @@
 A series x (N,) is split in time: the first part trains, then validation, then test (``val_fraction``,
 ``test_fraction`` of the values). Values are standardised with the mean and standard deviation of
 the training part only (after ``log`` if set). A window whose first forecast step is t reads the
-``lookback`` values x[t - lookback : t] and predicts the ``horizon`` values x[t : t + horizon]; a
+``seq_len`` values x[t - seq_len : t] (the model's input length, often called the lookback) and predicts the ``horizon`` values x[t : t + horizon]; a
 window belongs to the split that holds all its targets (its inputs may reach back into the earlier
-split: those values are observed history). Windows start at t >= max(lookback, season), so both
+split: those values are observed history). Windows start at t >= max(seq_len, season), so both
 baselines below are defined on every window.
 
-Batches: inputs (B, lookback, 1) float32 and targets (B, horizon) float32, both standardised; kind
+Batches: inputs (B, seq_len, 1) float32 and targets (B, horizon) float32, both standardised; kind
 ``regress`` with ``output_size = horizon``.
 
 ``extra_metrics(split, outputs, batches)`` takes the model's standardised predictions (B, horizon)
@@ -17,7 +17,8 @@ split: ``rmse``, ``mae``, the persistence baseline (last observed value x[t-1] f
 ``persistence_rmse``/``persistence_mae``, the seasonal-naive baseline (the value one season
 earlier, x[t + k - season * (k // season + 1)] for step k) ``seasonal_rmse``/``seasonal_mae``, and
 ``skill`` = 1 - rmse / persistence_rmse. :meth:`Forecast.forecast_arrays` gives the arrays for a
-forecast plot.
+forecast plot, and :meth:`Forecast.plots` (called by the trainer after the final test evaluation)
+writes ``forecast.png``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import csv as _csv
 import math
 import os
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -62,18 +64,18 @@ class Forecast:
 
     Args:
       series: (N,) values in original units. time: (N,) time stamps for plots (default 0..N-1).
-      lookback, horizon, season: window input length, forecast steps, seasonal-naive period (steps).
+      seq_len, horizon, season: window input length, forecast steps, seasonal-naive period (steps).
       log: model log(x) (x must be positive); metrics stay in original units.
     """
 
     def __init__(self, series: np.ndarray, *, name: str, seed: int = 0, batch_size: int = 32,
-                 lookback: int = 20, horizon: int = 1, season: int = 1, val_fraction: float = 0.15,
+                 seq_len: int = 20, horizon: int = 1, season: int = 1, val_fraction: float = 0.15,
                  test_fraction: float = 0.15, log: bool = False, time: np.ndarray | None = None,
                  info: dict | None = None):
         self.series = np.asarray(series, np.float64)
         self.seed = int(seed)
         self.batch_size = padded.check_positive("batch_size", batch_size)
-        self.lookback = padded.check_positive("lookback", lookback)
+        self.seq_len = padded.check_positive("seq_len", seq_len)
         self.horizon = padded.check_positive("horizon", horizon)
         self.season = padded.check_positive("season", season)
         self.time = np.arange(len(self.series)) if time is None else np.asarray(time)
@@ -83,15 +85,15 @@ class Forecast:
         self.train_end, self.val_end = chronological_split(len(self.series), val_fraction, test_fraction)
         bounds = {"train": (0, self.train_end), "val": (self.train_end, self.val_end),
                   "test": (self.val_end, len(self.series))}
-        first = max(self.lookback, self.season)
+        first = max(self.seq_len, self.season)
         self.starts = {s: np.arange(max(a, first), b - self.horizon + 1) for s, (a, b) in bounds.items()}
         for split, starts in self.starts.items():
             if len(starts) == 0:
                 a, b = bounds[split]
                 raise ValueError(
                     f"{name}: the {split} part (values {a}..{b - 1} of {len(self.series)}) holds no window with "
-                    f"data.lookback={self.lookback}, data.horizon={self.horizon}, data.season={self.season}; "
-                    "use a shorter lookback/horizon/season or larger split fractions")
+                    f"data.seq_len={self.seq_len}, data.horizon={self.horizon}, data.season={self.season}; "
+                    "use a shorter seq_len/horizon/season or larger split fractions")
         modelled = np.log(self.series) if self.log else self.series
         train = modelled[: self.train_end]                  # the scaler sees the training part only
         self.mean, self.std = float(train.mean()), float(train.std())
@@ -99,12 +101,12 @@ class Forecast:
             raise ValueError(f"{name}: the training part is constant; nothing to forecast")
         self.scaled = ((modelled - self.mean) / self.std).astype(np.float32)
         self.spec = DataSpec(kind="regress", output_size=self.horizon, input_size=1, info={
-            "series": name, "length": len(self.series), "lookback": self.lookback, "horizon": self.horizon,
+            "series": name, "length": len(self.series), "seq_len": self.seq_len, "horizon": self.horizon,
             "season": self.season, "log": self.log, "scaler_mean": self.mean, "scaler_std": self.std,
             **{f"{s}_windows": len(v) for s, v in self.starts.items()}, **(info or {})})
 
     def _windows(self, starts: np.ndarray) -> Batch:
-        idx = starts[:, None] + np.arange(-self.lookback, 0)
+        idx = starts[:, None] + np.arange(-self.seq_len, 0)
         tgt = starts[:, None] + np.arange(self.horizon)
         return {"inputs": self.scaled[idx][..., None], "targets": self.scaled[tgt]}
 
@@ -162,6 +164,18 @@ class Forecast:
         out = {key: f[key][:, step] for key in ("truth", "forecast", "persistence", "seasonal")}
         out["time"] = self.time[f["starts"] + step]
         return out
+
+    def plots(self, split: str, outputs, batches: list[Batch], plot_dir: str | Path) -> dict[str, Path]:
+        """Write ``plot_dir/forecast.png``: truth, the model's one-step-ahead forecast and both
+        baselines over the windows of ``split`` (original units). Returns {"forecast": path}."""
+        from lstmlab.io.plots_forecast import plot_forecast
+
+        path = Path(plot_dir) / "forecast.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        name, units = self.spec.info["series"], self.spec.info.get("units", "")
+        plot_forecast(str(path), self.forecast_arrays(split, outputs, batches),
+                      title=f"{name}: {split} forecast, one step ahead", ylabel=units)
+        return {"forecast": path}
 
 
 # -- the series -----------------------------------------------------------------------------------
@@ -259,28 +273,28 @@ def read_csv_column(path: str, column: str | None) -> np.ndarray:
 
 
 @register("sunspots")
-def sunspots(seed: int = 0, batch_size: int = 32, lookback: int = 20, horizon: int = 1, season: int = 11,
+def sunspots(seed: int = 0, batch_size: int = 32, seq_len: int = 20, horizon: int = 1, season: int = 11,
              val_fraction: float = 0.15, test_fraction: float = 0.15, log: bool = False) -> Forecast:
     """Yearly sunspot numbers 1700-2008 (309 values); ``season`` 11 years, the solar cycle."""
     years, values = load_sunspots()
-    return Forecast(values, name="sunspots", time=years, seed=seed, batch_size=batch_size, lookback=lookback,
+    return Forecast(values, name="sunspots", time=years, seed=seed, batch_size=batch_size, seq_len=seq_len,
                     horizon=horizon, season=season, val_fraction=val_fraction, test_fraction=test_fraction,
                     log=log, info={"units": "yearly mean sunspot number", "source": "statsmodels"})
 
 
 @register("airline")
-def airline(seed: int = 0, batch_size: int = 32, lookback: int = 24, horizon: int = 1, season: int = 12,
+def airline(seed: int = 0, batch_size: int = 32, seq_len: int = 24, horizon: int = 1, season: int = 12,
             val_fraction: float = 0.15, test_fraction: float = 0.15, log: bool = False) -> Forecast:
     """Monthly international airline passengers 1949-1960 (144 values, thousands); ``season`` 12."""
     time, values = load_airline()
-    return Forecast(values, name="airline", time=time, seed=seed, batch_size=batch_size, lookback=lookback,
+    return Forecast(values, name="airline", time=time, seed=seed, batch_size=batch_size, seq_len=seq_len,
                     horizon=horizon, season=season, val_fraction=val_fraction, test_fraction=test_fraction,
                     log=log, info={"units": "thousands of passengers per month", "source": "aeon"})
 
 
 @register("sines")
 def sines(seed: int = 0, batch_size: int = 32, length: int = 2000, periods: Sequence[int] = (12, 30),
-          noise: float = 0.1, lookback: int = 60, horizon: int = 1, season: int | None = None,
+          noise: float = 0.1, seq_len: int = 60, horizon: int = 1, season: int | None = None,
           val_fraction: float = 0.15, test_fraction: float = 0.15) -> Forecast:
     """Noisy sum of unit sines with seeded phases; ``season`` defaults to the least common multiple
     of the (integer) periods, after which the clean signal repeats exactly."""
@@ -292,26 +306,26 @@ def sines(seed: int = 0, batch_size: int = 32, length: int = 2000, periods: Sequ
             raise ValueError(f"data.season must be set when data.periods={list(periods)} are not integers")
         season = math.lcm(*(int(p) for p in periods))
     return Forecast(sum_of_sines(seed, length, periods, noise), name="sines", seed=seed, batch_size=batch_size,
-                    lookback=lookback, horizon=horizon, season=season, val_fraction=val_fraction,
+                    seq_len=seq_len, horizon=horizon, season=season, val_fraction=val_fraction,
                     test_fraction=test_fraction, info={"periods": list(periods), "noise": noise})
 
 
 @register("mackey_glass")
 def mackey_glass(seed: int = 0, batch_size: int = 32, length: int = 2000, tau: float = 17.0,
-                 sample_every: float = 1.0, lookback: int = 50, horizon: int = 1, season: int = 50,
+                 sample_every: float = 1.0, seq_len: int = 50, horizon: int = 1, season: int = 50,
                  val_fraction: float = 0.15, test_fraction: float = 0.15) -> Forecast:
     """Mackey-Glass series (tau 17: mildly chaotic), seeded initial history; ``season`` 50 steps, near
     its quasi-period at sample_every 1."""
     length = padded.check_positive("length", length)
     values = mackey_glass_series(seed, length, tau=tau, sample_every=sample_every)
-    return Forecast(values, name="mackey_glass", seed=seed, batch_size=batch_size, lookback=lookback,
+    return Forecast(values, name="mackey_glass", seed=seed, batch_size=batch_size, seq_len=seq_len,
                     horizon=horizon, season=season, val_fraction=val_fraction, test_fraction=test_fraction,
                     info={"tau": tau, "sample_every": sample_every})
 
 
 @register("csv")
 def csv(path: str | None = None, column: str | None = None, seed: int = 0, batch_size: int = 32,
-        lookback: int = 20, horizon: int = 1, season: int = 1, val_fraction: float = 0.15,
+        seq_len: int = 20, horizon: int = 1, season: int = 1, val_fraction: float = 0.15,
         test_fraction: float = 0.15, log: bool = False) -> Forecast:
     """Column ``column`` of a user CSV file ``path`` (header row, one value per row, in time order).
     Set ``season`` to the series' period in rows (default 1: seasonal-naive = persistence at step 0)."""
@@ -319,5 +333,5 @@ def csv(path: str | None = None, column: str | None = None, seed: int = 0, batch
         raise ValueError("data.path is required for data set 'csv' (a CSV file with a header row)")
     values = read_csv_column(str(path), column)
     return Forecast(values, name=os.path.basename(str(path)), seed=seed, batch_size=batch_size,
-                    lookback=lookback, horizon=horizon, season=season, val_fraction=val_fraction,
+                    seq_len=seq_len, horizon=horizon, season=season, val_fraction=val_fraction,
                     test_fraction=test_fraction, log=log, info={"path": str(path), "column": column})

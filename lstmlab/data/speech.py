@@ -238,8 +238,15 @@ class SequenceClassification:
 
 @register("vowels")
 def vowels(seed: int = 0, batch_size: int = 32, path: str | None = None, test_path: str | None = None,
-           val_fraction: float = 0.1, test_fraction: float = 0.2, normalize: bool = True) -> SequenceClassification:
-    """Japanese Vowels speaker classification, or your own .ts/.npz file with ``path``."""
+           val_fraction: float = 0.1, test_fraction: float = 0.2, normalize: bool = True,
+           seq_len: int | None = None) -> SequenceClassification:
+    """Japanese Vowels speaker classification, or your own .ts/.npz file with ``path``.
+
+    ``seq_len`` must stay None: the data set the sequence lengths (batches are padded to the longest
+    sequence and carry ``seq_lengths``); the key exists so that every data set answers to it."""
+    if seq_len is not None:
+        raise ValueError(f"data.seq_len={seq_len!r} cannot be set for vowels: the data set the sequence "
+                         "lengths (padded to the longest, with seq_lengths); valid: null")
     if path is None:
         train_path, test_path = japanese_vowels_paths()
         name = "JapaneseVowels"

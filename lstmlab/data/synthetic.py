@@ -17,14 +17,18 @@ Definitions follow the papers (positions below are 0-based array indices unless 
   (X = 0, Y = 1, first symbol most significant): XX -> 0 (paper Q), XY -> 1 (R), YX -> 2 (S),
   YY -> 3 (U). The paper calls a sequence right if every output is within 0.3 of its target.
 * ``copy`` -- Arjovsky, Shah & Bengio (2016). Categories 0 (blank), 1-8 (data), 9 (delimiter).
-  Input: 10 data symbols, T - 1 blanks, the delimiter, 10 blanks (T + 20 steps, T = ``delay``).
+  Input: 10 data symbols, T - 1 blanks, the delimiter, 10 blanks (T + 20 steps, T = ``seq_len``).
   Target: T + 10 blanks, then the 10 data symbols. The loss is averaged over all T + 20 steps
   (mask all ones), so the memoryless baseline is 10 ln 8 / (T + 20) nats per step.
 * ``reber`` -- embedded Reber grammar, Experiment 1: B, T|P, a Reber string (B ... E), the same
   T|P, E. At every step the targets are the set of legal next symbols (multi-hot). As in the paper,
   no validation or test string occurs in the (fixed, default 256 strings) training set, so those
-  sets also depend on ``seed``. Strings longer than ``max_len`` + 1 symbols are redrawn (about 5 in
-  a million at the default 50).
+  sets also depend on ``seed``. Batches are ``seq_len`` steps long (the model's input length);
+  strings longer than ``seq_len`` + 1 symbols are redrawn (about 5 in a million at the default 50).
+
+``seq_len`` is each task's one length parameter: the paper's T for adding and temporal order (the
+shortest sequence; lengths are uniform in [T, T + T//10]) and for copy (the delay; T + 20 steps), and
+the padded input length for Reber, whose string lengths the grammar sets.
 
 Symbol inputs are one-hot float features (``spec.input_size`` = number of symbols, ``vocab_size``
 None), exactly the papers' local representation; the symbol order is in ``spec.info["symbols"]``.
@@ -135,6 +139,9 @@ def adding_arrays(rng: np.random.Generator, n: int, seq_len: int) -> dict[str, n
 
 
 class Adding(GeneratedTask):
+    """Adding problem (Exp. 4); ``seq_len`` is the paper's T, the shortest sequence. A sequence is
+    right if its prediction is within ``tolerance`` of the target."""
+
     def __init__(self, seed: int = 0, batch_size: int = 32, seq_len: int = 100,
                  train_size: int | None = None, val_size: int = 512, test_size: int = 2560,
                  eval_seed: int = 0, tolerance: float = 0.04):
@@ -197,6 +204,9 @@ def temporal_order_arrays(rng: np.random.Generator, n: int, seq_len: int, num_re
 
 
 class TemporalOrder(GeneratedTask):
+    """Temporal order, Exp. 6a (``num_relevant=2``) or 6b (``num_relevant=3``); ``seq_len`` is the
+    shortest sequence (the paper's 100)."""
+
     def __init__(self, seed: int = 0, batch_size: int = 32, seq_len: int = 100, num_relevant: int = 2,
                  num_distractors: int = 4, train_size: int | None = None, val_size: int = 512,
                  test_size: int = 2560, eval_seed: int = 0, tolerance: float = 0.3):
@@ -242,35 +252,38 @@ register("temporal_order")(TemporalOrder)  # the registry reads the options from
 COPY_LENGTH, COPY_CATEGORIES, BLANK, DELIMITER = 10, 8, 0, 9
 
 
-def copy_arrays(rng: np.random.Generator, n: int, delay: int) -> dict[str, np.ndarray]:
-    """``n`` copy-memory sequences of T + 20 steps (T = ``delay``).
+def copy_arrays(rng: np.random.Generator, n: int, seq_len: int) -> dict[str, np.ndarray]:
+    """``n`` copy-memory sequences of T + 20 steps (T = ``seq_len``, the paper's delay).
 
     Returns inputs (n, T + 20) int8 and targets (n, T + 20) int8 category ids (0 blank, 1-8 data,
     9 delimiter).
     """
     data = rng.integers(1, COPY_CATEGORIES + 1, size=(n, COPY_LENGTH))
-    steps = delay + 2 * COPY_LENGTH
+    steps = seq_len + 2 * COPY_LENGTH
     inputs = np.full((n, steps), BLANK, np.int8)
     inputs[:, :COPY_LENGTH] = data
-    inputs[:, COPY_LENGTH + delay - 1] = DELIMITER
+    inputs[:, COPY_LENGTH + seq_len - 1] = DELIMITER
     targets = np.full((n, steps), BLANK, np.int8)
     targets[:, -COPY_LENGTH:] = data
     return {"inputs": inputs, "targets": targets}
 
 
 class Copy(GeneratedTask):
-    def __init__(self, seed: int = 0, batch_size: int = 32, delay: int = 100, train_size: int | None = None,
+    """Copy-memory task; ``seq_len`` is the paper's T (the delay between the data and its recall), so
+    every sequence has T + 20 steps."""
+
+    def __init__(self, seed: int = 0, batch_size: int = 32, seq_len: int = 100, train_size: int | None = None,
                  val_size: int = 512, test_size: int = 2560, eval_seed: int = 0):
         super().__init__(seed, batch_size, train_size, val_size, test_size, eval_seed)
-        self.delay = padded.check_positive("delay", delay)
-        self.baseline = COPY_LENGTH * math.log(COPY_CATEGORIES) / (self.delay + 2 * COPY_LENGTH)
+        self.seq_len = padded.check_positive("seq_len", seq_len)
+        self.baseline = COPY_LENGTH * math.log(COPY_CATEGORIES) / (self.seq_len + 2 * COPY_LENGTH)
         self.spec = DataSpec(kind="lm", output_size=10, input_size=10, info={
-            "task": "copy memory (Arjovsky, Shah & Bengio 2016)", "delay": self.delay,
-            "steps": self.delay + 2 * COPY_LENGTH, "baseline_cross_entropy": self.baseline,
+            "task": "copy memory (Arjovsky, Shah & Bengio 2016)", "seq_len": self.seq_len,
+            "steps": self.seq_len + 2 * COPY_LENGTH, "baseline_cross_entropy": self.baseline,
             "symbols": ["blank"] + [f"c{i}" for i in range(1, 9)] + ["delimiter"], **self.size_info})
 
     def _generate(self, rng, n):
-        return copy_arrays(rng, n, self.delay)
+        return copy_arrays(rng, n, self.seq_len)
 
     def _to_batch(self, arrays):
         targets = arrays["targets"].astype(np.int32)
@@ -290,10 +303,7 @@ class Copy(GeneratedTask):
                 "copy_accuracy": float(right.mean()), "fraction_correct": float(right.all(axis=1).mean())}
 
 
-@register("copy")
-def copy(**kwargs) -> Copy:
-    """Copy-memory task with ``delay`` = the paper's T."""
-    return Copy(**kwargs)
+register("copy")(Copy)  # the registry reads the options from Copy.__init__
 
 
 # -- embedded Reber grammar -----------------------------------------------------------------------
@@ -320,15 +330,18 @@ def embedded_reber(rng: np.random.Generator) -> tuple[str, list[set[str]]]:
 
 
 class Reber(GeneratedTask):
+    """Embedded Reber grammar (Exp. 1), next-symbol sets as multi-hot targets; ``seq_len`` is the
+    padded input length."""
+
     def __init__(self, seed: int = 0, batch_size: int = 32, train_size: int | None = 256,
-                 val_size: int = 256, test_size: int = 256, eval_seed: int = 0, max_len: int = 50):
+                 val_size: int = 256, test_size: int = 256, eval_seed: int = 0, seq_len: int = 50):
         super().__init__(seed, batch_size, train_size, val_size, test_size, eval_seed)
-        self.max_len = padded.check_positive("max_len", max_len)
-        if self.max_len < 8:
-            raise ValueError(f"data.max_len={max_len!r} must be >= 8 (the shortest embedded Reber string has 9 symbols)")
+        self.seq_len = padded.check_positive("seq_len", seq_len)
+        if self.seq_len < 8:
+            raise ValueError(f"data.seq_len={seq_len!r} must be >= 8 (the shortest embedded Reber string has 9 symbols)")
         self.spec = DataSpec(kind="multilabel", output_size=7, input_size=7, info={
             "task": "embedded Reber grammar (Hochreiter & Schmidhuber 1997, Exp. 1)",
-            "symbols": list(REBER_SYMBOLS), "max_len": self.max_len, **self.size_info})
+            "symbols": list(REBER_SYMBOLS), "seq_len": self.seq_len, **self.size_info})
 
     def _set(self, split):
         # The paper tests on strings not used for training: val/test strings avoid the training set.
@@ -342,12 +355,12 @@ class Reber(GeneratedTask):
         strings, legal = [], []
         while len(strings) < n:
             s, lg = embedded_reber(rng)
-            if len(s) - 1 <= self.max_len and s not in avoid:   # inputs are all symbols but the last
+            if len(s) - 1 <= self.seq_len and s not in avoid:   # inputs are all symbols but the last
                 strings.append(s)
                 legal.append(lg)
         index = {c: i for i, c in enumerate(REBER_SYMBOLS)}
-        ids = np.full((n, self.max_len), -1, np.int8)
-        targets = np.zeros((n, self.max_len, 7), np.float32)
+        ids = np.full((n, self.seq_len), -1, np.int8)
+        targets = np.zeros((n, self.seq_len, 7), np.float32)
         for i, (s, lg) in enumerate(zip(strings, legal)):
             ids[i, : len(s) - 1] = [index[c] for c in s[:-1]]
             for t, successors in enumerate(lg):
@@ -375,7 +388,4 @@ class Reber(GeneratedTask):
                 "fraction_correct_top": float(np.all(top_ok | ~valid, axis=1).mean())}
 
 
-@register("reber")
-def reber(**kwargs) -> Reber:
-    """Embedded Reber grammar, next-symbol sets as multi-hot targets."""
-    return Reber(**kwargs)
+register("reber")(Reber)  # the registry reads the options from Reber.__init__

@@ -231,9 +231,11 @@ def make_eval_step(graphdef, spec: data_lib.DataSpec):
 
 
 def evaluate(graphdef, params, dataset: data_lib.Dataset, split: str, *, max_batches: int = 0,
-             eval_step=None) -> dict[str, float]:
+             eval_step=None, on_outputs=None) -> dict[str, float]:
     """Metrics of ``params`` on a whole split (or its first ``max_batches`` batches): the kind's metrics
-    from :mod:`lstmlab.train.losses` plus the data set's ``extra_metrics``."""
+    from :mod:`lstmlab.train.losses` plus the data set's ``extra_metrics``. ``on_outputs(outputs,
+    batches)``, if given, also receives the split's concatenated outputs and its batches (not for
+    stateful language-model data, whose outputs are not kept)."""
     spec = dataset.spec
     eval_step = eval_step or make_eval_step(graphdef, spec)
     keep_outputs = not (spec.kind == "lm" and spec.stateful)  # text: nothing extra, outputs are large
@@ -245,6 +247,7 @@ def evaluate(graphdef, params, dataset: data_lib.Dataset, split: str, *, max_bat
         if spec.stateful and carries is None:
             carries = nnx.merge(graphdef, params).initial_carries(batch["inputs"].shape[0])
         sums, carries, out = eval_step(params, carries, batch)
+        carries = carries if spec.stateful else None  # separate sequences: every batch starts from zeros
         for k in totals:
             totals[k] += float(sums[k])
         if keep_outputs:
@@ -253,6 +256,8 @@ def evaluate(graphdef, params, dataset: data_lib.Dataset, split: str, *, max_bat
     metrics = losses.metrics_from_sums(spec.kind, totals)
     if keep_outputs and outputs and hasattr(dataset, "extra_metrics"):
         metrics.update(dataset.extra_metrics(split, np.concatenate(outputs), batches))
+    if keep_outputs and outputs and on_outputs is not None:
+        on_outputs(np.concatenate(outputs), batches)
     return metrics
 
 
@@ -494,7 +499,8 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
     progress.close()
 
     test_metrics = evaluate(graphdef, state["params"], dataset, "test", max_batches=t.eval_max_batches,
-                            eval_step=eval_step)
+                            eval_step=eval_step, on_outputs=partial(_data_plots, dataset, "test", run_dir,
+                                                                    trackers, int(state["step"])))
     final_val = val_metrics or evaluate(graphdef, state["params"], dataset, "val",
                                         max_batches=t.eval_max_batches, eval_step=eval_step)
     summary = {"step": int(state["step"]), **{f"val/{k}": v for k, v in final_val.items()},
@@ -584,6 +590,15 @@ def _write_plots(run_dir: Path, jsonl: JsonlTracker, trackers: Trackers, step: i
     path = plots.learning_curves(jsonl.history, run_dir / "plots" / "learning_curves.png")
     if path is not None:
         trackers.log_plots(step, {"learning_curves": path})
+
+
+def _data_plots(dataset, split: str, run_dir: Path, trackers: Trackers, step: int, outputs, batches) -> None:
+    """The data set's own plots of ``split`` (e.g. ``forecast.png``), if it has a ``plots`` method:
+    ``dataset.plots(split, outputs, batches, plot_dir) -> {name: path}``; logged to the trackers."""
+    if hasattr(dataset, "plots"):
+        paths = dataset.plots(split, outputs, batches, run_dir / "plots")
+        if paths:
+            trackers.log_plots(step, paths)
 
 
 class _Progress:
