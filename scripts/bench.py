@@ -265,7 +265,9 @@ def charlm_throughput(args: argparse.Namespace) -> dict | None:
 # Report
 
 def markdown(report: dict) -> str:
-    lines = [f"# lstmlab benchmark\n", f"Machine: {report['machine']}. Command: `{report['command']}`\n",
+    load = " -> ".join(f"{report[k][0]:.1f}" for k in ("load_average_before", "load_average_after") if k in report)
+    lines = [f"# lstmlab benchmark\n", f"Machine: {report['machine']}; 1-minute load average {load} "
+             f"(other jobs share the cores when it exceeds the core count). Command: `{report['command']}`\n",
              "Training step (forward + backward, gradients for parameters and input) of one layer; "
              "median of interleaved repetitions. FLOPs = 3 * 2 * T * B * (D + H) * G * H "
              "(G = 4 lstm, 3 gru); elementwise math not counted.\n"]
@@ -358,6 +360,7 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, jax {jax.__version__}"
                    + (f", torch {torch.__version__}" if with_torch else ""),
     }
+    report["load_average_before"] = os.getloadavg()
     report["speed"] = bench_speed(args.cells.split(","), shapes, reps, warmup=1 if args.smoke else 3,
                                   with_torch=with_torch)
     report["targets"] = [] if args.smoke else check_targets(report["speed"])
@@ -367,6 +370,7 @@ def main(argv: list[str] | None = None) -> dict:
         report["memory"] = bench_memory([int(t) for t in args.memory_lengths.split(",")], args.remat_chunk)
     if args.charlm:
         report["charlm"] = charlm_throughput(args)
+    report["load_average_after"] = os.getloadavg()
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
