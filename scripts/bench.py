@@ -28,8 +28,7 @@ weight gradients; the elementwise gate math is not counted), ratios to each peer
 throughput of one jitted (T*B, D+H) x (D+H, G*H) matmul on this machine (the practical ceiling).
 Compile time is lower + compile of the jitted step. The memory study compiles the lstm step for long
 sequences with and without ``remat_chunk`` and reports XLA's ``memory_analysis()`` (temporaries +
-arguments + outputs) and the peak resident memory (``getrusage`` max RSS) of a fresh subprocess that runs
-one step.
+arguments + outputs) and the peak resident memory (VmHWM) of a fresh subprocess that runs one step.
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -214,6 +212,14 @@ def format_speed_row(row: dict) -> str:
 MEMORY_SHAPE = (32, 64, 128)   # B, D, H of the lstm in the memory study
 
 
+def _rss_mib() -> tuple[float, float]:
+    """(current, peak) resident memory of this process in MiB, from /proc/self/status (Linux).
+
+    ``getrusage``'s max RSS would do for the peak, but Linux carries it over from the parent at fork."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
 def memory_one(T: int, remat_chunk: int | None) -> dict:
     """Compile and run one lstm training step of length T; XLA's memory analysis and peak RSS."""
     B, D, H = MEMORY_SHAPE
@@ -225,14 +231,14 @@ def memory_one(T: int, remat_chunk: int | None) -> dict:
 
     compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(params, xs).compile()
     analysis = compiled.memory_analysis()
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before, _ = _rss_mib()
     jax.block_until_ready(compiled(params, xs))
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss   # KiB on Linux
+    _, peak = _rss_mib()
     return {"T": T, "remat_chunk": remat_chunk,
             "xla_temp_mb": analysis.temp_size_in_bytes / 2**20,
             "xla_total_mb": (analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
                              + analysis.output_size_in_bytes) / 2**20,
-            "peak_rss_mb": rss_after / 1024, "rss_growth_in_step_mb": (rss_after - rss_before) / 1024}
+            "rss_before_step_mb": rss_before, "peak_rss_mb": peak}
 
 
 def bench_memory(lengths: list[int], remat_chunk: int) -> list[dict]:
@@ -245,7 +251,8 @@ def bench_memory(lengths: list[int], remat_chunk: int) -> list[dict]:
             rows.append(row)
             print(f"memory lstm B,D,H={MEMORY_SHAPE} T={T} remat_chunk={chunk}: XLA temp "
                   f"{row['xla_temp_mb']:.0f} MiB, XLA total {row['xla_total_mb']:.0f} MiB, "
-                  f"peak RSS {row['peak_rss_mb']:.0f} MiB", flush=True)
+                  f"RSS before the step {row['rss_before_step_mb']:.0f} MiB, peak RSS {row['peak_rss_mb']:.0f} MiB",
+                  flush=True)
     return rows
 
 
@@ -265,7 +272,9 @@ def charlm_throughput(args: argparse.Namespace) -> dict | None:
 # Report
 
 def markdown(report: dict) -> str:
-    lines = [f"# lstmlab benchmark\n", f"Machine: {report['machine']}. Command: `{report['command']}`\n",
+    load = " -> ".join(f"{report[k][0]:.1f}" for k in ("load_average_before", "load_average_after") if k in report)
+    lines = [f"# lstmlab benchmark\n", f"Machine: {report['machine']}; 1-minute load average {load} "
+             f"(other jobs share the cores when it exceeds the core count). Command: `{report['command']}`\n",
              "Training step (forward + backward, gradients for parameters and input) of one layer; "
              "median of interleaved repetitions. FLOPs = 3 * 2 * T * B * (D + H) * G * H "
              "(G = 4 lstm, 3 gru); elementwise math not counted.\n"]
@@ -285,11 +294,13 @@ def markdown(report: dict) -> str:
         lines += [f"- {t}" for t in report["targets"]]
     if report.get("memory"):
         lines.append(f"\n## Memory, lstm B,D,H={MEMORY_SHAPE}\n")
-        lines.append("| T | remat_chunk | XLA temp MiB | XLA total MiB | peak RSS MiB |")
-        lines.append("|---:|---:|---:|---:|---:|")
+        lines.append("XLA total = temporaries + arguments + outputs (from `memory_analysis()`); RSS of a fresh "
+                     "process before and at the peak of one step.\n")
+        lines.append("| T | remat_chunk | XLA temp MiB | XLA total MiB | RSS before MiB | peak RSS MiB |")
+        lines.append("|---:|---:|---:|---:|---:|---:|")
         for m in report["memory"]:
             lines.append(f"| {m['T']} | {m['remat_chunk'] or '-'} | {m['xla_temp_mb']:.0f} | "
-                         f"{m['xla_total_mb']:.0f} | {m['peak_rss_mb']:.0f} |")
+                         f"{m['xla_total_mb']:.0f} | {m['rss_before_step_mb']:.0f} | {m['peak_rss_mb']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -358,6 +369,7 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, jax {jax.__version__}"
                    + (f", torch {torch.__version__}" if with_torch else ""),
     }
+    report["load_average_before"] = os.getloadavg()
     report["speed"] = bench_speed(args.cells.split(","), shapes, reps, warmup=1 if args.smoke else 3,
                                   with_torch=with_torch)
     report["targets"] = [] if args.smoke else check_targets(report["speed"])
@@ -367,6 +379,7 @@ def main(argv: list[str] | None = None) -> dict:
         report["memory"] = bench_memory([int(t) for t in args.memory_lengths.split(",")], args.remat_chunk)
     if args.charlm:
         report["charlm"] = charlm_throughput(args)
+    report["load_average_after"] = os.getloadavg()
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
