@@ -170,3 +170,30 @@ def test_plot_forecast_writes_a_png(tmp_path):
     plot_forecast(str(tmp_path / "forecast.png"), {"time": t, "truth": t, "forecast": t + 1, "persistence": t - 1},
                   title="test")
     assert (tmp_path / "forecast.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_residual_windows_are_relative_to_the_last_input_and_zero_change_is_persistence(tmp_path):
+    kw = dict(path=_write_csv(tmp_path / "s.csv", HAND), column="y", seq_len=2, horizon=2, season=3,
+              val_fraction=0.25, test_fraction=0.25, batch_size=3)
+    plain, residual = data.build("csv", **kw), data.build("csv", residual=True, **kw)
+    a, b = next(plain.eval_batches("val")), next(residual.eval_batches("val"))
+    last = a["inputs"][:, -1, :]                                     # (B, 1) standardised x[t-1]
+    assert np.allclose(b["inputs"], a["inputs"] - last[:, None, :])
+    assert np.allclose(b["targets"], a["targets"] - last) and np.all(b["inputs"][:, -1] == 0)
+    batches = list(residual.eval_batches("test"))
+    zeros = [np.zeros((len(x["weights"]), 2), np.float32) for x in batches]
+    m = residual.extra_metrics("test", zeros, batches)                # "no change" is persistence
+    assert m["rmse"] == pytest.approx(m["persistence_rmse"]) and m["skill"] == pytest.approx(0.0, abs=1e-6)
+    exact = [x["targets"] for x in batches]
+    assert residual.extra_metrics("test", exact, batches)["rmse"] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_metrics_and_plot_cover_the_first_batches_when_evaluation_stops_early(tmp_path):
+    ds = data.build("csv", path=_write_csv(tmp_path / "s.csv", HAND), column="y", seq_len=2, horizon=1,
+                    season=3, val_fraction=0.25, test_fraction=0.25, batch_size=3)
+    first = [next(ds.eval_batches("test"))]                          # 3 of the 5 test windows
+    m = ds.extra_metrics("test", [first[0]["targets"]], first)
+    assert m["rmse"] == pytest.approx(0.0, abs=1e-4)
+    assert ds.forecast_arrays("test", [first[0]["targets"]], first)["time"].tolist() == [15, 16, 17]
+    paths = ds.plots("test", [first[0]["targets"]], first, tmp_path / "plots")
+    assert paths == {"forecast": tmp_path / "plots" / "forecast.png"} and paths["forecast"].stat().st_size > 1000

@@ -9,7 +9,9 @@ split: those values are observed history). Windows start at t >= max(seq_len, se
 baselines below are defined on every window.
 
 Batches: inputs (B, seq_len, 1) float32 and targets (B, horizon) float32, both standardised; kind
-``regress`` with ``output_size = horizon``.
+``regress`` with ``output_size = horizon``. With ``residual`` the window's last input value is
+subtracted from its inputs and targets, so the model forecasts the change from persistence (a
+series that leaves the training range, like a trend, stays in range); metrics add it back.
 
 ``extra_metrics(split, outputs, batches)`` takes the model's standardised predictions (B, horizon)
 per batch and returns, in the series' original units over all windows and horizon steps of the
@@ -66,12 +68,13 @@ class Forecast:
       series: (N,) values in original units. time: (N,) time stamps for plots (default 0..N-1).
       seq_len, horizon, season: window input length, forecast steps, seasonal-naive period (steps).
       log: model log(x) (x must be positive); metrics stay in original units.
+      residual: inputs and targets relative to the window's last input value (module docstring).
     """
 
     def __init__(self, series: np.ndarray, *, name: str, seed: int = 0, batch_size: int = 32,
                  seq_len: int = 20, horizon: int = 1, season: int = 1, val_fraction: float = 0.15,
-                 test_fraction: float = 0.15, log: bool = False, time: np.ndarray | None = None,
-                 info: dict | None = None):
+                 test_fraction: float = 0.15, log: bool = False, residual: bool = False,
+                 time: np.ndarray | None = None, info: dict | None = None):
         self.series = np.asarray(series, np.float64)
         self.seed = int(seed)
         self.batch_size = padded.check_positive("batch_size", batch_size)
@@ -80,6 +83,7 @@ class Forecast:
         self.season = padded.check_positive("season", season)
         self.time = np.arange(len(self.series)) if time is None else np.asarray(time)
         self.log = bool(log)
+        self.residual = bool(residual)
         if self.log and np.any(self.series <= 0):
             raise ValueError(f"data.log=true needs positive values; {name} has min {self.series.min()}")
         self.train_end, self.val_end = chronological_split(len(self.series), val_fraction, test_fraction)
@@ -102,13 +106,20 @@ class Forecast:
         self.scaled = ((modelled - self.mean) / self.std).astype(np.float32)
         self.spec = DataSpec(kind="regress", output_size=self.horizon, input_size=1, info={
             "series": name, "length": len(self.series), "seq_len": self.seq_len, "horizon": self.horizon,
-            "season": self.season, "log": self.log, "scaler_mean": self.mean, "scaler_std": self.std,
+            "season": self.season, "log": self.log, "residual": self.residual, "scaler_mean": self.mean, "scaler_std": self.std,
             **{f"{s}_windows": len(v) for s, v in self.starts.items()}, **(info or {})})
 
     def _windows(self, starts: np.ndarray) -> Batch:
         idx = starts[:, None] + np.arange(-self.seq_len, 0)
         tgt = starts[:, None] + np.arange(self.horizon)
-        return {"inputs": self.scaled[idx][..., None], "targets": self.scaled[tgt]}
+        base = self._base(starts)
+        return {"inputs": (self.scaled[idx] - base)[..., None], "targets": self.scaled[tgt] - base}
+
+    def _base(self, starts: np.ndarray) -> np.ndarray:
+        """(W, 1) standardised value the windows are relative to: x[t - 1] with ``residual``, else 0."""
+        if self.residual:
+            return self.scaled[starts - 1][:, None]
+        return np.zeros((len(starts), 1), np.float32)
 
     def train_batch(self, step: int) -> Batch:
         """Training windows in a seeded order per epoch; depends only on (seed, step)."""
@@ -129,13 +140,13 @@ class Forecast:
     def _forecasts(self, split: str, outputs, batches: list[Batch]) -> dict[str, np.ndarray]:
         padded.check_split(split)
         pred, _ = padded.real_rows(outputs, batches)
-        starts = self.starts[split]
+        starts = self.starts[split][: len(pred)]   # fewer rows: the first batches (trainer.eval_max_batches)
         if pred.reshape(len(pred), -1).shape != (len(starts), self.horizon):
-            raise ValueError(f"outputs for {split} must be {len(starts)} windows x horizon {self.horizon}; "
-                             f"got {pred.shape}")
+            raise ValueError(f"outputs for {split} must be at most {len(self.starts[split])} windows x horizon "
+                             f"{self.horizon}; got {pred.shape}")
         k = np.arange(self.horizon)
         return {"starts": starts, "truth": self.series[starts[:, None] + k],
-                "forecast": self.unscale(pred.reshape(len(starts), self.horizon)),
+                "forecast": self.unscale(pred.reshape(len(starts), self.horizon) + self._base(starts)),
                 "persistence": persistence_forecast(self.series, starts, self.horizon),
                 "seasonal": seasonal_naive_forecast(self.series, starts, self.horizon, self.season)}
 
@@ -273,29 +284,32 @@ def read_csv_column(path: str, column: str | None) -> np.ndarray:
 
 
 @register("sunspots")
-def sunspots(seed: int = 0, batch_size: int = 32, seq_len: int = 20, horizon: int = 1, season: int = 11,
-             val_fraction: float = 0.15, test_fraction: float = 0.15, log: bool = False) -> Forecast:
-    """Yearly sunspot numbers 1700-2008 (309 values); ``season`` 11 years, the solar cycle."""
+def sunspots(seed: int = 0, batch_size: int = 32, seq_len: int = 11, horizon: int = 1, season: int = 11,
+             val_fraction: float = 0.15, test_fraction: float = 0.15, log: bool = False,
+             residual: bool = False) -> Forecast:
+    """Yearly sunspot numbers 1700-2008 (309 values); ``season`` 11 years, the solar cycle, which is
+    also the default input length."""
     years, values = load_sunspots()
     return Forecast(values, name="sunspots", time=years, seed=seed, batch_size=batch_size, seq_len=seq_len,
                     horizon=horizon, season=season, val_fraction=val_fraction, test_fraction=test_fraction,
-                    log=log, info={"units": "yearly mean sunspot number", "source": "statsmodels"})
+                    log=log, residual=residual, info={"units": "yearly mean sunspot number", "source": "statsmodels"})
 
 
 @register("airline")
 def airline(seed: int = 0, batch_size: int = 32, seq_len: int = 24, horizon: int = 1, season: int = 12,
-            val_fraction: float = 0.15, test_fraction: float = 0.15, log: bool = False) -> Forecast:
+            val_fraction: float = 0.15, test_fraction: float = 0.15, log: bool = False,
+            residual: bool = False) -> Forecast:
     """Monthly international airline passengers 1949-1960 (144 values, thousands); ``season`` 12."""
     time, values = load_airline()
     return Forecast(values, name="airline", time=time, seed=seed, batch_size=batch_size, seq_len=seq_len,
                     horizon=horizon, season=season, val_fraction=val_fraction, test_fraction=test_fraction,
-                    log=log, info={"units": "thousands of passengers per month", "source": "aeon"})
+                    log=log, residual=residual, info={"units": "thousands of passengers per month", "source": "aeon"})
 
 
 @register("sines")
 def sines(seed: int = 0, batch_size: int = 32, length: int = 2000, periods: Sequence[int] = (12, 30),
           noise: float = 0.1, seq_len: int = 60, horizon: int = 1, season: int | None = None,
-          val_fraction: float = 0.15, test_fraction: float = 0.15) -> Forecast:
+          val_fraction: float = 0.15, test_fraction: float = 0.15, residual: bool = False) -> Forecast:
     """Noisy sum of unit sines with seeded phases; ``season`` defaults to the least common multiple
     of the (integer) periods, after which the clean signal repeats exactly."""
     length = padded.check_positive("length", length)
@@ -307,26 +321,26 @@ def sines(seed: int = 0, batch_size: int = 32, length: int = 2000, periods: Sequ
         season = math.lcm(*(int(p) for p in periods))
     return Forecast(sum_of_sines(seed, length, periods, noise), name="sines", seed=seed, batch_size=batch_size,
                     seq_len=seq_len, horizon=horizon, season=season, val_fraction=val_fraction,
-                    test_fraction=test_fraction, info={"periods": list(periods), "noise": noise})
+                    test_fraction=test_fraction, residual=residual, info={"periods": list(periods), "noise": noise})
 
 
 @register("mackey_glass")
 def mackey_glass(seed: int = 0, batch_size: int = 32, length: int = 2000, tau: float = 17.0,
                  sample_every: float = 1.0, seq_len: int = 50, horizon: int = 1, season: int = 50,
-                 val_fraction: float = 0.15, test_fraction: float = 0.15) -> Forecast:
+                 val_fraction: float = 0.15, test_fraction: float = 0.15, residual: bool = False) -> Forecast:
     """Mackey-Glass series (tau 17: mildly chaotic), seeded initial history; ``season`` 50 steps, near
     its quasi-period at sample_every 1."""
     length = padded.check_positive("length", length)
     values = mackey_glass_series(seed, length, tau=tau, sample_every=sample_every)
     return Forecast(values, name="mackey_glass", seed=seed, batch_size=batch_size, seq_len=seq_len,
                     horizon=horizon, season=season, val_fraction=val_fraction, test_fraction=test_fraction,
-                    info={"tau": tau, "sample_every": sample_every})
+                    residual=residual, info={"tau": tau, "sample_every": sample_every})
 
 
 @register("csv")
 def csv(path: str | None = None, column: str | None = None, seed: int = 0, batch_size: int = 32,
         seq_len: int = 20, horizon: int = 1, season: int = 1, val_fraction: float = 0.15,
-        test_fraction: float = 0.15, log: bool = False) -> Forecast:
+        test_fraction: float = 0.15, log: bool = False, residual: bool = False) -> Forecast:
     """Column ``column`` of a user CSV file ``path`` (header row, one value per row, in time order).
     Set ``season`` to the series' period in rows (default 1: seasonal-naive = persistence at step 0)."""
     if path is None:
@@ -334,4 +348,4 @@ def csv(path: str | None = None, column: str | None = None, seed: int = 0, batch
     values = read_csv_column(str(path), column)
     return Forecast(values, name=os.path.basename(str(path)), seed=seed, batch_size=batch_size,
                     seq_len=seq_len, horizon=horizon, season=season, val_fraction=val_fraction,
-                    test_fraction=test_fraction, log=log, info={"path": str(path), "column": column})
+                    test_fraction=test_fraction, log=log, residual=residual, info={"path": str(path), "column": column})
