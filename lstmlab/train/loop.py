@@ -499,8 +499,9 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
     progress.close()
 
     test_metrics = evaluate(graphdef, state["params"], dataset, "test", max_batches=t.eval_max_batches,
-                            eval_step=eval_step, on_outputs=partial(_data_plots, dataset, "test", run_dir,
-                                                                    trackers, int(state["step"])))
+                            eval_step=eval_step,
+                            on_outputs=partial(_data_plots, dataset, "test", run_dir, trackers,
+                                               int(state["step"])) if primary else None)
     final_val = val_metrics or evaluate(graphdef, state["params"], dataset, "val",
                                         max_batches=t.eval_max_batches, eval_step=eval_step)
     summary = {"step": int(state["step"]), **{f"val/{k}": v for k, v in final_val.items()},
