@@ -4,8 +4,6 @@ shrunken config and writes the whole run directory; data.seq_len is honoured or 
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import pytest
 
 from conftest import TINY, run_cli
@@ -74,4 +72,17 @@ def test_every_task_experiment_sets_the_contract_keys():
             cfg = compose("config", overrides=[f"+experiment={name}"])
         assert "seq_len" in cfg.data and "batch_size" in cfg.data, name
         assert ("path" in cfg.data) == (name == "vowels"), name
-    assert Path(conf_dir() / "data" / "csv.yaml").read_text().count("path: ???") == 1
+
+
+def test_a_user_csv_file_is_forecast_through_data_path(tmp_path):
+    import math
+
+    csv = tmp_path / "sales.csv"
+    csv.write_text("month,units\n" + "".join(f"{i},{10 + math.sin(i / 2):.4f}\n" for i in range(80)))
+    run_dir = tmp_path / "run"
+    result = run_cli(["+experiment=sunspots", "data=csv", f"data.path={csv}", "data.column=units",
+                      "data.seq_len=6", "data.season=12", *TINY, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["data"]["path"] == str(csv) and summary["data"]["length"] == 80
+    assert (run_dir / "plots" / "forecast.png").is_file()

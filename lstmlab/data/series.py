@@ -3,10 +3,10 @@
 A series x (N,) is split in time: the first part trains, then validation, then test (``val_fraction``,
 ``test_fraction`` of the values). Values are standardised with the mean and standard deviation of
 the training part only (after ``log`` if set). A window whose first forecast step is t reads the
-``seq_len`` values x[t - seq_len : t] (the model's input length, often called the lookback) and predicts the ``horizon`` values x[t : t + horizon]; a
-window belongs to the split that holds all its targets (its inputs may reach back into the earlier
-split: those values are observed history). Windows start at t >= max(seq_len, season), so both
-baselines below are defined on every window.
+``seq_len`` values x[t - seq_len : t] (the model's input length, often called the lookback) and
+predicts the ``horizon`` values x[t : t + horizon]; a window belongs to the split that holds all its
+targets (its inputs may reach back into the earlier split: those values are observed history).
+Windows start at t >= max(seq_len, season), so both baselines below are defined on every window.
 
 Batches: inputs (B, seq_len, 1) float32 and targets (B, horizon) float32, both standardised; kind
 ``regress`` with ``output_size = horizon``. With ``residual`` the window's last input value is
@@ -106,7 +106,8 @@ class Forecast:
         self.scaled = ((modelled - self.mean) / self.std).astype(np.float32)
         self.spec = DataSpec(kind="regress", output_size=self.horizon, input_size=1, info={
             "series": name, "length": len(self.series), "seq_len": self.seq_len, "horizon": self.horizon,
-            "season": self.season, "log": self.log, "residual": self.residual, "scaler_mean": self.mean, "scaler_std": self.std,
+            "season": self.season, "log": self.log, "residual": self.residual,
+            "scaler_mean": self.mean, "scaler_std": self.std,
             **{f"{s}_windows": len(v) for s, v in self.starts.items()}, **(info or {})})
 
     def _windows(self, starts: np.ndarray) -> Batch:
@@ -348,4 +349,5 @@ def csv(path: str | None = None, column: str | None = None, seed: int = 0, batch
     values = read_csv_column(str(path), column)
     return Forecast(values, name=os.path.basename(str(path)), seed=seed, batch_size=batch_size,
                     seq_len=seq_len, horizon=horizon, season=season, val_fraction=val_fraction,
-                    test_fraction=test_fraction, log=log, residual=residual, info={"path": str(path), "column": column})
+                    test_fraction=test_fraction, log=log, residual=residual,
+                    info={"path": str(path), "column": column})

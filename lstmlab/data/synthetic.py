@@ -338,7 +338,8 @@ class Reber(GeneratedTask):
         super().__init__(seed, batch_size, train_size, val_size, test_size, eval_seed)
         self.seq_len = padded.check_positive("seq_len", seq_len)
         if self.seq_len < 8:
-            raise ValueError(f"data.seq_len={seq_len!r} must be >= 8 (the shortest embedded Reber string has 9 symbols)")
+            raise ValueError(f"data.seq_len={seq_len!r} must be >= 8 (the shortest embedded Reber string has "
+                             "9 symbols)")
         self.spec = DataSpec(kind="multilabel", output_size=7, input_size=7, info={
             "task": "embedded Reber grammar (Hochreiter & Schmidhuber 1997, Exp. 1)",
             "symbols": list(REBER_SYMBOLS), "seq_len": self.seq_len, **self.size_info})
