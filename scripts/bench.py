@@ -3,6 +3,7 @@
     python scripts/bench.py                      # full run (several minutes on 2 cores)
     python scripts/bench.py --quick              # one small shape, fewer repetitions, no memory study
     python scripts/bench.py --out results/bench  # also writes results/bench.json and results/bench.md
+    python scripts/bench.py --charlm-only        # end-to-end +experiment=charlm: compile time, tokens/s
 
 What is timed, per cell (lstm, gru) and shape (batch B, time T, input D, hidden H): one jitted call that
 returns the gradients of ``sum(hs * w)`` (a fixed random ``w``) with respect to the layer's parameters and
@@ -59,7 +60,7 @@ SHAPES = [(32, 100, 64, 128), (30, 50, 1, 300), (64, 128, 128, 512)]   # (B, T, 
 QUICK_SHAPES = [(32, 100, 64, 128)]
 SMOKE_SHAPES = [(4, 8, 3, 8)]
 # Targets from the speed issue: minimum ratio of lstmlab-fast's throughput to each peer's.
-TARGETS = {"torch": {128: 0.9, 300: 1.0, 512: 1.0}, "flax": 1.3, "matmul_at_512": 0.8}
+TARGETS = {"torch": {128: 0.9, 300: 1.0, 512: 1.0}, "flax": 1.3, "matmul_at_512": 0.8, "charlm_first_step_s": 5.0}
 
 Step = Callable[[], Any]
 
@@ -259,13 +260,77 @@ def bench_memory(lengths: list[int], remat_chunk: int) -> list[dict]:
 # ---------------------------------------------------------------------------------------------------
 # End-to-end hook
 
-def charlm_throughput(args: argparse.Namespace) -> dict | None:
-    """HOOK (to be wired by the lead once lstmlab.train exists): end-to-end charlm throughput.
+CHARLM_STEPS = 50     # timed training steps of the end-to-end charlm measurement (after CHARLM_WARMUP)
+CHARLM_WARMUP = 5
 
-    Should run ``python -m lstmlab +experiment=charlm`` (or the trainer from Python) for a fixed number
-    of steps after warm-up and return {"tokens_per_s": ..., "impl": ...} for impl fast and reference.
-    """
-    raise NotImplementedError("--charlm: the end-to-end charlm benchmark is not wired yet (needs lstmlab.train)")
+
+def charlm_one(impl: str, overrides: list[str], steps: int) -> dict:
+    """One impl's end-to-end charlm training in this (fresh) process: the trainer's own jitted step on
+    the experiment's real batches (composed exactly as ``python -m lstmlab +experiment=charlm`` does).
+
+    Returns the seconds to trace/lower and to compile the first step (no compilation cache), the first
+    call's wall time, and the median and overall tokens/s of ``steps`` steps after a warm-up."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from lstmlab.cli import conf_dir, register_schema
+    from lstmlab.train import build_dataset, build_model, initial_state, make_train_step
+    from lstmlab.train.optim import make_optimizer
+
+    register_schema()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=["+experiment=charlm", f"model.impl={impl}", *overrides])
+    config = OmegaConf.to_object(cfg)
+    dataset = build_dataset(config)
+    model = build_model(config, dataset.spec)
+    tx = make_optimizer(config.optim, config.trainer.max_steps)
+    first = dataset.train_batch(0)
+    batch_size, seq_len = first["inputs"].shape
+    graphdef, state = initial_state(model, tx, dataset.spec, batch_size)
+    train_step = make_train_step(graphdef, tx, config, dataset.spec)
+    batch = {k: jnp.asarray(v) for k, v in first.items()}
+    t0 = time.perf_counter()
+    lowered = train_step.lower(state, batch)
+    t1 = time.perf_counter()
+    compiled = lowered.compile()
+    t2 = time.perf_counter()
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
+    t3 = time.perf_counter()
+    times = []
+    for i in range(1, CHARLM_WARMUP + steps + 1):
+        batch = {k: jnp.asarray(v) for k, v in dataset.train_batch(i).items()}   # host data work is timed
+        start = time.perf_counter()
+        state, metrics = compiled(state, batch)
+        jax.block_until_ready(metrics)
+        if i > CHARLM_WARMUP:
+            times.append(time.perf_counter() - start)
+    tokens = batch_size * seq_len
+    return {"impl": impl, "batch": int(batch_size), "seq_len": int(seq_len),
+            "hidden_size": config.model.hidden_size, "num_layers": config.model.num_layers,
+            "lower_s": t1 - t0, "compile_s": t2 - t1, "first_step_s": t3 - t0,
+            "median_step_ms": 1e3 * statistics.median(times),
+            "tokens_per_s": tokens / statistics.median(times),
+            "tokens_per_s_overall": tokens * len(times) / sum(times), "steps": len(times)}
+
+
+def charlm_throughput(args: argparse.Namespace) -> list[dict]:
+    """End-to-end ``+experiment=charlm`` training throughput and compile time, for impl fast and
+    reference, each in a fresh subprocess (cold compile, no persistent compilation cache)."""
+    rows = []
+    for impl in ("fast", "reference"):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+        cmd = [sys.executable, __file__, "--charlm-child", impl, "--charlm-steps", str(args.charlm_steps)]
+        cmd += [f"--charlm-override={o}" for o in args.charlm_override]
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if out.returncode != 0:
+            raise RuntimeError(f"charlm child ({impl}) failed: {out.stderr.strip().splitlines()[-1:]}")
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"charlm {impl}: first step {row['first_step_s']:.2f} s (lower {row['lower_s']:.2f} + compile "
+              f"{row['compile_s']:.2f} + run), {row['tokens_per_s']:.0f} tokens/s "
+              f"({row['median_step_ms']:.1f} ms/step)", flush=True)
+        rows.append(row)
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -289,6 +354,16 @@ def markdown(report: dict) -> str:
             lines.append(f"| {name} | {r['median_ms']:.2f} | {r['tokens_per_s']:.0f} | {r['gflops']:.1f} | "
                          f"{ratio:.2f} | {compile_s} |")
         lines.append(f"| matmul ceiling | | | {row['matmul_gflops']:.1f} | {row['ratios']['fast/matmul']:.2f} | |")
+    if report.get("charlm"):
+        lines.append("\n## End to end: `+experiment=charlm` training step\n")
+        lines.append("The trainer's jitted step on the experiment's batches, in a fresh process; first step = "
+                     "trace + compile + run (no compilation cache); tokens/s = median over timed steps.\n")
+        lines.append("| impl | B x T | layers x H | lower s | compile s | first step s | ms/step | tokens/s |")
+        lines.append("|---|---|---|---:|---:|---:|---:|---:|")
+        for r in report["charlm"]:
+            lines.append(f"| {r['impl']} | {r['batch']} x {r['seq_len']} | {r['num_layers']} x {r['hidden_size']} | "
+                         f"{r['lower_s']:.2f} | {r['compile_s']:.2f} | {r['first_step_s']:.2f} | "
+                         f"{r['median_step_ms']:.1f} | {r['tokens_per_s']:.0f} |")
     if report.get("targets"):
         lines.append("\n## Targets\n")
         lines += [f"- {t}" for t in report["targets"]]
@@ -332,7 +407,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--memory-lengths", default="1000,4000,16000", help="T values of the memory study")
     parser.add_argument("--remat-chunk", type=int, default=64, help="remat_chunk of the memory study")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory study")
-    parser.add_argument("--charlm", action="store_true", help="end-to-end charlm throughput (HOOK, not wired)")
+    parser.add_argument("--charlm", action="store_true",
+                        help="also time +experiment=charlm end to end (compile time and tokens/s)")
+    parser.add_argument("--charlm-only", action="store_true", help="only the end-to-end charlm measurement")
+    parser.add_argument("--charlm-steps", type=int, default=CHARLM_STEPS, help="timed charlm steps")
+    parser.add_argument("--charlm-override", action="append", default=[],
+                        help="a Hydra override for the charlm measurement (repeatable), e.g. model.hidden_size=64")
+    parser.add_argument("--charlm-child", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help="write OUT.json and OUT.md")
     parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--torch-child", nargs=7, help=argparse.SUPPRESS)
@@ -343,6 +424,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(memory_one(T, chunk or None)))
         return {}
 
+    if args.charlm_child:
+        print(json.dumps(charlm_one(args.charlm_child, args.charlm_override, args.charlm_steps)))
+        return {}
     global torch
     if args.torch_child:
         import torch
@@ -370,8 +454,12 @@ def main(argv: list[str] | None = None) -> dict:
                    + (f", torch {torch.__version__}" if with_torch else ""),
     }
     report["load_average_before"] = os.getloadavg()
-    report["speed"] = bench_speed(args.cells.split(","), shapes, reps, warmup=1 if args.smoke else 3,
-                                  with_torch=with_torch)
+    if args.charlm_only:
+        args.charlm, args.no_memory = True, True
+        report["speed"] = []
+    else:
+        report["speed"] = bench_speed(args.cells.split(","), shapes, reps, warmup=1 if args.smoke else 3,
+                                      with_torch=with_torch)
     report["targets"] = [] if args.smoke else check_targets(report["speed"])
     for line in report["targets"]:
         print(line)
@@ -379,6 +467,13 @@ def main(argv: list[str] | None = None) -> dict:
         report["memory"] = bench_memory([int(t) for t in args.memory_lengths.split(",")], args.remat_chunk)
     if args.charlm:
         report["charlm"] = charlm_throughput(args)
+        fast = next(r for r in report["charlm"] if r["impl"] == "fast")
+        want = TARGETS["charlm_first_step_s"]
+        got = fast["lower_s"] + fast["compile_s"]
+        verdict = "met" if got <= want else f"MISSED by {100 * (got - want) / want:.0f}%"
+        report["targets"].append(f"charlm first step compiled (lower + compile) in {got:.2f} s "
+                                 f"(target <= {want} s) {verdict}")
+        print(report["targets"][-1])
     report["load_average_after"] = os.getloadavg()
     if args.out:
         out = Path(args.out)

@@ -19,3 +19,22 @@ def test_bench_smoke_writes_json_and_markdown(tmp_path):
     assert all(r["median_ms"] > 0 and r["compile_s"] > 0 for r in row["results"].values())
     assert row["flops"] == 3 * 2 * row["T"] * row["B"] * (row["D"] + row["H"]) * 4 * row["H"]
     assert "| lstmlab-fast |" in out.with_suffix(".md").read_text()
+
+
+def test_bench_charlm_times_the_trainers_step_for_both_impls(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench"
+    tiny = ["data.plays=macbeth", "data.heldout=null", "data.batch_size=4", "data.seq_len=8",
+            "model.hidden_size=8"]
+    bench.main(["--charlm-only", "--charlm-steps", "2", "--out", str(out)]
+               + [f"--charlm-override={o}" for o in tiny])
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert [r["impl"] for r in report["charlm"]] == ["fast", "reference"]
+    for r in report["charlm"]:
+        assert (r["batch"], r["seq_len"], r["hidden_size"], r["num_layers"]) == (4, 8, 8, 2)
+        assert r["steps"] == 2 and r["compile_s"] > 0 and r["first_step_s"] > r["compile_s"]
+        assert abs(r["tokens_per_s"] - 4 * 8 / (r["median_step_ms"] / 1e3)) < 1e-6 * r["tokens_per_s"]
+    assert report["targets"][-1].startswith("charlm first step compiled")
+    assert "| fast | 4 x 8 | 2 x 8 |" in out.with_suffix(".md").read_text()

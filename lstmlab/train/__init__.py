@@ -5,11 +5,13 @@ from lstmlab.train.loop import (
     build_dataset,
     build_model,
     evaluate,
+    initial_state,
     make_eval_step,
     make_train_step,
     train_and_evaluate,
 )
 from lstmlab.train.sample import generate
 
-__all__ = ["NonFiniteError", "build_dataset", "build_model", "evaluate", "generate", "make_eval_step",
+__all__ = ["NonFiniteError", "build_dataset", "build_model", "evaluate", "generate", "initial_state",
+           "make_eval_step",
            "make_train_step", "train_and_evaluate"]

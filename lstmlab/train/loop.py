@@ -296,6 +296,23 @@ class _Stop:
             signal.signal(sig, handler)
 
 
+def initial_state(model: RecurrentModel, tx: optax.GradientTransformation, spec: data_lib.DataSpec,
+                  batch_size: int) -> tuple[Any, dict[str, Any]]:
+    """(graphdef, the training state at step 0): the pytree :func:`make_train_step`'s step function takes
+    and returns (parameters, optimiser state, carried state of ``batch_size`` streams for stateful data,
+    step and non-finite counters)."""
+    graphdef, params = nnx.split(model)
+    return graphdef, {
+        "step": jnp.zeros((), jnp.int32),
+        "params": params,
+        "opt_state": tx.init(params),
+        "carries": model.initial_carries(batch_size) if spec.stateful else None,
+        "skipped": jnp.zeros((), jnp.int32),
+        "first_nonfinite": jnp.full((), -1, jnp.int32),
+        "first_nonfinite_loss": jnp.zeros((), bool),
+    }
+
+
 def train_and_evaluate(config: Config, run_dir: str | Path, *, config_dict: dict | None = None) -> dict[str, Any]:
     """Train ``config`` in ``run_dir`` (resuming from its latest checkpoint) and evaluate; returns the
     summary (also written to ``run_dir/summary.json``). Raises ConfigError for bad input before
@@ -311,16 +328,7 @@ def train_and_evaluate(config: Config, run_dir: str | Path, *, config_dict: dict
     first = dataset.train_batch(0)
     batch_size = first["inputs"].shape[0]
     mesh = make_mesh(config.trainer.devices, batch_size)
-    graphdef, params = nnx.split(model)
-    state = {
-        "step": jnp.zeros((), jnp.int32),
-        "params": params,
-        "opt_state": tx.init(params),
-        "carries": model.initial_carries(batch_size) if spec.stateful else None,
-        "skipped": jnp.zeros((), jnp.int32),
-        "first_nonfinite": jnp.full((), -1, jnp.int32),
-        "first_nonfinite_loss": jnp.zeros((), bool),
-    }
+    graphdef, state = initial_state(model, tx, spec, batch_size)
     meta = {"vocab": dataset.vocab.to_json() if hasattr(dataset, "vocab") else None,
             "model": model_signature(config, spec)}
     ckpt_dir = run_dir / "checkpoints"
