@@ -23,6 +23,7 @@ class CellConfig:
     input_init: str = "glorot_uniform"
     recurrent_scale: float = 1.0
     forget_bias: float = 1.0
+    chrono_tmax: float = 0.0  # > 2: chrono initialisation of the forget biases for lags up to this many steps
 
 
 @dataclass

@@ -48,6 +48,32 @@ def test_forget_bias_fills_the_gru_update_gate_bias():
     assert not np.any(np.asarray(cells.init("rnn", jax.random.key(0), D, H, forget_bias=2.5)["b"]))
 
 
+@pytest.mark.parametrize("name", ["lstm", "peephole", "gru"])
+def test_chrono_init_spreads_forget_biases_over_log_1_to_log_tmax(name):
+    tmax, hidden = 120.0, 4000
+    plain = cells.init(name, jax.random.key(3), D, hidden)
+    chrono = cells.init(name, jax.random.key(3), D, hidden, chrono_tmax=tmax)
+    key = "b_i" if name == "gru" else "b"
+    blocks = np.split(np.asarray(chrono[key], np.float64), 3 if name == "gru" else 4)
+    keep = blocks[1]  # the LSTM forget gate, the GRU update gate z
+    # log(U(1, T - 1)): within its bounds, and its distribution function is exp(b) - 1 over T - 2
+    assert keep.min() >= 0.0 and keep.max() <= np.log(tmax - 1) + 1e-6
+    for q in (0.1, 0.5, 0.9):
+        assert abs(np.mean(keep <= np.log(1 + q * (tmax - 2))) - q) < 0.03
+    if name == "gru":
+        assert not np.any(np.concatenate([blocks[0], blocks[2]]))
+    else:
+        np.testing.assert_array_equal(blocks[0], -keep)  # input gate bias = -forget gate bias
+        assert not np.any(np.concatenate([blocks[2], blocks[3]]))
+    for k in plain:  # every other parameter is drawn exactly as without chrono
+        if k != key:
+            np.testing.assert_array_equal(np.asarray(plain[k]), np.asarray(chrono[k]))
+    rnn = cells.init("rnn", jax.random.key(3), D, H, chrono_tmax=tmax)
+    assert not np.any(np.asarray(rnn["b"]))  # no gate: ignored
+    with pytest.raises(ValueError, match="chrono_tmax=2.0 must be 0 \\(off\\) or > 2"):
+        cells.init(name, jax.random.key(0), D, H, chrono_tmax=2.0)
+
+
 @pytest.mark.parametrize("input_init", sorted(cells.INPUT_INITIALIZERS))
 def test_every_named_input_init_draws_independent_blocks(input_init):
     w = np.asarray(cells.init("lstm", jax.random.key(0), D, H, input_init=input_init)["w_i"])

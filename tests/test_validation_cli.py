@@ -21,6 +21,7 @@ CASES = [
     # names: each lists the valid ones
     (["cell=lstn"], "cell=lstn does not exist; valid: gru, lstm, peephole, rnn"),
     (["cell.variant=NOPE"], "cell.variant='NOPE' is not an LSTM variant; valid: vanilla, NIG, NFG"),
+    (["cell.chrono_tmax=1.5"], "cell.chrono_tmax=1.5 must be 0 (off) or > 2 (time steps)"),
     (["data.name=nope"], "data.name='nope' is not a data set; valid: adding, airline, copy, csv"),
     (["optim.name=adamx"], "optim.name='adamx' is not an optimiser; valid: adam, adamw, rmsprop, sgd"),
     (["optim.schedule=cosin"], "optim.schedule='cosin'; valid: constant, cosine, warmup_cosine, linear"),

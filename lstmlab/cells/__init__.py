@@ -71,22 +71,22 @@ def num_gates(name: str) -> int:
 
 
 def init(name: str, key: Array, input_size: int, hidden_size: int, *, input_init: str = "glorot_uniform",
-         recurrent_scale: float = 1.0, forget_bias: float = 1.0, dtype=jnp.float32,
-         **options: Any) -> dict[str, Array]:
+         recurrent_scale: float = 1.0, forget_bias: float = 1.0, chrono_tmax: float = 0.0,
+         dtype=jnp.float32, **options: Any) -> dict[str, Array]:
     """Parameters of cell ``name`` as a dict of arrays in the contract's layout.
 
     Args:
       key: PRNG key. input_size: D. hidden_size: H.
-      input_init, recurrent_scale, forget_bias: see :mod:`lstmlab.cells.init`.
+      input_init, recurrent_scale, forget_bias, chrono_tmax: see :mod:`lstmlab.cells.init`.
       options: the cell's options (``variant=`` for lstm/peephole, ``activation=`` for rnn).
     """
     opts = cell_options(name, **options)
     if int(input_size) < 1 or int(hidden_size) < 1:
         raise ValueError(f"input_size={input_size} and hidden_size={hidden_size} must be >= 1")
-    _init.check_init_options(input_init, recurrent_scale)
+    _init.check_init_options(input_init, recurrent_scale, chrono_tmax)
     return _module(name).init(name, key, int(input_size), int(hidden_size), input_init=input_init,
-                              recurrent_scale=recurrent_scale, forget_bias=forget_bias, dtype=dtype,
-                              **opts)
+                              recurrent_scale=recurrent_scale, forget_bias=forget_bias,
+                              chrono_tmax=chrono_tmax, dtype=dtype, **opts)
 
 
 def initial_carry(name: str, batch_size: int, hidden_size: int, dtype=jnp.float32,

@@ -29,14 +29,16 @@ def check_options(name: str) -> dict:
 
 def init(name: str, key: Array, input_size: int, hidden_size: int, *,
          input_init: str = "glorot_uniform", recurrent_scale: float = 1.0, forget_bias: float = 1.0,
-         dtype=jnp.float32) -> dict[str, Array]:
-    """``forget_bias`` initialises the update-gate bias ``b_i[H:2H]`` (z keeps the old state)."""
+         chrono_tmax: float = 0.0, dtype=jnp.float32) -> dict[str, Array]:
+    """``forget_bias`` initialises the update-gate bias ``b_i[H:2H]`` (z keeps the old state); with
+    ``chrono_tmax`` that bias is drawn by chrono initialisation instead (:mod:`lstmlab.cells.init`)."""
     H = hidden_size
     k_i, k_h = jax.random.split(key)
+    z_bias = _init.chrono_bias(key, H, chrono_tmax, dtype) if chrono_tmax else forget_bias
     return {
         "w_i": _init.input_weights(k_i, input_size, H, 3, input_init, dtype),
         "w_h": _init.recurrent_weights(k_h, H, 3, recurrent_scale, dtype),
-        "b_i": jnp.zeros((3 * H,), dtype).at[H:2 * H].set(forget_bias),
+        "b_i": jnp.zeros((3 * H,), dtype).at[H:2 * H].set(z_bias),
         "b_h": jnp.zeros((3 * H,), dtype),
     }
 

@@ -12,6 +12,11 @@ Every cell draws its weights the same way, so a study can change one knob at a t
 * biases are zero, except the gate that keeps the old state: the LSTM forget gate and the GRU update
   gate ``z`` start at ``forget_bias`` (default 1.0, Jozefowicz, Zaremba & Sutskever 2015; Gers et al.
   2000 already recommended a positive forget bias).
+* ``chrono_tmax`` T > 0 replaces that constant by chrono initialisation (Tallec & Ollivier 2018, "Can
+  recurrent neural networks warp time?"): each unit's forget bias is drawn as log(U(1, T - 1)), so the
+  units start with memory time scales spread up to about T steps, and the LSTM input-gate bias is its
+  negative. T is the longest dependency expected, in time steps (e.g. the copy task's delay). The draw
+  uses ``fold_in(key, 1)``, so the other parameters are the same with and without it. 0 (default): off.
 * peephole weights ``p_i``, ``p_f``, ``p_o`` (H,) start at zero (the cell then starts as a plain LSTM);
   the full-gate-recurrence weights ``w_fgr`` (3H, 3H) start at zero too.
 """
@@ -44,13 +49,22 @@ INPUT_INITIALIZERS: dict[str, Callable] = {
 }
 
 
-def check_init_options(input_init: str, recurrent_scale: float) -> None:
+def check_init_options(input_init: str, recurrent_scale: float, chrono_tmax: float = 0.0) -> None:
     if input_init not in INPUT_INITIALIZERS:
         raise ValueError(
             f"input_init={input_init!r} is not an initialiser; valid: {', '.join(INPUT_INITIALIZERS)}"
         )
     if not recurrent_scale >= 0:
         raise ValueError(f"recurrent_scale={recurrent_scale!r} must be >= 0")
+    if not (chrono_tmax == 0 or chrono_tmax > 2):
+        raise ValueError(f"chrono_tmax={chrono_tmax!r} must be 0 (off) or > 2 (time steps)")
+
+
+def chrono_bias(key: Array, hidden_size: int, chrono_tmax: float, dtype) -> Array:
+    """(hidden_size,) forget biases log(U(1, chrono_tmax - 1)) (chrono initialisation), drawn with
+    ``fold_in(key, 1)`` so that the cell's other draws from ``key`` are unchanged."""
+    u = jax.random.uniform(jax.random.fold_in(key, 1), (hidden_size,), jnp.float32, 1.0, chrono_tmax - 1.0)
+    return jnp.log(u).astype(dtype)
 
 
 def input_weights(key: Array, input_size: int, hidden_size: int, num_gates: int,

@@ -31,8 +31,9 @@ def check_options(name: str, activation: str = "tanh") -> dict:
 
 def init(name: str, key: Array, input_size: int, hidden_size: int, *, activation: str = "tanh",
          input_init: str = "glorot_uniform", recurrent_scale: float = 1.0, forget_bias: float = 1.0,
-         dtype=jnp.float32) -> dict[str, Array]:
-    """``forget_bias`` is accepted for a uniform interface and ignored (an RNN has no gate)."""
+         chrono_tmax: float = 0.0, dtype=jnp.float32) -> dict[str, Array]:
+    """``forget_bias`` and ``chrono_tmax`` are accepted for a uniform interface and ignored (an RNN has
+    no gate)."""
     k_i, k_h = jax.random.split(key)
     return {
         "w_i": _init.input_weights(k_i, input_size, hidden_size, 1, input_init, dtype),

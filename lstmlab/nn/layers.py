@@ -33,7 +33,7 @@ class Recurrent(nnx.Module):
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, *, rngs: nnx.Rngs,
                  input_init: str = "glorot_uniform", recurrent_scale: float = 1.0,
-                 forget_bias: float = 1.0, learn_initial_carry: bool = False,
+                 forget_bias: float = 1.0, chrono_tmax: float = 0.0, learn_initial_carry: bool = False,
                  impl: str = "fast", remat_chunk: int | None = None, param_dtype=jnp.float32,
                  **options: Any):
         self.cell = cell
@@ -43,7 +43,7 @@ class Recurrent(nnx.Module):
         # options are kept as a sorted tuple: static module attributes must be hashable under jit
         self.option_items = tuple(sorted(cells.cell_options(cell, **options).items()))
         params = cells.init(cell, rngs.params(), input_size, hidden_size, input_init=input_init,
-                            recurrent_scale=recurrent_scale, forget_bias=forget_bias,
+                            recurrent_scale=recurrent_scale, forget_bias=forget_bias, chrono_tmax=chrono_tmax,
                             dtype=param_dtype, **self.options)
         self.param_names = tuple(params)
         for name, value in params.items():

@@ -27,7 +27,7 @@ class RecurrentModel(nnx.Module):
 
     Args:
       cell: cell name; cell_options: its options and initialisation (variant, activation, input_init,
-        recurrent_scale, forget_bias).
+        recurrent_scale, forget_bias, chrono_tmax).
       output_size: K, classes or target dimension.
       per_step: True for a head at every step, False for one output per sequence.
       vocab_size: token inputs (B, T) int; else ``input_size`` float features (B, T, D).

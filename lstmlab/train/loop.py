@@ -107,10 +107,10 @@ def build_model(config: Config, spec: data_lib.DataSpec, seed: int | None = None
             embed_size=m.embed_size, pooling=m.pooling, learn_initial_carry=m.learn_initial_carry,
             impl=m.impl, rngs=nnx.Rngs(config.seed if seed is None else seed),
             input_init=c.input_init, recurrent_scale=c.recurrent_scale, forget_bias=c.forget_bias,
-            **options)
+            chrono_tmax=c.chrono_tmax, **options)
     except ValueError as err:
         message = _one_line(err)
-        for key in ("variant", "activation", "input_init", "recurrent_scale"):
+        for key in ("variant", "activation", "input_init", "recurrent_scale", "chrono_tmax"):
             if message.startswith(f"{key}="):
                 message = f"cell.{message}"
         if message.startswith("cell="):
