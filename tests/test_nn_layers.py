@@ -180,3 +180,21 @@ def test_bad_stack_settings_are_one_line_errors():
         RecurrentStack("lstm", D, H, dropout=1.0, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="valid: lstm, peephole, gru, rnn"):
         RecurrentStack("lstn", D, H, rngs=nnx.Rngs(0))
+
+
+def test_init_knobs_reach_every_layer_of_a_model_from_the_config():
+    from lstmlab.config import Config
+    from lstmlab.data import DataSpec
+    from lstmlab.train import build_model
+
+    config = Config()
+    config.cell.chrono_tmax, config.model.hidden_size, config.model.num_layers = 50.0, 8, 2
+    model = build_model(config, DataSpec(kind="lm", output_size=5, vocab_size=5))
+    for layer in model.rnn.layers:
+        i, f, g, o = np.split(np.asarray(layer.b[...]), 4)
+        assert np.all((f >= 0) & (f <= np.log(49) + 1e-6)) and np.std(f) > 0.1
+        np.testing.assert_array_equal(i, -f)
+    config.cell.chrono_tmax, config.cell.forget_bias = 0.0, 2.0
+    model = build_model(config, DataSpec(kind="lm", output_size=5, vocab_size=5))
+    for layer in model.rnn.layers:
+        np.testing.assert_array_equal(np.split(np.asarray(layer.b[...]), 4)[1], 2.0)
