@@ -70,13 +70,6 @@ def clip_grads(grads: PyTree, clip: str, clip_threshold: float | None = None) ->
     return grads
 
 
-def _key_name(key: Any) -> str:
-    for attribute in ("key", "name", "idx"):
-        if hasattr(key, attribute):
-            return str(getattr(key, attribute))
-    return str(key)
-
-
 def param_name(path: tuple[Any, ...]) -> str:
     """A readable "/"-joined name for a pytree key path.
 
@@ -86,7 +79,7 @@ def param_name(path: tuple[Any, ...]) -> str:
     """
     parts = []
     for key in path:
-        name = _key_name(key)
+        name = jax.tree_util.keystr((key,), simple=True)
         if isinstance(getattr(key, "key", getattr(key, "idx", None)), int):
             if parts and parts[-1] == "layers":
                 parts.pop()

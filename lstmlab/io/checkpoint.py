@@ -46,20 +46,13 @@ def flatten(tree: Any) -> dict[str, np.ndarray]:
     this at the same point (it runs a collective)."""
     flat = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        key = ".".join(_key_name(k) for k in path)
+        key = jax.tree_util.keystr(path, simple=True, separator=".")
         if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable and not leaf.is_fully_replicated:
             from jax.experimental import multihost_utils
 
             leaf = multihost_utils.process_allgather(leaf, tiled=True)
         flat[key] = np.asarray(jax.device_get(leaf))
     return flat
-
-
-def _key_name(k: Any) -> str:
-    for attr in ("key", "idx", "name"):
-        if hasattr(k, attr):
-            return str(getattr(k, attr))
-    return str(k)
 
 
 def state_digest(flat: dict[str, np.ndarray]) -> str:
@@ -94,7 +87,7 @@ def unflatten(template: Any, flat: dict[str, np.ndarray], source: str = "checkpo
 def flatten_shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], Any]]:
     out = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        out[".".join(_key_name(k) for k in path)] = (tuple(np.shape(leaf)), np.asarray(leaf).dtype
+        out[jax.tree_util.keystr(path, simple=True, separator=".")] = (tuple(np.shape(leaf)), np.asarray(leaf).dtype
                                                      if not hasattr(leaf, "dtype") else leaf.dtype)
     return out
 

@@ -13,5 +13,4 @@ from lstmlab.train.loop import (
 from lstmlab.train.sample import generate
 
 __all__ = ["NonFiniteError", "build_dataset", "build_model", "evaluate", "generate", "initial_state",
-           "make_eval_step",
-           "make_train_step", "train_and_evaluate"]
+           "make_eval_step", "make_train_step", "train_and_evaluate"]
