@@ -15,6 +15,7 @@ options are documented in :mod:`lstmlab.cells.init`.
 from __future__ import annotations
 
 import inspect
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -27,6 +28,7 @@ from lstmlab.cells import init as _init
 from lstmlab.cells import lstm as _lstm
 from lstmlab.cells import remat as _remat
 from lstmlab.cells import rnn as _rnn
+from lstmlab.cells import sharding as _sharding
 from lstmlab.cells.init import INPUT_INITIALIZERS
 from lstmlab.cells.lstm import VARIANTS, FGRState, LSTMState
 from lstmlab.cells.rnn import ACTIVATIONS
@@ -112,7 +114,8 @@ def step(name: str, params: dict[str, Array], carry: Carry, x: Array, **options:
 
 def scan(name: str, params: dict[str, Array], xs: Array, carry: Carry | None = None, *,
          seq_lengths: Array | None = None, reverse: bool = False, impl: str = "fast",
-         remat_chunk: int | None = None, **options: Any) -> tuple[Carry, Array]:
+         remat_chunk: int | None = None, batch_axis: str | None = None,
+         **options: Any) -> tuple[Carry, Array]:
     """Run cell ``name`` over the time-major sequence ``xs`` (T, B, D).
 
     Returns ``(final_carry, hs)`` with ``hs`` (T, B, H). ``carry`` defaults to zeros (``h`` in the
@@ -126,6 +129,9 @@ def scan(name: str, params: dict[str, Array], xs: Array, carry: Carry | None = N
     ``jvp``/``jacfwd``), ``cudnn`` (plain LSTM on a CUDA GPU, :mod:`lstmlab.cells.cudnn`).
     ``remat_chunk=K`` recomputes activations in the backward pass instead of storing them, in chunks
     of K steps (:mod:`lstmlab.cells.remat`): same results, far less memory for long sequences.
+    ``batch_axis``: name of a mesh axis the batch is split along. Under ``jax.set_mesh(mesh)`` with
+    that axis on more than one device (and B divisible by it), each device runs the recurrence on its
+    own rows (:mod:`lstmlab.cells.sharding`); otherwise, and with None, it has no effect.
     """
     module = _module(name)
     opts = cell_options(name, **options)
@@ -146,7 +152,8 @@ def scan(name: str, params: dict[str, Array], xs: Array, carry: Carry | None = N
             raise ValueError("remat_chunk is not available with impl='cudnn'; use impl='fast'")
         return _cudnn.scan(params, xs, carry, seq_lengths=seq_lengths, reverse=reverse)
 
-    def run(carry: Carry, xs: Array, seq_lengths: Array | None, reverse: bool = False):
+    def run(params: dict[str, Array], carry: Carry, xs: Array, seq_lengths: Array | None,
+            reverse: bool = False):
         if impl == "fast" and _fast.supports(name, **opts):
             return _fast.scan(name, params, xs, carry, seq_lengths=seq_lengths, reverse=reverse, **opts)
 
@@ -156,6 +163,13 @@ def scan(name: str, params: dict[str, Array], xs: Array, carry: Carry | None = N
         return scan_projected(cell_step, module.output, carry, module.project(params, xs),
                               seq_lengths=seq_lengths, reverse=reverse)
 
-    if remat_chunk is None:
-        return run(carry, xs, seq_lengths, reverse)
-    return _remat.chunked_scan(run, carry, xs, chunk=remat_chunk, seq_lengths=seq_lengths, reverse=reverse)
+    def run_all(params: dict[str, Array], carry: Carry, xs: Array, seq_lengths: Array | None):
+        if remat_chunk is None:
+            return run(params, carry, xs, seq_lengths, reverse)
+        return _remat.chunked_scan(partial(run, params), carry, xs, chunk=remat_chunk,
+                                   seq_lengths=seq_lengths, reverse=reverse)
+
+    devices = _sharding.axis_size(batch_axis)
+    if devices > 1 and B % devices == 0:
+        return _sharding.split_batch(run_all, batch_axis, params, carry, xs, seq_lengths)
+    return run_all(params, carry, xs, seq_lengths)

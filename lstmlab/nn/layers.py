@@ -27,16 +27,20 @@ class Recurrent(nnx.Module):
     """One recurrent layer: cell ``cell`` of size ``hidden_size`` over inputs of size ``input_size``.
 
     ``learn_initial_carry`` adds trainable initial states (one (H,) vector per carry component,
-    broadcast over the batch) used when no carry is passed. ``impl`` and ``remat_chunk`` are passed to
-    :func:`lstmlab.cells.scan` (fast kernels by default; ``remat_chunk=K`` trades compute for memory).
+    broadcast over the batch) used when no carry is passed. ``impl``, ``remat_chunk`` and ``batch_axis``
+    are passed to :func:`lstmlab.cells.scan` (fast kernels by default; ``remat_chunk=K`` trades compute
+    for memory; ``batch_axis``, by default the trainer's mesh axis ``"data"``, runs one recurrence per
+    device on its rows of the batch when called under ``jax.set_mesh`` with that axis, and does nothing
+    otherwise).
     """
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, *, rngs: nnx.Rngs,
                  input_init: str = "glorot_uniform", recurrent_scale: float = 1.0,
                  forget_bias: float = 1.0, chrono_tmax: float = 0.0, learn_initial_carry: bool = False,
-                 impl: str = "fast", remat_chunk: int | None = None, param_dtype=jnp.float32,
-                 **options: Any):
+                 impl: str = "fast", remat_chunk: int | None = None, batch_axis: str | None = "data",
+                 param_dtype=jnp.float32, **options: Any):
         self.cell = cell
+        self.batch_axis = batch_axis
         self.remat_chunk = remat_chunk
         self.hidden_size = hidden_size
         self.impl = impl
@@ -79,7 +83,8 @@ class Recurrent(nnx.Module):
         if carry is None:
             carry = self.initial_carry(xs.shape[1], jnp.result_type(xs.dtype, self.w_h[...].dtype))
         return cells.scan(self.cell, self.cell_params(), xs, carry, seq_lengths=seq_lengths,
-                          reverse=reverse, impl=self.impl, remat_chunk=self.remat_chunk, **self.options)
+                          reverse=reverse, impl=self.impl, remat_chunk=self.remat_chunk,
+                          batch_axis=self.batch_axis, **self.options)
 
 
 class Bidirectional(nnx.Module):
