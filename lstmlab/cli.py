@@ -52,7 +52,7 @@ def run(cfg) -> dict:
 
     from lstmlab.config import ConfigError
     from lstmlab.diagnostics.study import run_gradnorm_study
-    from lstmlab.train import NonFiniteError, train_and_evaluate
+    from lstmlab.train import NonFiniteError, distributed, train_and_evaluate
 
     import logging
 
@@ -66,6 +66,7 @@ def run(cfg) -> dict:
         runners = {"train": train_and_evaluate, "gradnorm": run_gradnorm_study}
         if config.runner not in runners:
             raise ConfigError(f"runner={config.runner!r} is not a runner; valid: {', '.join(runners)}")
+        distributed.split_cpu(config)  # one CPU device per core, before JAX starts
         return runners[config.runner](config, run_dir, config_dict=resolved)
     except ConfigError as err:
         if debug:

@@ -40,6 +40,7 @@ def config(devices, max_steps):
 
 from lstmlab.train.loop import make_mesh
 print(f"default mesh: {make_mesh(None, 8).devices.size} devices")  # trainer.devices=null: all local ones
+print(f"batch of 12: {make_mesh(None, 12).devices.size} devices")  # ... or as many as divide the batch
 root = Path(sys.argv[1])
 train_and_evaluate(config(8, 4), root / "eight")
 train_and_evaluate(config(1, 4), root / "one")
@@ -80,6 +81,7 @@ def test_eight_devices_follow_one_device_and_checkpoints_move_between_them(tmp_p
         steps = [json.loads(line)["step"] for line in (tmp_path / other / "metrics.jsonl").read_text().splitlines()]
         assert steps == [1, 2, 3, 4], other
     assert "default mesh: 8 devices" in result.stdout, result.stdout
+    assert "batch of 12: 6 devices" in result.stdout, result.stdout
 
 
 def free_port() -> int:

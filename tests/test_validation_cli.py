@@ -5,6 +5,7 @@ touched; a new one is not left behind)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pytest
 from conftest import TINY, run_cli
 
 BASE = ["+experiment=charlm", *[o for o in TINY if not o.startswith("trainer.max_steps")], "trainer.max_steps=2"]
+# the CLI gives a run one CPU device per core, up to trainer.devices (capped at the cores)
+CLI_DEVICES = len(os.sched_getaffinity(0))
 OTHER_DATA = ["~data"]  # drop the Shakespeare options, then give another data set's with +data.KEY=...
 
 # (overrides, what the one line must say). {files} is the folder of the bad files made below.
@@ -32,7 +35,7 @@ CASES = [
     (["model.hidden_size=0"], "model.hidden_size=0 must be >= 1"),
     (["optim.lr=inf"], "optim.lr=inf must be a finite number"),
     (["trainer.max_steps=0"], "trainer.max_steps=0 must be an integer >= 1"),
-    (["trainer.devices=99"], "trainer.devices=99 must be in [1, 1]"),
+    (["trainer.devices=99"], f"trainer.devices=99 must be in [1, {CLI_DEVICES}]"),
     (["distributed.coordinator_address=127.0.0.1:12355", "distributed.num_processes=2", "distributed.process_id=2"],
      "distributed.process_id=2 must be in [0, 1]"),
     # a sequence longer than the data

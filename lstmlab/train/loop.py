@@ -142,14 +142,17 @@ def check_trainer(config: Config) -> None:
 
 
 def make_mesh(devices: int | None, batch_size: int) -> Mesh:
-    """A 1-D mesh ``("data",)`` over the first ``devices`` local devices (all when None) of every
-    process; the batch is split along it and the parameters replicated."""
+    """A 1-D mesh ``("data",)`` over the first ``devices`` local devices of every process; the batch is
+    split along it and the parameters replicated. ``devices=None``: as many local devices as divide the
+    batch evenly (all of them when they do)."""
     available = jax.local_devices()
-    n = len(available) if devices is None else devices
+    processes = jax.process_count()
+    n = devices
+    if devices is None:
+        n = max((k for k in range(1, len(available) + 1) if batch_size % (k * processes) == 0), default=1)
     if not 1 <= n <= len(available):
         raise ConfigError(f"trainer.devices={devices} must be in [1, {len(available)}] "
                           f"(local devices: {len(available)})")
-    processes = jax.process_count()
     if batch_size % (n * processes):
         per = f"trainer.devices={n}" + (f" x {processes} processes" if processes > 1 else "")
         raise ConfigError(f"data.batch_size={batch_size} must be divisible by the number of devices ({per})")
@@ -208,6 +211,18 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, config: Config, 
         return new, metrics
 
     return jax.jit(train_step, donate_argnums=0)
+
+
+def with_mesh(step, mesh: Mesh):
+    """``step`` called (and so traced) with ``mesh`` as the current mesh (``jax.set_mesh``): the recurrent
+    layers then run one recurrence per device on its rows of the batch, which on CPU is faster than
+    leaving the time loop to the compiler's partitioner (:mod:`lstmlab.cells.sharding`)."""
+
+    def call(*args):
+        with jax.set_mesh(mesh):
+            return step(*args)
+
+    return call
 
 
 def _reset_carries(model: RecurrentModel, carries, batch):
@@ -438,8 +453,12 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
     state = jax.device_put(host, replicated)
     if spec.stateful:
         state["carries"] = jax.device_put(host["carries"], by_batch)
-    train_step = make_train_step(graphdef, tx, config, spec)
-    eval_step = make_eval_step(graphdef, spec)
+    # XLA's CPU devices share one thread pool. With several steps in flight, their collectives can wait
+    # for each other's threads for ever (reber on 2 CPU devices hung in 5 runs of 5); with one step in
+    # flight at a time it ran 5 of 5.
+    one_in_flight = mesh.devices.size > 1 and mesh.devices.flat[0].platform == "cpu"
+    train_step = with_mesh(make_train_step(graphdef, tx, config, spec), mesh)
+    eval_step = with_mesh(make_eval_step(graphdef, spec), mesh)
     progress = _Progress(t.progress if primary else "none", t.max_steps, start)
     pending: list[dict] = []
     tokens_per_step = None
@@ -462,6 +481,8 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
             if tokens_per_step is None:
                 tokens_per_step = int(np.prod(batch["inputs"].shape[:2]))
             state, metrics = train_step(state, shard(batch))
+            if one_in_flight:
+                jax.block_until_ready(metrics)
             pending.append(metrics)
             step += 1
             progress.advance()
@@ -515,7 +536,7 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
     summary = {"step": int(state["step"]), **{f"val/{k}": v for k, v in final_val.items()},
                **{f"test/{k}": v for k, v in test_metrics.items()},
                "val/best_loss": min(best_val, final_val["loss"]), "train/skipped": int(state["skipped"]),
-               "data": spec.info}
+               "data": spec.info, "devices": int(mesh.devices.size)}
     if recorder is not None:
         recorder.finish(summary["step"], trackers)
     if primary:

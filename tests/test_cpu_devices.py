@@ -1,0 +1,57 @@
+"""How many CPU devices the command line gives a run (one per core, as many as divide the batch), and
+that a run really trains on them."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from conftest import TINY, run_cli
+from lstmlab.config import Config
+from lstmlab.train import distributed
+
+
+def config(batch_size=32, runner="train", devices=None, **dist) -> Config:
+    c = Config()
+    c.runner, c.data, c.trainer.devices = runner, {"name": "adding", "batch_size": batch_size}, devices
+    for key, value in dist.items():
+        setattr(c.distributed, key, value)
+    return c
+
+
+@pytest.mark.parametrize("cfg, want", [
+    (config(), 4),                        # one per core
+    (config(batch_size=6), 3),            # as many as divide the batch
+    (config(batch_size=7), 1),
+    (config(devices=2), 2),               # trainer.devices caps it
+    (config(devices=99), 4),              # ... and the mesh then reports the bad value
+    (config(runner="gradnorm"), 1),       # the study trains one cell at a time on one device
+    (config(enabled=True), 1),            # jax.distributed: one device per process
+])
+def test_cpu_devices_one_per_core_dividing_the_batch(monkeypatch, cfg, want):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert distributed.cpu_devices(cfg) == want
+
+
+@pytest.mark.parametrize("env", [{"JAX_NUM_CPU_DEVICES": "1"},
+                                 {"XLA_FLAGS": "--xla_force_host_platform_device_count=3"}])
+def test_split_cpu_leaves_a_users_device_count_alone(monkeypatch, env):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert distributed.split_cpu(config()) is None
+
+
+def test_cli_run_trains_on_one_device_per_core_and_says_so(tmp_path):
+    cores = len(os.sched_getaffinity(0))
+    want = max(k for k in range(1, cores + 1) if 32 % k == 0)
+    runs = {}
+    for name, env in (("default", {}), ("one", {"JAX_NUM_CPU_DEVICES": "1"})):
+        run_dir = tmp_path / name
+        result = run_cli(["+experiment=adding", *TINY, f"hydra.run.dir={run_dir}"], **env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[name] = json.loads((run_dir / "summary.json").read_text())
+    assert runs["default"]["devices"] == want
+    assert runs["one"]["devices"] == 1
+    assert runs["default"]["test/loss"] == pytest.approx(runs["one"]["test/loss"], rel=1e-4)
