@@ -15,10 +15,14 @@ def test_bench_smoke_writes_json_and_markdown(tmp_path):
     bench.main(["--smoke", "--cells", "lstm", "--no-torch", "--out", str(out)])
     report = json.loads(out.with_suffix(".json").read_text())
     (row,) = report["speed"]
-    assert set(row["results"]) == {"lstmlab-fast", "lstmlab-reference", "flax"}
+    split = {"lstmlab-fast-split", "lstmlab-reference-split", "flax-split"} if bench.cores() > 1 else set()
+    assert set(row["results"]) == {"lstmlab-fast", "lstmlab-reference", "flax"} | split
     assert all(r["median_ms"] > 0 and r["compile_s"] > 0 for r in row["results"].values())
     assert row["flops"] == 3 * 2 * row["T"] * row["B"] * (row["D"] + row["H"]) * 4 * row["H"]
     assert "| lstmlab-fast |" in out.with_suffix(".md").read_text()
+    if split:
+        fast, mine = row["results"]["lstmlab-fast"], row["results"]["lstmlab-fast-split"]
+        assert abs(row["split_ratios"]["split/lstmlab-fast"] - mine["gflops"] / fast["gflops"]) < 1e-9
 
 
 def test_bench_charlm_times_the_trainers_step_for_both_impls(tmp_path):
@@ -31,10 +35,13 @@ def test_bench_charlm_times_the_trainers_step_for_both_impls(tmp_path):
     bench.main(["--charlm-only", "--charlm-steps", "2", "--out", str(out)]
                + [f"--charlm-override={o}" for o in tiny])
     report = json.loads(out.with_suffix(".json").read_text())
-    assert [r["impl"] for r in report["charlm"]] == ["fast", "reference"]
+    cores = bench.cores()
+    split = max(k for k in range(1, cores + 1) if 4 % k == 0)  # devices that divide the batch of 4
+    runs = [("fast", 1), ("reference", 1)] + ([("fast", split)] if cores > 1 else [])
+    assert [(r["impl"], r["devices"]) for r in report["charlm"]] == runs
     for r in report["charlm"]:
         assert (r["batch"], r["seq_len"], r["hidden_size"], r["num_layers"]) == (4, 8, 8, 2)
         assert r["steps"] == 2 and r["compile_s"] > 0 and r["first_step_s"] > r["compile_s"]
         assert abs(r["tokens_per_s"] - 4 * 8 / (r["median_step_ms"] / 1e3)) < 1e-6 * r["tokens_per_s"]
-    assert report["targets"][-1].startswith("charlm first step compiled")
-    assert "| fast | 4 x 8 | 2 x 8 |" in out.with_suffix(".md").read_text()
+    assert report["targets"][-1].startswith(f"charlm first step on {runs[-1][1]} device(s) compiled")
+    assert "| fast | 1 | 4 x 8 | 2 x 8 |" in out.with_suffix(".md").read_text()
