@@ -55,3 +55,16 @@ def test_cli_run_trains_on_one_device_per_core_and_says_so(tmp_path):
     assert runs["default"]["devices"] == want
     assert runs["one"]["devices"] == 1
     assert runs["default"]["test/loss"] == pytest.approx(runs["one"]["test/loss"], rel=1e-4)
+
+
+def test_thousands_of_small_steps_on_two_cpu_devices_do_not_deadlock(tmp_path):
+    """With several steps in flight, XLA's in-process collectives deadlocked on 2 CPU devices: this run
+    (2000 steps of a 32-unit LSTM) hung in 5 runs of 5 before the trainer kept one step in flight; XLA
+    aborts a collective stuck for 40 s, so a regression fails here rather than hanging."""
+    run_dir = tmp_path / "reber"
+    result = run_cli(["+experiment=reber", "logger.wandb.mode=disabled", "trainer.progress=none",
+                      "trainer.eval_every=2000", f"hydra.run.dir={run_dir}"], timeout=240,
+                     JAX_NUM_CPU_DEVICES="2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["step"], summary["devices"]) == (2000, 2)
