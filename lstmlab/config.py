@@ -56,7 +56,7 @@ class TrainerConfig:
     max_steps: int = 1000
     eval_every: int = 200
     log_every: int = 50
-    devices: Optional[int] = None  # None: all local devices
+    devices: Optional[int] = None  # None: as many local devices as divide the batch (on CPU: one per core)
     nonfinite: str = "stop"  # stop | skip
     progress: str = "auto"  # auto (bar on a terminal, lines otherwise) | bar | lines | none
     eval_max_batches: int = 0  # 0: whole split
