@@ -23,8 +23,11 @@ def config(batch_size=32, runner="train", devices=None, **dist) -> Config:
 
 @pytest.mark.parametrize("cfg, want", [
     (config(), 4),                        # one per core
-    (config(batch_size=6), 3),            # as many as divide the batch
+    (config(batch_size=24), 3),           # as many as divide the batch
+    (config(batch_size=18), 2),
     (config(batch_size=7), 1),
+    (config(batch_size=16), 2),           # ... leaving each at least 8 rows
+    (config(batch_size=12), 1),
     (config(devices=2), 2),               # trainer.devices caps it
     (config(devices=99), 4),              # ... and the mesh then reports the bad value
     (config(runner="gradnorm"), 1),       # the study trains one cell at a time on one device
@@ -33,6 +36,11 @@ def config(batch_size=32, runner="train", devices=None, **dist) -> Config:
 def test_cpu_devices_one_per_core_dividing_the_batch(monkeypatch, cfg, want):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     assert distributed.cpu_devices(cfg) == want
+
+
+def test_cpu_devices_leave_every_device_eight_rows_on_many_cores(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    assert distributed.cpu_devices(config(batch_size=64)) == 8
 
 
 @pytest.mark.parametrize("env", [{"JAX_NUM_CPU_DEVICES": "1"},
@@ -45,7 +53,7 @@ def test_split_cpu_leaves_a_users_device_count_alone(monkeypatch, env):
 
 def test_cli_run_trains_on_one_device_per_core_and_says_so(tmp_path):
     cores = len(os.sched_getaffinity(0))
-    want = max(k for k in range(1, cores + 1) if 32 % k == 0)
+    want = max(k for k in range(1, cores + 1) if 32 % k == 0 and 32 // k >= 8)
     runs = {}
     for name, env in (("default", {}), ("one", {"JAX_NUM_CPU_DEVICES": "1"})):
         run_dir = tmp_path / name
