@@ -35,6 +35,7 @@ arguments + outputs) and the peak resident memory (VmHWM) of a fresh subprocess 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -42,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -54,6 +56,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from lstmlab import cells  # noqa: E402
 from lstmlab.nn import Recurrent  # noqa: E402
+from lstmlab.train.distributed import usable_cores  # noqa: E402
+from lstmlab.train.loop import make_mesh  # noqa: E402
 
 torch: Any = None   # imported in main() when available (the [bench] extra is optional)
 
@@ -78,20 +82,17 @@ def _jax_step(loss: Callable, *args, mesh: Mesh | None = None) -> tuple[Step, fl
     shape (T, B, ...) are split along the batch over its ``"data"`` axis and the step is compiled and
     run under ``jax.set_mesh(mesh)``, as the trainer does."""
     grad = jax.jit(jax.grad(loss, argnums=tuple(range(len(args) - 1))))
-    if mesh is None:
-        compiled, start = None, time.perf_counter()
-        compiled = grad.lower(*args).compile()
-        compile_s = time.perf_counter() - start
-        return (lambda: jax.block_until_ready(compiled(*args))), compile_s
-    rows = NamedSharding(mesh, P(None, "data"))
-    args = tuple(jax.device_put(a, rows) if getattr(a, "ndim", 0) == 3 else a for a in args)
-    with jax.set_mesh(mesh):
+    scope = contextlib.nullcontext if mesh is None else partial(jax.set_mesh, mesh)
+    if mesh is not None:
+        rows = NamedSharding(mesh, P(None, "data"))
+        args = tuple(jax.device_put(a, rows) if getattr(a, "ndim", 0) == 3 else a for a in args)
+    with scope():
         start = time.perf_counter()
         compiled = grad.lower(*args).compile()
         compile_s = time.perf_counter() - start
 
     def step():
-        with jax.set_mesh(mesh):
+        with scope():
             return jax.block_until_ready(compiled(*args))
 
     return step, compile_s
@@ -166,14 +167,10 @@ def torch_alone(cell: str, shape: tuple[int, int, int, int], reps: int, warmup: 
     return json.loads(out.strip().splitlines()[-1])
 
 
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def split_times(cell: str, shape: tuple[int, int, int, int], reps: int, warmup: int) -> tuple[dict, dict]:
     """(times, compile seconds) of the JAX contenders in a fresh subprocess with one XLA CPU device per
     core, each splitting the batch over them (``-split``), interleaved with each other."""
-    env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(cores())}
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(usable_cores())}
     cmd = [sys.executable, __file__, "--split-child", cell, *map(str, shape), str(reps), str(warmup)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     result = json.loads(out.strip().splitlines()[-1])
@@ -181,15 +178,12 @@ def split_times(cell: str, shape: tuple[int, int, int, int], reps: int, warmup: 
 
 
 def split_child(cell: str, shape: tuple[int, int, int, int], reps: int, warmup: int) -> dict:
-    devices = jax.devices()
-    B = shape[0]
-    n = max(k for k in range(1, len(devices) + 1) if B % k == 0)
-    mesh = Mesh(np.array(devices[:n]), ("data",))
+    mesh = make_mesh(None, shape[0])   # as many devices as divide the batch, as the trainer takes
     built = {"lstmlab-fast-split": lstmlab_step(cell, "fast", *shape, mesh=mesh),
              "lstmlab-reference-split": lstmlab_step(cell, "reference", *shape, mesh=mesh),
              "flax-split": flax_step(cell, *shape, mesh=mesh)}
     times = time_interleaved({name: step for name, (step, _) in built.items()}, reps, warmup)
-    return {"devices": n, "times": times, "compile_s": {name: c for name, (_, c) in built.items()}}
+    return {"devices": int(mesh.devices.size), "times": times, "compile_s": {name: c for name, (_, c) in built.items()}}
 
 
 def contenders(cell: str, shape: tuple[int, int, int, int], with_torch: bool) -> dict[str, tuple[Step, float]]:
@@ -335,7 +329,6 @@ def charlm_one(impl: str, overrides: list[str], steps: int) -> dict:
 
     from lstmlab.cli import conf_dir, register_schema
     from lstmlab.train import build_dataset, build_model, initial_state, make_train_step
-    from lstmlab.train.loop import make_mesh
     from lstmlab.train.optim import make_optimizer
 
     register_schema()
@@ -390,7 +383,9 @@ def charlm_throughput(args: argparse.Namespace) -> list[dict]:
     """End-to-end ``+experiment=charlm`` training throughput and compile time, for impl fast and
     reference, each in a fresh subprocess (cold compile, no persistent compilation cache)."""
     rows = []
-    runs = [("fast", 1), ("reference", 1)] + ([("fast", cores())] if cores() > 1 and not args.no_split else [])
+    runs = [("fast", 1), ("reference", 1)]
+    if usable_cores() > 1 and not args.no_split:
+        runs.append(("fast", usable_cores()))
     for impl, devices in runs:
         env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
         env["JAX_NUM_CPU_DEVICES"] = str(devices)
@@ -400,7 +395,8 @@ def charlm_throughput(args: argparse.Namespace) -> list[dict]:
         if out.returncode != 0:
             raise RuntimeError(f"charlm child ({impl}) failed: {out.stderr.strip().splitlines()[-1:]}")
         row = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"charlm {impl} on {row['devices']} device(s): first step {row['first_step_s']:.2f} s (lower {row['lower_s']:.2f} + compile "
+        print(f"charlm {impl} on {row['devices']} device(s): first step {row['first_step_s']:.2f} s "
+              f"(lower {row['lower_s']:.2f} + compile "
               f"{row['compile_s']:.2f} + run), {row['tokens_per_s']:.0f} tokens/s "
               f"({row['median_step_ms']:.1f} ms/step)", flush=True)
         rows.append(row)
@@ -436,10 +432,12 @@ def markdown(report: dict) -> str:
         lines.append("\n## End to end: `+experiment=charlm` training step\n")
         lines.append("The trainer's jitted step on the experiment's batches, in a fresh process; first step = "
                      "trace + compile + run (no compilation cache); tokens/s = median over timed steps.\n")
-        lines.append("| impl | devices | B x T | layers x H | lower s | compile s | first step s | ms/step | tokens/s |")
+        lines.append("| impl | devices | B x T | layers x H | lower s | compile s | first step s | ms/step "
+                     "| tokens/s |")
         lines.append("|---|---:|---|---|---:|---:|---:|---:|---:|")
         for r in report["charlm"]:
-            lines.append(f"| {r['impl']} | {r['devices']} | {r['batch']} x {r['seq_len']} | {r['num_layers']} x {r['hidden_size']} | "
+            lines.append(f"| {r['impl']} | {r['devices']} | {r['batch']} x {r['seq_len']} | "
+                         f"{r['num_layers']} x {r['hidden_size']} | "
                          f"{r['lower_s']:.2f} | {r['compile_s']:.2f} | {r['first_step_s']:.2f} | "
                          f"{r['median_step_ms']:.1f} | {r['tokens_per_s']:.0f} |")
     if report.get("targets"):
@@ -553,7 +551,7 @@ def main(argv: list[str] | None = None) -> dict:
         report["speed"] = []
     else:
         report["speed"] = bench_speed(args.cells.split(","), shapes, reps, warmup=1 if args.smoke else 3,
-                                      with_torch=with_torch, split=not args.no_split and cores() > 1)
+                                      with_torch=with_torch, split=not args.no_split and usable_cores() > 1)
     report["targets"] = [] if args.smoke else check_targets(report["speed"])
     for line in report["targets"]:
         print(line)

@@ -15,7 +15,7 @@ def test_bench_smoke_writes_json_and_markdown(tmp_path):
     bench.main(["--smoke", "--cells", "lstm", "--no-torch", "--out", str(out)])
     report = json.loads(out.with_suffix(".json").read_text())
     (row,) = report["speed"]
-    split = {"lstmlab-fast-split", "lstmlab-reference-split", "flax-split"} if bench.cores() > 1 else set()
+    split = {"lstmlab-fast-split", "lstmlab-reference-split", "flax-split"} if bench.usable_cores() > 1 else set()
     assert set(row["results"]) == {"lstmlab-fast", "lstmlab-reference", "flax"} | split
     assert all(r["median_ms"] > 0 and r["compile_s"] > 0 for r in row["results"].values())
     assert row["flops"] == 3 * 2 * row["T"] * row["B"] * (row["D"] + row["H"]) * 4 * row["H"]
@@ -35,7 +35,7 @@ def test_bench_charlm_times_the_trainers_step_for_both_impls(tmp_path):
     bench.main(["--charlm-only", "--charlm-steps", "2", "--out", str(out)]
                + [f"--charlm-override={o}" for o in tiny])
     report = json.loads(out.with_suffix(".json").read_text())
-    cores = bench.cores()
+    cores = bench.usable_cores()
     split = max(k for k in range(1, cores + 1) if 4 % k == 0)  # devices that divide the batch of 4
     runs = [("fast", 1), ("reference", 1)] + ([("fast", split)] if cores > 1 else [])
     assert [(r["impl"], r["devices"]) for r in report["charlm"]] == runs

@@ -38,14 +38,8 @@ def split_batch(run: Callable[..., tuple[Carry, Array]], axis: str, params: dict
     ``seq_lengths`` (B,) on axis 0; ``params`` are replicated. B must be divisible by the axis size.
     """
     rows = jax.tree.map(lambda _: P(axis), carry)
-    if seq_lengths is None:
-        def local(params, carry, xs):
-            return run(params, carry, xs, None)
-
-        args, in_specs = (params, carry, xs), (P(), rows, P(None, axis))
-    else:
-        local = run
-        args, in_specs = (params, carry, xs, seq_lengths), (P(), rows, P(None, axis), P(axis))
+    # seq_lengths=None is an empty pytree: its spec P(axis) then applies to nothing.
     # check_vma=False: the kernels make fresh zero carries and masks inside, which shard_map's
     # varying-axis check would reject; the transpose still sums the parameters' cotangents over `axis`.
-    return jax.shard_map(local, in_specs=in_specs, out_specs=(rows, P(None, axis)), check_vma=False)(*args)
+    return jax.shard_map(run, in_specs=(P(), rows, P(None, axis), P(axis)), out_specs=(rows, P(None, axis)),
+                         check_vma=False)(params, carry, xs, seq_lengths)

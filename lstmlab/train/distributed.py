@@ -83,6 +83,11 @@ def stop_signal(step: int, received: int | None) -> int | None:
 MIN_ROWS_PER_CPU_DEVICE = 8
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def cpu_devices(config: Config) -> int:
     """How many XLA CPU devices a training run of ``config`` in one process should see: one per usable
     core, capped by ``trainer.devices``, cut down to a divisor of ``data.batch_size`` that leaves every
@@ -93,7 +98,7 @@ def cpu_devices(config: Config) -> int:
     1 for other runners and for ``jax.distributed`` runs (one device per process there)."""
     if config.runner != "train" or wanted(config.distributed):
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     n = cores if config.trainer.devices is None else max(1, min(config.trainer.devices, cores))
     batch = (config.data or {}).get("batch_size")
     if isinstance(batch, int) and batch > 0:
