@@ -17,8 +17,13 @@ process and interleaved (each repetition runs every contender once, in rotating 
   (``pip install torch==2.13.0``), with ``xs.requires_grad``; gradients are reset to None each step.
   In this process torch runs with ``OMP_WAIT_POLICY=PASSIVE``: with GNU OpenMP's default spin-waiting,
   its threads and XLA's fight over the cores and a torch step becomes up to 1000x slower. As a check,
-  ``torch-alone`` times the same step in a fresh process without JAX and with default OpenMP settings
-  (not interleaved). Target ratios are judged against the faster of the two.
+  ``torch-alone`` times the same step in a fresh process without JAX and with default OpenMP settings.
+  Target ratios are judged against the faster of the two.
+
+The JAX contenders also run in a fresh process with one XLA CPU device per core, each split over the
+batch (``-split``). The repetitions are spread over ``--rounds`` rounds (3 by default); each round runs
+the in-process block, then ``torch-alone``, then the ``-split`` process, so that the machine's speed,
+which drifts on shared hardware, changes for every contender alike.
 
 Reported: median time per step, tokens/s (T*B / time), GFLOP/s with
 
@@ -198,7 +203,8 @@ def contenders(cell: str, shape: tuple[int, int, int, int], with_torch: bool) ->
 
 
 def time_interleaved(steps: dict[str, Step], reps: int, warmup: int) -> dict[str, list[float]]:
-    """Seconds per call of each step: warm-up, then ``reps`` rounds each running every step once."""
+    """Seconds per call of each step: warm-up, then ``reps`` repetitions, each running every step once
+    (in rotating order)."""
     for step in steps.values():
         for _ in range(warmup):
             step()
@@ -213,7 +219,12 @@ def time_interleaved(steps: dict[str, Step], reps: int, warmup: int) -> dict[str
 
 
 def bench_speed(cell_names: list[str], shapes: list[tuple], reps: int, warmup: int,
-                with_torch: bool, split: bool = True) -> list[dict]:
+                with_torch: bool, split: bool = True, rounds: int = 1) -> list[dict]:
+    """Time every contender at every shape. The ``reps`` repetitions are spread over ``rounds``
+    rounds; each round times the in-process contenders (interleaved), then ``torch-alone`` and the
+    ``-split`` contenders in fresh processes, so a drift of the machine's speed during the run hits
+    every contender alike instead of only the ones measured last."""
+    per_round = -(-reps // rounds)
     rows = []
     for cell in cell_names:
         for shape in shapes:
@@ -221,23 +232,32 @@ def bench_speed(cell_names: list[str], shapes: list[tuple], reps: int, warmup: i
             built = contenders(cell, shape, with_torch)
             steps = {name: step for name, (step, _) in built.items()}
             steps["matmul"] = matmul_step(cell, *shape)
-            times = time_interleaved(steps, reps, warmup)
+            times: dict[str, list[float]] = {}
+            split_compile: dict[str, list[float]] = {}
+            for _ in range(rounds):
+                block = time_interleaved(steps, per_round, warmup)
+                if with_torch:
+                    block["torch-alone"] = torch_alone(cell, shape, per_round, warmup)
+                if split:
+                    more, compile_s = split_times(cell, shape, per_round, warmup)
+                    block.update(more)
+                    for name, c in compile_s.items():
+                        split_compile.setdefault(name, []).append(c)
+                for name, ts in block.items():
+                    times.setdefault(name, []).extend(ts)
             if with_torch:
-                times["torch-alone"] = torch_alone(cell, shape, reps, warmup)
                 built["torch-alone"] = (None, 0.0)
-            if split:
-                more, compile_s = split_times(cell, shape, reps, warmup)
-                times.update(more)
-                built.update({name: (None, c) for name, c in compile_s.items()})
+            built.update({name: (None, statistics.median(cs)) for name, cs in split_compile.items()})
             fl = flops(cell, *shape)
             mm_fl = 2 * T * B * (D + H) * cells.num_gates(cell) * H
-            row: dict[str, Any] = {"cell": cell, "B": B, "T": T, "D": D, "H": H, "flops": fl, "reps": reps,
+            row: dict[str, Any] = {"cell": cell, "B": B, "T": T, "D": D, "H": H, "flops": fl,
+                                   "reps": per_round * rounds, "rounds": rounds,
                                    "matmul_gflops": mm_fl / statistics.median(times["matmul"]) / 1e9,
                                    "results": {}}
             for name, (_, compile_s) in built.items():
                 med = statistics.median(times[name])
                 row["results"][name] = {
-                    "median_ms": 1e3 * med, "min_ms": 1e3 * min(times[name]),
+                    "median_ms": 1e3 * med, "min_ms": 1e3 * min(times[name]), "samples": len(times[name]),
                     "tokens_per_s": T * B / med, "gflops": fl / med / 1e9,
                     "compile_s": None if name.startswith("torch") else compile_s,
                 }
@@ -411,7 +431,8 @@ def markdown(report: dict) -> str:
     lines = [f"# lstmlab benchmark\n", f"Machine: {report['machine']}; 1-minute load average {load} "
              f"(other jobs share the cores when it exceeds the core count). Command: `{report['command']}`\n",
              "Training step (forward + backward, gradients for parameters and input) of one layer; "
-             "median of interleaved repetitions. FLOPs = 3 * 2 * T * B * (D + H) * G * H "
+             "median of interleaved repetitions, spread over "
+             f"{report.get('rounds', 1)} round(s) (in-process, torch alone, split per core). FLOPs = 3 * 2 * T * B * (D + H) * G * H "
              "(G = 4 lstm, 3 gru); elementwise math not counted.\n"]
     for row in report["speed"]:
         lines.append(f"\n## {row['cell']} B={row['B']} T={row['T']} D={row['D']} H={row['H']} "
@@ -487,6 +508,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--smoke", action="store_true", help="tiny shape, 2 repetitions (for the test suite)")
     parser.add_argument("--cells", default="lstm,gru", help="comma-separated: lstm,gru")
     parser.add_argument("--reps", type=int, default=None, help="timed repetitions per contender")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds the repetitions are spread over (default 3; 1 with --quick/--smoke)")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     parser.add_argument("--memory-lengths", default="1000,4000,16000", help="T values of the memory study")
     parser.add_argument("--remat-chunk", type=int, default=64, help="remat_chunk of the memory study")
@@ -536,7 +559,10 @@ def main(argv: list[str] | None = None) -> dict:
         except ImportError:
             torch = None
     shapes = SMOKE_SHAPES if args.smoke else QUICK_SHAPES if args.quick else SHAPES
-    reps = args.reps or (2 if args.smoke else 5 if args.quick else 20)
+    reps = args.reps or (2 if args.smoke else 5 if args.quick else 21)
+    rounds = args.rounds or (1 if args.smoke or args.quick else 3)
+    if rounds < 1 or reps < 1:
+        parser.error(f"--reps={reps} and --rounds={rounds} must be at least 1")
     with_torch = torch is not None
     if torch is None and not args.no_torch:
         print("torch not installed: skipping the PyTorch contender (pip install torch==2.13.0)")
@@ -546,12 +572,14 @@ def main(argv: list[str] | None = None) -> dict:
                    + (f", torch {torch.__version__}" if with_torch else ""),
     }
     report["load_average_before"] = os.getloadavg()
+    report["rounds"] = rounds
     if args.charlm_only:
         args.charlm, args.no_memory = True, True
         report["speed"] = []
     else:
         report["speed"] = bench_speed(args.cells.split(","), shapes, reps, warmup=1 if args.smoke else 3,
-                                      with_torch=with_torch, split=not args.no_split and usable_cores() > 1)
+                                      with_torch=with_torch, split=not args.no_split and usable_cores() > 1,
+                                      rounds=rounds)
     report["targets"] = [] if args.smoke else check_targets(report["speed"])
     for line in report["targets"]:
         print(line)

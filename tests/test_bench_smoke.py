@@ -12,9 +12,12 @@ def test_bench_smoke_writes_json_and_markdown(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "bench"
-    bench.main(["--smoke", "--cells", "lstm", "--no-torch", "--out", str(out)])
+    # 3 repetitions over 2 rounds: 2 per round, each contender (split ones too) timed in both rounds
+    bench.main(["--smoke", "--cells", "lstm", "--no-torch", "--reps", "3", "--rounds", "2", "--out", str(out)])
     report = json.loads(out.with_suffix(".json").read_text())
     (row,) = report["speed"]
+    assert (row["reps"], row["rounds"]) == (4, 2)
+    assert {name: r["samples"] for name, r in row["results"].items()} == {name: 4 for name in row["results"]}
     split = {"lstmlab-fast-split", "lstmlab-reference-split", "flax-split"} if bench.usable_cores() > 1 else set()
     assert set(row["results"]) == {"lstmlab-fast", "lstmlab-reference", "flax"} | split
     assert all(r["median_ms"] > 0 and r["compile_s"] > 0 for r in row["results"].values())
