@@ -399,26 +399,38 @@ def charlm_one(impl: str, overrides: list[str], steps: int) -> dict:
             "tokens_per_s_overall": tokens * len(times) / sum(times), "steps": len(times)}
 
 
-def charlm_throughput(args: argparse.Namespace) -> list[dict]:
+def charlm_throughput(args: argparse.Namespace, rounds: int = 1) -> list[dict]:
     """End-to-end ``+experiment=charlm`` training throughput and compile time, for impl fast and
-    reference, each in a fresh subprocess (cold compile, no persistent compilation cache)."""
-    rows = []
+    reference, each in a fresh subprocess (cold compile, no persistent compilation cache). With
+    ``rounds`` > 1 every configuration runs once per round, in turn, and each figure is the median
+    over the rounds (``tokens_per_s_rounds`` keeps every round's)."""
     runs = [("fast", 1), ("reference", 1)]
     if usable_cores() > 1 and not args.no_split:
         runs.append(("fast", usable_cores()))
-    for impl, devices in runs:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
-        env["JAX_NUM_CPU_DEVICES"] = str(devices)
-        cmd = [sys.executable, __file__, "--charlm-child", impl, "--charlm-steps", str(args.charlm_steps)]
-        cmd += [f"--charlm-override={o}" for o in args.charlm_override]
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if out.returncode != 0:
-            raise RuntimeError(f"charlm child ({impl}) failed: {out.stderr.strip().splitlines()[-1:]}")
-        row = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"charlm {impl} on {row['devices']} device(s): first step {row['first_step_s']:.2f} s "
-              f"(lower {row['lower_s']:.2f} + compile "
-              f"{row['compile_s']:.2f} + run), {row['tokens_per_s']:.0f} tokens/s "
-              f"({row['median_step_ms']:.1f} ms/step)", flush=True)
+    results: dict[tuple[str, int], list[dict]] = {run: [] for run in runs}
+    for _ in range(rounds):
+        for impl, devices in runs:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+            env["JAX_NUM_CPU_DEVICES"] = str(devices)
+            cmd = [sys.executable, __file__, "--charlm-child", impl, "--charlm-steps", str(args.charlm_steps)]
+            cmd += [f"--charlm-override={o}" for o in args.charlm_override]
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if out.returncode != 0:
+                raise RuntimeError(f"charlm child ({impl}) failed: {out.stderr.strip().splitlines()[-1:]}")
+            results[(impl, devices)].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    rows = []
+    for per_round in results.values():
+        row = dict(per_round[0])
+        for key in ("lower_s", "compile_s", "first_step_s", "median_step_ms"):
+            row[key] = statistics.median(r[key] for r in per_round)
+        tokens = row["batch"] * row["seq_len"]
+        row["tokens_per_s"] = tokens / (row["median_step_ms"] / 1e3)
+        row["tokens_per_s_overall"] = statistics.median(r["tokens_per_s_overall"] for r in per_round)
+        row["tokens_per_s_rounds"] = [r["tokens_per_s"] for r in per_round]
+        print(f"charlm {row['impl']} on {row['devices']} device(s): first step {row['first_step_s']:.2f} s "
+              f"(lower {row['lower_s']:.2f} + compile {row['compile_s']:.2f} + run), "
+              f"{row['tokens_per_s']:.0f} tokens/s ({row['median_step_ms']:.1f} ms/step; rounds: "
+              + ", ".join(f"{t:.0f}" for t in row["tokens_per_s_rounds"]) + ")", flush=True)
         rows.append(row)
     return rows
 
@@ -452,15 +464,17 @@ def markdown(report: dict) -> str:
     if report.get("charlm"):
         lines.append("\n## End to end: `+experiment=charlm` training step\n")
         lines.append("The trainer's jitted step on the experiment's batches, in a fresh process; first step = "
-                     "trace + compile + run (no compilation cache); tokens/s = median over timed steps.\n")
+                     "trace + compile + run (no compilation cache); tokens/s = median over timed steps; each "
+                     "figure the median over the rounds (runs of every configuration in turn).\n")
         lines.append("| impl | devices | B x T | layers x H | lower s | compile s | first step s | ms/step "
-                     "| tokens/s |")
-        lines.append("|---|---:|---|---|---:|---:|---:|---:|---:|")
+                     "| tokens/s | tokens/s per round |")
+        lines.append("|---|---:|---|---|---:|---:|---:|---:|---:|---|")
         for r in report["charlm"]:
             lines.append(f"| {r['impl']} | {r['devices']} | {r['batch']} x {r['seq_len']} | "
                          f"{r['num_layers']} x {r['hidden_size']} | "
                          f"{r['lower_s']:.2f} | {r['compile_s']:.2f} | {r['first_step_s']:.2f} | "
-                         f"{r['median_step_ms']:.1f} | {r['tokens_per_s']:.0f} |")
+                         f"{r['median_step_ms']:.1f} | {r['tokens_per_s']:.0f} | "
+                         + ", ".join(f"{t:.0f}" for t in r.get("tokens_per_s_rounds", [])) + " |")
     if report.get("targets"):
         lines.append("\n## Targets\n")
         lines += [f"- {t}" for t in report["targets"]]
@@ -560,7 +574,7 @@ def main(argv: list[str] | None = None) -> dict:
             torch = None
     shapes = SMOKE_SHAPES if args.smoke else QUICK_SHAPES if args.quick else SHAPES
     reps = args.reps or (2 if args.smoke else 5 if args.quick else 21)
-    rounds = args.rounds or (1 if args.smoke or args.quick else 3)
+    rounds = args.rounds or (1 if args.smoke or args.quick else 3)   # also for the charlm runs
     if rounds < 1 or reps < 1:
         parser.error(f"--reps={reps} and --rounds={rounds} must be at least 1")
     with_torch = torch is not None
@@ -586,7 +600,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not (args.quick or args.smoke or args.no_memory):
         report["memory"] = bench_memory([int(t) for t in args.memory_lengths.split(",")], args.remat_chunk)
     if args.charlm:
-        report["charlm"] = charlm_throughput(args)
+        report["charlm"] = charlm_throughput(args, rounds)
         want = TARGETS["charlm_first_step_s"]
         for fast in (r for r in report["charlm"] if r["impl"] == "fast"):
             got = fast["lower_s"] + fast["compile_s"]

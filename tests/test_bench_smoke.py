@@ -35,7 +35,7 @@ def test_bench_charlm_times_the_trainers_step_for_both_impls(tmp_path):
     out = tmp_path / "bench"
     tiny = ["data.plays=macbeth", "data.heldout=null", "data.batch_size=4", "data.seq_len=8",
             "model.hidden_size=8"]
-    bench.main(["--charlm-only", "--charlm-steps", "2", "--out", str(out)]
+    bench.main(["--charlm-only", "--charlm-steps", "2", "--rounds", "2", "--out", str(out)]
                + [f"--charlm-override={o}" for o in tiny])
     report = json.loads(out.with_suffix(".json").read_text())
     cores = bench.usable_cores()
@@ -45,6 +45,9 @@ def test_bench_charlm_times_the_trainers_step_for_both_impls(tmp_path):
     for r in report["charlm"]:
         assert (r["batch"], r["seq_len"], r["hidden_size"], r["num_layers"]) == (4, 8, 8, 2)
         assert r["steps"] == 2 and r["compile_s"] > 0 and r["first_step_s"] > r["compile_s"]
+        assert len(r["tokens_per_s_rounds"]) == 2   # each configuration ran once per round
         assert abs(r["tokens_per_s"] - 4 * 8 / (r["median_step_ms"] / 1e3)) < 1e-6 * r["tokens_per_s"]
     assert report["targets"][-1].startswith(f"charlm first step on {runs[-1][1]} device(s) compiled")
     assert "| fast | 1 | 4 x 8 | 2 x 8 |" in out.with_suffix(".md").read_text()
+    assert min(report["charlm"][0]["tokens_per_s_rounds"]) <= report["charlm"][0]["tokens_per_s"] \
+        <= max(report["charlm"][0]["tokens_per_s_rounds"])
