@@ -13,9 +13,11 @@ from lstmlab.config import Config
 from lstmlab.train import distributed
 
 
-def config(batch_size=32, runner="train", devices=None, **dist) -> Config:
+def config(batch_size=32, runner="train", devices=None, cell="lstm", hidden_size=128, bidirectional=False,
+           **dist) -> Config:
     c = Config()
     c.runner, c.data, c.trainer.devices = runner, {"name": "adding", "batch_size": batch_size}, devices
+    c.cell.name, c.model.hidden_size, c.model.bidirectional = cell, hidden_size, bidirectional
     for key, value in dist.items():
         setattr(c.distributed, key, value)
     return c
@@ -38,6 +40,22 @@ def test_cpu_devices_one_per_core_dividing_the_batch(monkeypatch, cfg, want):
     assert distributed.cpu_devices(cfg) == want
 
 
+@pytest.mark.parametrize("cfg, want", [
+    # each device must get >= 2048 gate units (rows x gates x hidden x directions) per time step
+    (config(cell="rnn", hidden_size=64), 1),             # 16 rows x 64 = 1024 on 2 devices: too little
+    (config(cell="rnn", hidden_size=128), 2),            # 16 x 128 = 2048
+    (config(cell="lstm", hidden_size=16), 1),            # 16 x 4 x 16 = 1024
+    (config(cell="lstm", hidden_size=32), 2),            # 16 x 4 x 32 = 2048
+    (config(cell="gru", hidden_size=32), 1),             # 16 x 3 x 32 = 1536
+    (config(cell="rnn", hidden_size=64, bidirectional=True), 2),   # both directions: 2048
+    (config(cell="rnn", hidden_size=64, devices=2), 2),  # an explicit trainer.devices is obeyed
+    (config(cell="no-such-cell"), 2),                    # no rule; validation reports the name
+])
+def test_small_models_stay_on_one_device(monkeypatch, cfg, want):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert distributed.cpu_devices(cfg) == want
+
+
 def test_cpu_devices_leave_every_device_eight_rows_on_many_cores(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
     assert distributed.cpu_devices(config(batch_size=64)) == 8
@@ -53,11 +71,13 @@ def test_split_cpu_leaves_a_users_device_count_alone(monkeypatch, env):
 
 def test_cli_run_trains_on_one_device_per_core_and_says_so(tmp_path):
     cores = len(os.sched_getaffinity(0))
-    want = max(k for k in range(1, cores + 1) if 32 % k == 0 and 32 // k >= 8)
+    # a 32-unit LSTM with batch 32: 16 rows x 4 x 32 = 2048 gate units per device on 2 devices
+    want = max(k for k in range(1, cores + 1) if 32 % k == 0 and 32 // k >= 8 and 32 // k * 4 * 32 >= 2048)
     runs = {}
     for name, env in (("default", {}), ("one", {"JAX_NUM_CPU_DEVICES": "1"})):
         run_dir = tmp_path / name
-        result = run_cli(["+experiment=adding", *TINY, f"hydra.run.dir={run_dir}"], **env)
+        result = run_cli(["+experiment=adding", *TINY, "model.hidden_size=32", f"hydra.run.dir={run_dir}"],
+                         **env)
         assert result.returncode == 0, result.stderr[-3000:]
         runs[name] = json.loads((run_dir / "summary.json").read_text())
     assert runs["default"]["devices"] == want

@@ -81,11 +81,28 @@ def stop_signal(step: int, received: int | None) -> int | None:
 
 
 MIN_ROWS_PER_CPU_DEVICE = 8
+# Gate units (rows x gates x hidden size x directions) each device must compute per time step before an
+# automatic split pays (2 cores, CLI runs, tokens/s 2 devices / 1 device): tanh RNN at 512 and 1024
+# units 0.45-0.82x, LSTM at 1024 0.80-0.91x; at 2048, LSTM 1.45-1.51x and tanh RNN 0.84-1.12x; LSTM at
+# 4096 1.16-1.33x (scripts/bench_notes.md).
+MIN_GATE_UNITS_PER_CPU_DEVICE = 2048
 
 
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity mask where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def step_width(config: Config) -> int | None:
+    """Gate units one batch row adds to each time step of a layer: gates x ``model.hidden_size`` x
+    directions (4 x 300 for the charlm LSTM). None if the cell name is not known (validation reports it)."""
+    from lstmlab import cells
+
+    try:
+        gates = cells.num_gates(config.cell.name)
+    except (KeyError, ValueError):
+        return None
+    return gates * config.model.hidden_size * (2 if config.model.bidirectional else 1)
 
 
 def cpu_devices(config: Config) -> int:
@@ -95,15 +112,23 @@ def cpu_devices(config: Config) -> int:
     device; the floor keeps many-core machines from splitting a batch into rows of one). The trainer then
     runs one recurrence per core on its rows of the batch, which on a 2-core CPU is 1.1-1.5x faster per
     step than one device using both cores for each small matrix multiply (:mod:`lstmlab.cells.sharding`).
-    1 for other runners and for ``jax.distributed`` runs (one device per process there)."""
+
+    Without ``trainer.devices``, small models stay on fewer devices: each device must also get at least
+    :data:`MIN_GATE_UNITS_PER_CPU_DEVICE` gate units per time step (rows x :func:`step_width`), below
+    which the split's fixed cost per step outweighs the halved work (a 64-unit tanh RNN with batch 32
+    trains 0.7x as fast on 2 devices as on 1). 1 for other runners and for ``jax.distributed`` runs
+    (one device per process there)."""
     if config.runner != "train" or wanted(config.distributed):
         return 1
     cores = usable_cores()
-    n = cores if config.trainer.devices is None else max(1, min(config.trainer.devices, cores))
+    auto = config.trainer.devices is None
+    n = cores if auto else max(1, min(config.trainer.devices, cores))
     batch = (config.data or {}).get("batch_size")
     if isinstance(batch, int) and batch > 0:
+        width = step_width(config) if auto else None
         n = max(k for k in range(1, n + 1)
-                if k == 1 or (batch % k == 0 and batch // k >= MIN_ROWS_PER_CPU_DEVICE))
+                if k == 1 or (batch % k == 0 and batch // k >= MIN_ROWS_PER_CPU_DEVICE
+                              and (width is None or batch // k * width >= MIN_GATE_UNITS_PER_CPU_DEVICE)))
     return n
 
 
