@@ -443,9 +443,9 @@ def markdown(report: dict) -> str:
     lines = [f"# lstmlab benchmark\n", f"Machine: {report['machine']}; 1-minute load average {load} "
              f"(other jobs share the cores when it exceeds the core count). Command: `{report['command']}`\n",
              "Training step (forward + backward, gradients for parameters and input) of one layer; "
-             "median of interleaved repetitions, spread over "
-             f"{report.get('rounds', 1)} round(s) (in-process, torch alone, split per core). FLOPs = 3 * 2 * T * B * (D + H) * G * H "
-             "(G = 4 lstm, 3 gru); elementwise math not counted.\n"]
+             f"median of interleaved repetitions, spread over {report.get('rounds', 1)} round(s) (in-process, "
+             "torch alone, split per core). FLOPs = 3 * 2 * T * B * (D + H) * G * H (G = 4 lstm, 3 gru); "
+             "elementwise math not counted.\n"]
     for row in report["speed"]:
         lines.append(f"\n## {row['cell']} B={row['B']} T={row['T']} D={row['D']} H={row['H']} "
                      f"(same-size matmul: {row['matmul_gflops']:.0f} GFLOP/s)\n")
@@ -573,8 +573,8 @@ def main(argv: list[str] | None = None) -> dict:
         except ImportError:
             torch = None
     shapes = SMOKE_SHAPES if args.smoke else QUICK_SHAPES if args.quick else SHAPES
-    reps = args.reps or (2 if args.smoke else 5 if args.quick else 21)
-    rounds = args.rounds or (1 if args.smoke or args.quick else 3)   # also for the charlm runs
+    reps = args.reps if args.reps is not None else 2 if args.smoke else 5 if args.quick else 21
+    rounds = args.rounds if args.rounds is not None else 1 if args.smoke or args.quick else 3  # charlm too
     if rounds < 1 or reps < 1:
         parser.error(f"--reps={reps} and --rounds={rounds} must be at least 1")
     with_torch = torch is not None
