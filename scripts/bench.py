@@ -407,14 +407,14 @@ def charlm_throughput(args: argparse.Namespace, rounds: int = 1) -> list[dict]:
     runs = [("fast", 1), ("reference", 1)]
     if usable_cores() > 1 and not args.no_split:
         runs.append(("fast", usable_cores()))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+    overrides = [f"--charlm-override={o}" for o in args.charlm_override]
     results: dict[tuple[str, int], list[dict]] = {run: [] for run in runs}
     for _ in range(rounds):
         for impl, devices in runs:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
-            env["JAX_NUM_CPU_DEVICES"] = str(devices)
-            cmd = [sys.executable, __file__, "--charlm-child", impl, "--charlm-steps", str(args.charlm_steps)]
-            cmd += [f"--charlm-override={o}" for o in args.charlm_override]
-            out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            cmd = [sys.executable, __file__, "--charlm-child", impl, "--charlm-steps", str(args.charlm_steps),
+                   *overrides]
+            out = subprocess.run(cmd, capture_output=True, text=True, env={**env, "JAX_NUM_CPU_DEVICES": str(devices)})
             if out.returncode != 0:
                 raise RuntimeError(f"charlm child ({impl}) failed: {out.stderr.strip().splitlines()[-1:]}")
             results[(impl, devices)].append(json.loads(out.stdout.strip().splitlines()[-1]))

@@ -46,13 +46,18 @@ def flatten(tree: Any) -> dict[str, np.ndarray]:
     this at the same point (it runs a collective)."""
     flat = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        key = jax.tree_util.keystr(path, simple=True, separator=".")
+        key = _key(path)
         if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable and not leaf.is_fully_replicated:
             from jax.experimental import multihost_utils
 
             leaf = multihost_utils.process_allgather(leaf, tiled=True)
         flat[key] = np.asarray(jax.device_get(leaf))
     return flat
+
+
+def _key(path: tuple[Any, ...]) -> str:
+    """The flat-state key of a pytree path: its names and indices joined by dots (``params.w_h``)."""
+    return jax.tree_util.keystr(path, simple=True, separator=".")
 
 
 def state_digest(flat: dict[str, np.ndarray]) -> str:
@@ -87,8 +92,8 @@ def unflatten(template: Any, flat: dict[str, np.ndarray], source: str = "checkpo
 def flatten_shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], Any]]:
     out = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        out[jax.tree_util.keystr(path, simple=True, separator=".")] = (tuple(np.shape(leaf)), np.asarray(leaf).dtype
-                                                     if not hasattr(leaf, "dtype") else leaf.dtype)
+        dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
+        out[_key(path)] = (tuple(np.shape(leaf)), dtype)
     return out
 
 
