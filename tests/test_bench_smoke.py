@@ -51,3 +51,28 @@ def test_bench_charlm_times_the_trainers_step_for_both_impls(tmp_path):
     assert "| fast | 1 | 4 x 8 | 2 x 8 |" in out.with_suffix(".md").read_text()
     assert min(report["charlm"][0]["tokens_per_s_rounds"]) <= report["charlm"][0]["tokens_per_s"] \
         <= max(report["charlm"][0]["tokens_per_s_rounds"])
+
+
+def _row(cell, H, fast, split=None):
+    row = {"cell": cell, "H": H, "ratios": {f"fast/{k}": v for k, v in fast.items()}}
+    if split is not None:
+        row["split_ratios"] = {f"split/{k}": v for k, v in split.items()}
+    return row
+
+
+def test_targets_follow_the_issue_lstm_against_torch_and_flax_gru_against_torch():
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    lstm = _row("lstm", 128, {"torch": 0.95, "torch-alone": 0.85, "flax": 1.2, "matmul": 0.5},
+                split={"lstmlab-fast": 1.1, "torch": 1.0, "torch-alone": 0.9, "flax-split": 1.4, "matmul": 0.6})
+    gru = _row("gru", 512, {"torch": 1.25, "torch-alone": 2.0, "flax": 1.1, "matmul": 0.85})
+    lines = bench.check_targets([lstm, gru])
+    # the LSTM is judged split (faster than one device here), against the slower-to-beat torch figure
+    assert lines[0] == "lstm H=128: split/torch (faster of torch, torch-alone) = 0.90 (target >= 0.9) met"
+    assert lines[1] == "lstm H=128: fast/flax (both on one device) = 1.20 (target >= 1.3) MISSED by 8%"
+    assert lines[2] == "lstm H=128: split/flax-split (both split per core) = 1.40 (target >= 1.3) met"
+    # the GRU: 1.3x torch.nn.GRU, no Flax target; the matmul share at hidden 512
+    assert lines[3] == "gru H=512: fast/torch (faster of torch, torch-alone) = 1.25 (target >= 1.3) MISSED by 4%"
+    assert lines[4] == "gru H=512: fast/matmul = 0.85 (target >= 0.8) met"
+    assert len(lines) == 5
