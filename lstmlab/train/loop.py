@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -223,6 +223,22 @@ def with_mesh(step, mesh: Mesh):
             return step(*args)
 
     return call
+
+
+def place_state(state: dict, mesh: Mesh, stateful: bool) -> dict:
+    """The training state on ``mesh``: replicated, except the carries of a stateful data set, which are
+    split along ``"data"`` with the batch. Goes via the host, so the mesh may span several processes."""
+    host = jax.device_get(state)
+    placed = jax.device_put(host, NamedSharding(mesh, P()))
+    if stateful:
+        placed["carries"] = jax.device_put(host["carries"], NamedSharding(mesh, P("data")))
+    return placed
+
+
+def shard_batch(batch: dict, mesh: Mesh) -> dict:
+    """A host batch (the same on every process) as global arrays split along the mesh axis ``"data"``."""
+    by_batch = NamedSharding(mesh, P("data"))
+    return {k: _global_array(np.asarray(v), by_batch) for k, v in batch.items()}
 
 
 def _reset_carries(model: RecurrentModel, carries, batch):
@@ -446,13 +462,8 @@ def _write_config(run_dir: Path, config: Config, config_dict: dict | None) -> No
 
 def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpointer, meta, trackers, jsonl):
     t, spec = config.trainer, dataset.spec
-    replicated = NamedSharding(mesh, P())
-    by_batch = NamedSharding(mesh, P("data"))
     primary = distributed.is_primary()
-    host = jax.device_get(state)  # via the host, so the mesh may span devices of several processes
-    state = jax.device_put(host, replicated)
-    if spec.stateful:
-        state["carries"] = jax.device_put(host["carries"], by_batch)
+    state = place_state(state, mesh, spec.stateful)
     # XLA's CPU devices share one thread pool. With several steps in flight, their collectives can wait
     # for each other's threads for ever (reber on 2 CPU devices hung in 5 runs of 5); with one step in
     # flight at a time it ran 5 of 5.
@@ -467,9 +478,6 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
     best_val = min((r["val/loss"] for r in history if "val/loss" in r), default=math.inf)
     val_metrics: dict[str, float] = {}
 
-    def shard(batch):
-        return {k: _global_array(np.asarray(v), by_batch) for k, v in batch.items()}
-
     # per-timestep gradient norms (None: diagnostics off); process 0 probes its own copy of the params
     recorder = gradnorms.recorder(config, dataset, graphdef, run_dir, start) if primary else None
     with _Stop() as stop:
@@ -480,7 +488,7 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
             batch = dataset.train_batch(step)
             if tokens_per_step is None:
                 tokens_per_step = int(np.prod(batch["inputs"].shape[:2]))
-            state, metrics = train_step(state, shard(batch))
+            state, metrics = train_step(state, shard_batch(batch, mesh))
             if one_in_flight:
                 jax.block_until_ready(metrics)
             pending.append(metrics)
