@@ -16,7 +16,8 @@ Reading side files that may be damaged (a crash, a full disk, a careless edit):
 - :func:`read_jsonl` keeps the good records of a JSONL file and sets a damaged file aside;
 - :func:`load_npz_or_set_aside` does the same for an ``.npz``;
 - :func:`set_aside` renames a file or directory to a free ``<name>.damaged`` / ``<name>.damaged-<n>``,
-  never deleting or overwriting anything.
+  never deleting or overwriting anything; :func:`set_aside_history` does so for a run's history files
+  when it must start again from step 0.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 NONFINITE_KEY = "nonfinite_keys"
+#: Run-directory files that hold the history of a run (cut back on resume, started afresh from step 0).
+HISTORY_FILES = ("metrics.jsonl", "samples.txt", "summary.json", "gradnorms.npz")
 
 
 class UnsafePathError(ValueError):
@@ -252,6 +255,20 @@ def set_aside(path: str | Path) -> Path:
             os.unlink(path)
             return target
         n += 1
+
+
+def set_aside_history(run_dir: str | Path, names: Iterable[str] = HISTORY_FILES) -> dict[str, Path]:
+    """Set aside (:func:`set_aside`) each of ``names`` that exists in ``run_dir``; returns
+    {name: new path}. For a run that must start again from step 0 although it has history (every
+    checkpoint damaged): its metrics, samples and summary are kept as ``<name>.damaged`` instead of
+    being cut back to nothing."""
+    run_dir = Path(run_dir)
+    moved: dict[str, Path] = {}
+    for name in names:
+        path = run_dir / name
+        if path.exists() or path.is_symlink():
+            moved[name] = set_aside(path)
+    return moved
 
 
 def _jsonl_reason(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
