@@ -130,11 +130,19 @@ def sample(args: argparse.Namespace) -> str:
     """The prime and the generated text for parsed ``args``; UsageError/ValueError for bad input."""
     check_run_dir(args.run_dir)
     import jax
+    from omegaconf.errors import OmegaConfBaseException
 
     from lstmlab.data.text import Vocab
     from lstmlab.train.sample import generate, load_run
 
-    _, model, meta = load_run(args.run_dir, args.checkpoint)
+    try:
+        _, model, meta = load_run(args.run_dir, args.checkpoint)
+    except (ValueError, OSError, OmegaConfBaseException):
+        raise
+    except Exception as err:  # orbax/tensorstore raise many types for a damaged or foreign checkpoint
+        reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        raise UsageError(f"{args.run_dir}: its checkpoint cannot be read ({reason}); valid: a run directory "
+                         "with an intact checkpoint written by python -m lstmlab") from None
     if not meta.get("vocab"):
         raise UsageError(f"{args.run_dir} is not a character model (its checkpoint has no vocabulary)")
     vocab = Vocab.from_json(meta["vocab"])

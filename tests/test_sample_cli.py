@@ -75,6 +75,23 @@ def test_a_config_with_a_python_object_tag_is_refused_and_never_run(tmp_path):
     assert not marker.exists()
 
 
+def test_a_damaged_checkpoint_is_one_line(tmp_path):
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    (tmp_path / "checkpoints" / "3").mkdir(parents=True)   # a step directory with nothing in it
+    _assert_one_line_error(_sample([str(tmp_path), "--length", "3"]), "its checkpoint cannot be read")
+
+
+def test_a_run_without_checkpoints_is_one_line(tmp_path):
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    _assert_one_line_error(_sample([str(tmp_path)]), "holds no checkpoint")
+
+
+def test_a_config_yaml_of_the_wrong_shape_is_one_line(tmp_path):
+    (tmp_path / "config.yaml").write_text("model: 5\n")
+    (tmp_path / "checkpoints").mkdir()
+    _assert_one_line_error(_sample([str(tmp_path)]), "ModelConfig")
+
+
 def test_help_describes_the_command_with_examples():
     result = _sample(["--help"])
     assert result.returncode == 0
