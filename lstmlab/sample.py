@@ -1,37 +1,173 @@
-"""Generate text from a trained run directory.
+"""Generate text from a trained character-model run directory.
 
     python -m lstmlab.sample RUN_DIR --prime "MACBETH:" --length 500 --temperature 0.5 --top-k 10
 
 A temperature of 0 is greedy argmax decoding. Uses the latest checkpoint unless ``--checkpoint best``
-or a step number is given. Callable from Python as :func:`lstmlab.train.sample.sample_from_run`.
+or a step number is given. Bad input (an option out of range, a prime with characters the model does
+not know, a missing or foreign run directory, a config.yaml that is not plain YAML) ends with one line
+``lstmlab: error: ...`` on stderr and exit status 2. Callable from Python as
+:func:`lstmlab.train.sample.sample_from_run`.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
+from pathlib import Path
+from typing import NoReturn, Sequence
 
-from lstmlab.train.sample import sample_from_run
+PROG = "python -m lstmlab.sample"
+EXAMPLES = """examples:
+  python -m lstmlab.sample outputs/charlm/2026-01-01_12-00-00 --prime "MACBETH:" --length 300
+  python -m lstmlab.sample RUN_DIR --temperature 0 --checkpoint best       # greedy, best checkpoint
+  python -m lstmlab.sample RUN_DIR --temperature 0.5 --top-k 10 --seed 3
+
+exit status: 0 text printed; 2 bad input (one line "lstmlab: error: ..." on stderr)"""
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lstmlab.sample", description=__doc__.split("\n")[1])
-    parser.add_argument("run_dir")
-    parser.add_argument("--prime", default="\n", help="text fed to the model first (default: a newline)")
-    parser.add_argument("--length", type=int, default=500, help="characters to generate")
-    parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy argmax")
-    parser.add_argument("--top-k", type=int, default=0, help="draw only from the k likeliest (0 = all)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoint", default="latest", help="latest, best, or a step number")
-    args = parser.parse_args(argv)
-    logging.getLogger("absl").setLevel(logging.ERROR)  # orbax's notes on read-only managers
+class UsageError(ValueError):
+    """Bad input to the sample command; the message is one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors as one line ``lstmlab: error: ...`` and exit status 2 (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        _fail(f"{message} (see {PROG} --help)")
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"lstmlab: error: {' '.join(str(message).split())}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _int_at_least(low: int, name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}={text!r} is not an integer; valid: an integer >= {low}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{name}={value}; valid: an integer >= {low}")
+        return value
+    return parse
+
+
+def _temperature(text: str) -> float:
     try:
-        text = sample_from_run(args.run_dir, args.prime, args.length, temperature=args.temperature,
-                               top_k=args.top_k, seed=args.seed, checkpoint=args.checkpoint)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"lstmlab.sample: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--temperature={text!r} is not a number; valid: a number >= 0") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"--temperature={text}; valid: a finite number >= 0 (0 = greedy)")
+    return value
+
+
+def _checkpoint(text: str) -> str:
+    if text in ("latest", "best") or text.isdigit():
+        return text
+    raise argparse.ArgumentTypeError(f"--checkpoint={text!r}; valid: latest, best, or a step number")
+
+
+def _prime(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("--prime is empty; valid: at least one character")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's argument parser (options validated as they are parsed)."""
+    parser = _Parser(prog=PROG, description=__doc__.split("\n")[0],
+                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", type=Path, help="a run directory written by python -m lstmlab "
+                        "(holds config.yaml and checkpoints/)")
+    parser.add_argument("--prime", type=_prime, default="\n",
+                        help="text fed to the model first; every character must be in the model's "
+                             "vocabulary (default: a newline)")
+    parser.add_argument("--length", type=_int_at_least(1, "--length"), default=500,
+                        help="characters to generate, >= 1 (default: 500)")
+    parser.add_argument("--temperature", type=_temperature, default=0.8,
+                        help="softmax temperature, >= 0; 0 = greedy argmax (default: 0.8)")
+    parser.add_argument("--top-k", type=_int_at_least(0, "--top-k"), default=0,
+                        help="draw only from the k likeliest characters, 0..vocabulary size; 0 = all "
+                             "(default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the draws (default: 0)")
+    parser.add_argument("--checkpoint", type=_checkpoint, default="latest",
+                        help="latest, best (lowest validation loss), or a step number (default: latest)")
+    return parser
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """UsageError (one line) unless ``run_dir`` is a directory whose ``config.yaml`` is plain YAML:
+    a mapping without tags that build Python objects (``!!python/object`` and the like)."""
+    import yaml
+
+    if not run_dir.exists():
+        raise UsageError(f"run directory {str(run_dir)!r} does not exist; valid: a run directory written "
+                         "by python -m lstmlab")
+    if not run_dir.is_dir():
+        raise UsageError(f"{str(run_dir)!r} is not a directory; valid: a run directory written by python -m lstmlab")
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise UsageError(f"{config_file} does not exist; valid: a run directory written by python -m lstmlab")
+    try:
+        loaded = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(f"{config_file} is not UTF-8 text") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise UsageError(f"{config_file} is not plain YAML{where} ({problem}); valid: the config.yaml "
+                         "lstmlab wrote, without Python object tags") from None
+    if not isinstance(loaded, dict):
+        raise UsageError(f"{config_file} holds a {type(loaded).__name__}, not a mapping of config keys")
+
+
+def sample(args: argparse.Namespace) -> str:
+    """The prime and the generated text for parsed ``args``; UsageError/ValueError for bad input."""
+    check_run_dir(args.run_dir)
+    import jax
+    from omegaconf.errors import OmegaConfBaseException
+
+    from lstmlab.data.text import Vocab
+    from lstmlab.train.sample import generate, load_run
+
+    try:
+        _, model, meta = load_run(args.run_dir, args.checkpoint)
+    except (ValueError, OSError, OmegaConfBaseException):
+        raise
+    except Exception as err:  # orbax/tensorstore raise many types for a damaged or foreign checkpoint
+        reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        raise UsageError(f"{args.run_dir}: its checkpoint cannot be read ({reason}); valid: a run directory "
+                         "with an intact checkpoint written by python -m lstmlab") from None
+    if not meta.get("vocab"):
+        raise UsageError(f"{args.run_dir} is not a character model (its checkpoint has no vocabulary)")
+    vocab = Vocab.from_json(meta["vocab"])
+    if args.top_k > vocab.size:
+        raise UsageError(f"--top-k={args.top_k} exceeds the model's {vocab.size}-character vocabulary; "
+                         f"valid: 0..{vocab.size} (0 = all)")
+    try:
+        prime = vocab.encode(args.prime)
+    except ValueError as err:
+        raise UsageError(f"--prime: {err}") from None
+    ids = generate(model, prime, args.length, temperature=args.temperature, top_k=args.top_k,
+                   key=jax.random.PRNGKey(args.seed))
+    return args.prime + vocab.decode(ids)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, print the generated text; returns 0, or exits 2 after one line on stderr."""
+    args = build_parser().parse_args(argv)
+    logging.getLogger("absl").setLevel(logging.ERROR)  # orbax's notes on read-only managers
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        text = sample(args)
+    except (ValueError, OSError, OmegaConfBaseException) as err:  # OSError: FileNotFoundError, permissions
+        _fail(str(err))
     print(text)
     return 0
 

@@ -41,6 +41,30 @@ def check_positive(name: str, value: int) -> int:
     return int(value)
 
 
+def check_lengths(name: str, lengths, *, count: int | None = None, max_len: int | None = None) -> np.ndarray:
+    """``lengths`` as an int64 array (N,) after checking it is one-dimensional, integral, each entry
+    in 1..``max_len`` (or >= 1) and, if ``count`` is given, that there are ``count`` of them; else a
+    one-line ValueError that starts with ``name`` (e.g. ``"data.npz: 'lengths'"``) and names the
+    first offending entry and what is valid."""
+    arr = np.asarray(lengths)
+    upper = "" if max_len is None else f"..{max_len}"
+    valid = f"valid: integers 1{upper}" if max_len is not None else "valid: integers >= 1"
+    if arr.ndim != 1:
+        raise ValueError(f"{name} has shape {arr.shape}; valid: one length per sequence, shape (N,)")
+    if arr.size and not (np.issubdtype(arr.dtype, np.integer)
+                         or (np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr))
+                             and np.all(arr == np.round(arr)))):
+        raise ValueError(f"{name} has dtype {arr.dtype} with non-integer values; {valid}")
+    if count is not None and len(arr) != count:
+        raise ValueError(f"{name} has {len(arr)} entries for {count} sequences; valid: one per sequence")
+    arr = arr.astype(np.int64)
+    bad = np.flatnonzero((arr < 1) | (arr > (max_len if max_len is not None else np.iinfo(np.int64).max)))
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(f"{name}[{i}] is {int(arr[i])}; {valid} (frames per sequence)")
+    return arr
+
+
 @lru_cache(maxsize=4)
 def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
     return rng(seed, ORDER, epoch).permutation(n)
@@ -123,8 +147,14 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def pad_sequences(seqs: Sequence[np.ndarray], length: int) -> np.ndarray:
-    """Right-pad sequences (T_i, D) with zeros to (N, length, D) float32."""
+    """Right-pad sequences (T_i, D) with zeros to (N, length, D) float32; ValueError (one line) for a
+    sequence that is empty, longer than ``length`` or of another D than the first."""
+    if not len(seqs):
+        raise ValueError("pad_sequences needs at least one sequence")
     dim = seqs[0].shape[1]
+    for i, s in enumerate(seqs):
+        if np.ndim(s) != 2 or s.shape[1] != dim or not 1 <= len(s) <= length:
+            raise ValueError(f"sequence {i} has shape {np.shape(s)}; valid: (T, {dim}) with 1 <= T <= {length}")
     out = np.zeros((len(seqs), length, dim), np.float32)
     for i, s in enumerate(seqs):
         out[i, : len(s)] = s

@@ -12,8 +12,11 @@ Your own data (``path=``), read the same way:
 * a ``.npz`` file (``numpy.savez``, no pickled objects) with
 
   - ``features``: float (total_frames, D), all sequences concatenated in order, plus ``lengths``
-    (N,) int frames per sequence summing to total_frames; or float (N, T, D) with optional
-    ``lengths`` (N,) (default: all T).
+    (N,) int frames per sequence (each >= 1) summing to total_frames; or float (N, T, D) with
+    optional ``lengths`` (N,) (each in 1..T; default: all T). aeon's (N, channels, T) layout is
+    refused with a hint to transpose: lengths that exceed axis 1 but fit axis 2, or, without
+    lengths, an axis 1 shorter than axis 2. A file whose sequences really have fewer frames than
+    features adds ``layout="NTD"``.
   - ``labels``: (N,) int or str class labels.
 
   :func:`save_npz` writes this layout. A file named ``*_train.npz`` / ``*_TRAIN.npz`` finds its
@@ -71,6 +74,41 @@ def _load_ts(path: str) -> tuple[list[np.ndarray], np.ndarray]:
     return seqs, np.asarray(y)
 
 
+AEON_HINT = ("looks like aeon's (N, channels, T); transpose to (N, T, channels) "
+             "(numpy: features.transpose(0, 2, 1))")
+LAYOUT_KEY = "layout"
+NTD = "NTD"
+
+
+def _check_layout(path: str, feats: np.ndarray, data: dict[str, np.ndarray]) -> None:
+    """Refuse 3-D ``features`` that look like aeon's (N, channels, T) layout rather than (N, T, D):
+
+    * with ``lengths``: some length exceeds axis 1 but fits axis 2 (the lengths count axis 2);
+    * without: axis 1 (the time axis of (N, T, D)) is shorter than axis 2, i.e. fewer frames than
+      features per frame, which sequence data rarely has and a transposed array always shows when
+      sequences are longer than the number of channels.
+
+    A file that really holds fewer frames than features per frame says so with a ``layout`` key
+    holding ``"NTD"``; then only the lengths are checked."""
+    if LAYOUT_KEY in data:
+        declared = str(np.asarray(data[LAYOUT_KEY]).reshape(-1)[0]) if np.asarray(data[LAYOUT_KEY]).size else ""
+        if declared != NTD:
+            raise ValueError(f"{path}: 'layout' is {declared!r}; valid: {NTD!r} (features (N, T, D))")
+        return
+    _, steps, dims = feats.shape
+    if "lengths" in data:
+        lengths = np.asarray(data["lengths"])
+        if lengths.ndim == 1 and lengths.size and np.issubdtype(lengths.dtype, np.integer):
+            longest = int(lengths.max())
+            if steps < longest <= dims:
+                raise ValueError(f"{path}: 'features' {feats.shape} {AEON_HINT}: 'lengths' reach {longest}, "
+                                 f"beyond axis 1 ({steps}) but within axis 2 ({dims})")
+        return
+    if steps < dims:
+        raise ValueError(f"{path}: 'features' {feats.shape} {AEON_HINT}: axis 1 ({steps}) is shorter than "
+                         f"axis 2 ({dims}); if axis 1 really is time, add layout='{NTD}' to the file")
+
+
 def _load_npz(path: str) -> tuple[list[np.ndarray], np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as f:
@@ -86,18 +124,20 @@ def _load_npz(path: str) -> tuple[list[np.ndarray], np.ndarray]:
     if not np.issubdtype(feats.dtype, np.number):
         raise ValueError(f"{path}: 'features' has dtype {feats.dtype}; valid: a float array")
     if feats.ndim == 3:
-        lengths = data.get("lengths", np.full(len(feats), feats.shape[1]))
-        if len(lengths) != len(feats) or np.any(lengths > feats.shape[1]):
-            raise ValueError(f"{path}: 'lengths' must have one entry <= {feats.shape[1]} per sequence of "
-                             f"'features' {feats.shape}")
+        _check_layout(path, feats, data)
+        lengths = padded.check_lengths(f"{path}: 'lengths'", data.get("lengths", np.full(len(feats), feats.shape[1])),
+                                       count=len(feats), max_len=feats.shape[1])
         seqs = [feats[i, : int(n)] for i, n in enumerate(lengths)]
     elif feats.ndim == 2:
         if "lengths" not in data:
             raise ValueError(f"{path}: 2-D 'features' {feats.shape} needs 'lengths' (frames per sequence)")
-        lengths = data["lengths"]
-        if lengths.ndim != 1 or np.any(lengths < 0) or lengths.sum() != len(feats):
+        lengths = padded.check_lengths(f"{path}: 'lengths'", data["lengths"])
+        if lengths.sum() != len(feats):
+            if lengths.sum() == feats.shape[1] and feats.shape[0] < feats.shape[1]:
+                raise ValueError(f"{path}: 'features' {feats.shape} looks like (D, frames): 'lengths' sum to "
+                                 f"{int(lengths.sum())}, its axis 1; transpose to (frames, D)")
             raise ValueError(f"{path}: 'lengths' sum to {int(lengths.sum())} but 'features' has {len(feats)} "
-                             "frames; valid: non-negative lengths summing to the number of frames")
+                             "frames; valid: positive lengths summing to the number of frames")
         seqs = np.split(feats, np.cumsum(lengths)[:-1])
     else:
         raise ValueError(f"{path}: 'features' has shape {feats.shape}; valid: (frames, D) with 'lengths', "

@@ -29,6 +29,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
+import shutil
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -95,6 +98,83 @@ def flatten_shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], Any]]:
         dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
         out[_key(path)] = (tuple(np.shape(leaf)), dtype)
     return out
+
+
+def disk_size(path: str | Path) -> int:
+    """Bytes that ``path`` (a file, or a directory with everything under it, such as one checkpoint
+    step) occupies on disk: allocated blocks where the platform reports them, else file sizes. Symbolic
+    links are not followed; a file with several hard links is counted once; 0 if ``path`` is missing."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    stack = [Path(path)]
+    while stack:
+        current = stack.pop()
+        try:
+            info = os.lstat(current)
+        except FileNotFoundError:
+            continue
+        if (info.st_dev, info.st_ino) in seen:
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        blocks = getattr(info, "st_blocks", None)
+        total += blocks * 512 if blocks is not None else info.st_size
+        if stat.S_ISDIR(info.st_mode):
+            try:
+                stack.extend(current.iterdir())
+            except OSError:
+                continue
+    return total
+
+
+def state_nbytes(state: Any) -> int:
+    """Bytes of the arrays of ``state`` (any pytree; global sizes of sharded arrays, nothing gathered):
+    an estimate of one checkpoint's size before the first one is written."""
+    return int(sum(int(getattr(leaf, "nbytes", np.asarray(leaf).nbytes)) for leaf in jax.tree_util.tree_leaves(state)))
+
+
+def checkpoints_at_once(keep: int, keep_best: bool = True) -> int:
+    """The most checkpoint steps on disk at one moment: the ``keep`` latest, the best by validation loss
+    (when ``keep_best``; it may be older than those), and the one being written, since old steps are
+    deleted only after a new one is complete."""
+    return max(int(keep), 1) + (1 if keep_best else 0) + 1
+
+
+def _human(nbytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(nbytes) < 1024 or unit == "TiB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_checkpoint_space(directory: str | Path, keep: int, checkpoint_bytes: int, *, keep_best: bool = True,
+                           free_bytes: int | None = None) -> None:
+    """ValueError (one line naming ``checkpoint.keep``) if the checkpoints a run keeps cannot fit.
+
+    Needed: :func:`checkpoints_at_once` times ``checkpoint_bytes`` (:func:`disk_size` of a written step,
+    or :func:`state_nbytes` before the first save), less what ``directory``'s checkpoints already
+    occupy (they are replaced, not added to). Free space: ``free_bytes`` if given, else
+    ``shutil.disk_usage`` of ``directory`` (or its nearest existing parent)."""
+    directory = Path(directory).absolute()
+    size = max(int(checkpoint_bytes), 0)
+    if free_bytes is None:
+        probe = directory
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        free_bytes = shutil.disk_usage(probe).free
+    in_use = disk_size(directory)
+    count = checkpoints_at_once(keep, keep_best)
+    need = count * size - in_use
+    if size == 0 or need <= free_bytes:
+        return
+    extra = (1 if keep_best else 0) + 1
+    fits = (free_bytes + in_use) // size - extra
+    parts = f"{max(int(keep), 1)} kept{' + the best' if keep_best else ''} + 1 being written"
+    valid = (f"valid here: checkpoint.keep <= {fits}, or free disk space" if fits >= 1 else
+             "free disk space (not even checkpoint.keep=1 fits)")
+    raise ValueError(f"checkpoint.keep={keep}: {count} checkpoints of {_human(size)} ({parts}) need "
+                     f"{_human(need)} more than {directory} holds now, but its disk has {_human(free_bytes)} "
+                     f"free; {valid}")
 
 
 class DamagedCheckpointError(ValueError):
@@ -216,6 +296,10 @@ class Checkpointer:
         source.rename(target)
         self.manager.reload()
         return target
+
+    def step_size(self, step: int) -> int:
+        """Bytes that checkpoint ``step`` occupies on disk (see :func:`disk_size`)."""
+        return disk_size(self.directory / str(step))
 
     def best_step(self) -> int | None:
         """The step with the lowest saved validation loss, if any step has one."""

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-from lstmlab.io.files import atomic_write_text
+from lstmlab.io.files import append_text, atomic_write_text, check_no_symlink, read_jsonl
+
+log = logging.getLogger(__name__)
 
 WANDB_MODES = ("online", "offline", "disabled")
 
@@ -35,26 +38,31 @@ class Tracker(Protocol):
 
 class JsonlTracker:
     """Appends to ``metrics.jsonl``; on resume drops lines past the restored step first, so the file
-    continues without duplicated or missing steps. Keeps the history for plots."""
+    continues without duplicated or missing steps. Keeps the history for plots.
+
+    The file is read with :func:`~lstmlab.io.files.read_jsonl`: damaged lines never stop a resume; a
+    file with damaged lines is kept aside (``metrics.jsonl.damaged``) before the good records are
+    written back, and :attr:`problem` holds the one-line report (also logged as a warning). Writes
+    never follow a symbolic link (:class:`~lstmlab.io.files.UnsafePathError`)."""
 
     def __init__(self, run_dir: Path, resume_step: int = 0):
-        self.path = Path(run_dir) / "metrics.jsonl"
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / "metrics.jsonl"
         self.history: list[dict[str, Any]] = []
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut short by a crash
-                if record.get("step", 0) <= resume_step:
-                    self.history.append(record)
-            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.history))
+        self.problem: str | None = None
+        if self.path.exists() or self.path.is_symlink():
+            check_no_symlink(self.path, self.run_dir)  # before reading, so a link is never set aside
+            records, self.problem = read_jsonl(self.path)
+            if self.problem:
+                log.warning("%s", self.problem)
+            self.history = [r for r in records if r["step"] <= resume_step]
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.history),
+                              root=self.run_dir)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         record = {"step": int(step), **{k: _plain(v) for k, v in metrics.items()}}
         self.history.append(record)
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_text(self.path, json.dumps(record) + "\n", root=self.run_dir)
 
     def log_samples(self, step: int, text: str) -> None:
         pass
