@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr, flush=True)
             s0 = summaries[0]
             rows.append({
-                "series": name, "test values": s0["data"]["test_windows"],
+                "series": name, "test windows": s0["data"]["test_windows"],
                 "residual": s0["data"].get("residual"),
                 "rmse": mean_sd([s["test/rmse"] for s in summaries]),
                 "persistence": f"{s0['test/persistence_rmse']:.3g}",
