@@ -259,3 +259,12 @@ def test_load_matching_reads_the_params_of_another_runs_checkpoint(tmp_path):
     np.testing.assert_array_equal(params["head"]["kernel"][...], saved["head"]["kernel"][...])
     with pytest.raises(ValueError, match="does not match this model"):
         interop.load_matching(model_params(seed=2, hidden=5), tmp_path / "run")
+
+
+def test_load_into_refuses_a_stack_of_another_shape():
+    ported = small_ported()
+    with pytest.raises(ValueError, match="params have 2 layer"):
+        interop.load_into(RecurrentStack("gru", D, H, num_layers=1, bidirectional=True, rngs=nnx.Rngs(0)), ported)
+    with pytest.raises(ValueError, match=r"'layer0/fwd/w_i' has shape \(3, 12\), expected \(5, 12\)"):
+        interop.load_into(RecurrentStack("gru", D + 2, H, num_layers=2, bidirectional=True, rngs=nnx.Rngs(0)),
+                          ported)
