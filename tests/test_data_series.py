@@ -46,7 +46,7 @@ def test_airline_loads_offline_144_months(no_network):
 
 def test_windows_read_seq_len_values_and_predict_the_next_horizon(tmp_path):
     ds = data.build("csv", path=_write_csv(tmp_path / "s.csv", HAND), column="y", seq_len=2, horizon=2,
-                    season=3, val_fraction=0.25, test_fraction=0.25, batch_size=3)
+                    season=3, val_fraction=0.25, test_fraction=0.25, batch_size=3, residual=False)
     assert (ds.train_end, ds.val_end) == (10, 15)
     assert ds.starts["train"].tolist() == [3, 4, 5, 6, 7, 8]      # t >= max(seq_len, season), t + 2 <= 10
     assert ds.starts["val"].tolist() == [10, 11, 12, 13]
@@ -60,7 +60,7 @@ def test_windows_read_seq_len_values_and_predict_the_next_horizon(tmp_path):
 
 def test_baselines_and_skill_match_a_hand_computation(tmp_path):
     ds = data.build("csv", path=_write_csv(tmp_path / "s.csv", HAND), column="y", seq_len=2, horizon=2,
-                    season=3, val_fraction=0.25, test_fraction=0.25, batch_size=3)
+                    season=3, val_fraction=0.25, test_fraction=0.25, batch_size=3, residual=False)
     batches = list(ds.eval_batches("test"))
     # test windows t = 15..18 forecast (x[t], x[t+1]): (15,17) (17,19) (19,16) (16,18)
     # persistence x[t-1] = 18, 15, 17, 19 -> errors -3,-1 | 2,4 | 2,-1 | -3,-1
@@ -77,6 +77,7 @@ def test_baselines_and_skill_match_a_hand_computation(tmp_path):
     assert m["seasonal_rmse"] == pytest.approx(1.0) and m["seasonal_mae"] == pytest.approx(1.0)
     assert m["rmse"] == pytest.approx(2.0) and m["mae"] == pytest.approx(2.0)
     assert m["skill"] == pytest.approx(1 - 2.0 / persistence_rmse)
+    assert m["seasonal_skill"] == pytest.approx(1 - 2.0 / 1.0)     # twice the seasonal-naive error
     arrays = ds.forecast_arrays("test", outputs, batches, step=1)
     assert arrays["time"].tolist() == [16, 17, 18, 19]
     assert np.allclose(arrays["truth"], truth[:, 1]) and np.allclose(arrays["forecast"], truth[:, 1] + 2)
@@ -89,14 +90,17 @@ def test_seasonal_naive_repeats_the_last_season_beyond_one_season():
     assert got.tolist() == [[4, 5, 4, 5, 4]]          # x[4], x[5] and again: only observed values
 
 
-def test_scaler_is_fitted_on_the_training_part_only(tmp_path):
+@pytest.mark.parametrize("residual", [False, True])
+def test_scaler_is_fitted_on_the_training_part_only(tmp_path, residual):
     changed = HAND[:15] + [100, -50, 7, 300, 0]                   # only the test part differs
     kw = dict(column="y", seq_len=2, horizon=2, season=3, val_fraction=0.25, test_fraction=0.25,
-              batch_size=3)
+              batch_size=3, residual=residual)
     a = data.build("csv", path=_write_csv(tmp_path / "a.csv", HAND), **kw)
     b = data.build("csv", path=_write_csv(tmp_path / "b.csv", changed), **kw)
     assert (a.mean, a.std) == (b.mean, b.std)
-    assert a.mean == pytest.approx(np.mean(HAND[:10])) and a.std == pytest.approx(np.std(HAND[:10]))
+    # levels: the training part's standard deviation; changes (residual): their root mean square
+    scale = np.sqrt(np.mean(np.diff(HAND[:10]) ** 2)) if residual else np.std(HAND[:10])
+    assert a.mean == pytest.approx(np.mean(HAND[:10])) and a.std == pytest.approx(scale)
     assert all(np.array_equal(a.train_batch(s)["inputs"], b.train_batch(s)["inputs"]) for s in range(3))
     assert not np.array_equal(next(a.eval_batches("test"))["targets"], next(b.eval_batches("test"))["targets"])
 
@@ -175,11 +179,12 @@ def test_plot_forecast_writes_a_png(tmp_path):
 def test_residual_windows_are_relative_to_the_last_input_and_zero_change_is_persistence(tmp_path):
     kw = dict(path=_write_csv(tmp_path / "s.csv", HAND), column="y", seq_len=2, horizon=2, season=3,
               val_fraction=0.25, test_fraction=0.25, batch_size=3)
-    plain, residual = data.build("csv", **kw), data.build("csv", residual=True, **kw)
+    plain, residual = data.build("csv", residual=False, **kw), data.build("csv", **kw)   # residual: default
     a, b = next(plain.eval_batches("val")), next(residual.eval_batches("val"))
     last = a["inputs"][:, -1, :]                                     # (B, 1) standardised x[t-1]
-    assert np.allclose(b["inputs"], a["inputs"] - last[:, None, :])
-    assert np.allclose(b["targets"], a["targets"] - last) and np.all(b["inputs"][:, -1] == 0)
+    rescale = plain.std / residual.std                               # level scale -> change scale
+    assert np.allclose(b["inputs"], (a["inputs"] - last[:, None, :]) * rescale)
+    assert np.allclose(b["targets"], (a["targets"] - last) * rescale) and np.all(b["inputs"][:, -1] == 0)
     batches = list(residual.eval_batches("test"))
     zeros = [np.zeros((len(x["weights"]), 2), np.float32) for x in batches]
     m = residual.extra_metrics("test", zeros, batches)                # "no change" is persistence

@@ -8,17 +8,22 @@ predicts the ``horizon`` values x[t : t + horizon]; a window belongs to the spli
 targets (its inputs may reach back into the earlier split: those values are observed history).
 Windows start at t >= max(seq_len, season), so both baselines below are defined on every window.
 
-Batches: inputs (B, seq_len, 1) float32 and targets (B, horizon) float32, both standardised; kind
-``regress`` with ``output_size = horizon``. With ``residual`` the window's last input value is
-subtracted from its inputs and targets, so the model forecasts the change from persistence (a
-series that leaves the training range, like a trend, stays in range); metrics add it back.
+Batches: inputs (B, seq_len, 1) float32 and targets (B, horizon) float32, both scaled; kind
+``regress`` with ``output_size = horizon``. With ``residual`` (the default) the window's last input
+value is subtracted from its inputs and targets, so the model forecasts the change from persistence:
+a series that leaves the training range, like a trend, stays in range, and predicting no change is
+exactly the persistence baseline. The scale is then the root mean square of the training part's
+one-step changes, so targets are of order 1 whether the series drifts or not; metrics add the last
+value back. ``residual=false`` models standardised levels instead (mean and standard deviation of
+the training part), which suits only series that stay in their training range.
 
 ``extra_metrics(split, outputs, batches)`` takes the model's standardised predictions (B, horizon)
 per batch and returns, in the series' original units over all windows and horizon steps of the
 split: ``rmse``, ``mae``, the persistence baseline (last observed value x[t-1] for every step)
 ``persistence_rmse``/``persistence_mae``, the seasonal-naive baseline (the value one season
 earlier, x[t + k - season * (k // season + 1)] for step k) ``seasonal_rmse``/``seasonal_mae``, and
-``skill`` = 1 - rmse / persistence_rmse. :meth:`Forecast.forecast_arrays` gives the arrays for a
+``skill`` = 1 - rmse / persistence_rmse and ``seasonal_skill`` = 1 - rmse / seasonal_rmse (above 0:
+the model beats that baseline). :meth:`Forecast.forecast_arrays` gives the arrays for a
 forecast plot, and :meth:`Forecast.plots` (called by the trainer after the final test evaluation)
 writes ``forecast.png``.
 """
@@ -68,12 +73,13 @@ class Forecast:
       series: (N,) values in original units. time: (N,) time stamps for plots (default 0..N-1).
       seq_len, horizon, season: window input length, forecast steps, seasonal-naive period (steps).
       log: model log(x) (x must be positive); metrics stay in original units.
-      residual: inputs and targets relative to the window's last input value (module docstring).
+      residual: inputs and targets relative to the window's last input value, scaled by the RMS of the
+        training part's one-step changes (module docstring); False: standardised levels.
     """
 
     def __init__(self, series: np.ndarray, *, name: str, seed: int = 0, batch_size: int = 32,
                  seq_len: int = 20, horizon: int = 1, season: int = 1, val_fraction: float = 0.15,
-                 test_fraction: float = 0.15, log: bool = False, residual: bool = False,
+                 test_fraction: float = 0.15, log: bool = False, residual: bool = True,
                  time: np.ndarray | None = None, info: dict | None = None):
         self.series = np.asarray(series, np.float64)
         self.seed = int(seed)
@@ -101,6 +107,8 @@ class Forecast:
         modelled = np.log(self.series) if self.log else self.series
         train = modelled[: self.train_end]                  # the scaler sees the training part only
         self.mean, self.std = float(train.mean()), float(train.std())
+        if self.residual and self.std > 0:                  # the model sees changes: scale by their size
+            self.std = float(np.sqrt(np.mean(np.diff(train) ** 2)))
         if not self.std > 0:
             raise ValueError(f"{name}: the training part is constant; nothing to forecast")
         self.scaled = ((modelled - self.mean) / self.std).astype(np.float32)
@@ -152,7 +160,7 @@ class Forecast:
                 "seasonal": seasonal_naive_forecast(self.series, starts, self.horizon, self.season)}
 
     def extra_metrics(self, split: str, outputs, batches: list[Batch]) -> dict[str, float]:
-        """RMSE/MAE of the model and both baselines in original units, and ``skill``."""
+        """RMSE/MAE of the model and both baselines in original units, ``skill`` and ``seasonal_skill``."""
         f = self._forecasts(split, outputs, batches)
 
         def rmse(a):
@@ -164,7 +172,8 @@ class Forecast:
         out = {"rmse": rmse(f["forecast"]), "mae": mae(f["forecast"]),
                "persistence_rmse": rmse(f["persistence"]), "persistence_mae": mae(f["persistence"]),
                "seasonal_rmse": rmse(f["seasonal"]), "seasonal_mae": mae(f["seasonal"])}
-        out["skill"] = 1.0 - out["rmse"] / out["persistence_rmse"] if out["persistence_rmse"] > 0 else float("nan")
+        for name, base in (("skill", "persistence_rmse"), ("seasonal_skill", "seasonal_rmse")):
+            out[name] = 1.0 - out["rmse"] / out[base] if out[base] > 0 else float("nan")
         return out
 
     def forecast_arrays(self, split: str, outputs, batches: list[Batch], step: int = 0) -> dict[str, np.ndarray]:
@@ -287,7 +296,7 @@ def read_csv_column(path: str, column: str | None) -> np.ndarray:
 @register("sunspots")
 def sunspots(seed: int = 0, batch_size: int = 32, seq_len: int = 11, horizon: int = 1, season: int = 11,
              val_fraction: float = 0.15, test_fraction: float = 0.15, log: bool = False,
-             residual: bool = False) -> Forecast:
+             residual: bool = True) -> Forecast:
     """Yearly sunspot numbers 1700-2008 (309 values); ``season`` 11 years, the solar cycle, which is
     also the default input length."""
     years, values = load_sunspots()
@@ -299,7 +308,7 @@ def sunspots(seed: int = 0, batch_size: int = 32, seq_len: int = 11, horizon: in
 @register("airline")
 def airline(seed: int = 0, batch_size: int = 32, seq_len: int = 24, horizon: int = 1, season: int = 12,
             val_fraction: float = 0.15, test_fraction: float = 0.15, log: bool = False,
-            residual: bool = False) -> Forecast:
+            residual: bool = True) -> Forecast:
     """Monthly international airline passengers 1949-1960 (144 values, thousands); ``season`` 12."""
     time, values = load_airline()
     return Forecast(values, name="airline", time=time, seed=seed, batch_size=batch_size, seq_len=seq_len,
@@ -310,7 +319,7 @@ def airline(seed: int = 0, batch_size: int = 32, seq_len: int = 24, horizon: int
 @register("sines")
 def sines(seed: int = 0, batch_size: int = 32, length: int = 2000, periods: Sequence[int] = (12, 30),
           noise: float = 0.1, seq_len: int = 60, horizon: int = 1, season: int | None = None,
-          val_fraction: float = 0.15, test_fraction: float = 0.15, residual: bool = False) -> Forecast:
+          val_fraction: float = 0.15, test_fraction: float = 0.15, residual: bool = True) -> Forecast:
     """Noisy sum of unit sines with seeded phases; ``season`` defaults to the least common multiple
     of the (integer) periods, after which the clean signal repeats exactly."""
     length = padded.check_positive("length", length)
@@ -328,7 +337,7 @@ def sines(seed: int = 0, batch_size: int = 32, length: int = 2000, periods: Sequ
 @register("mackey_glass")
 def mackey_glass(seed: int = 0, batch_size: int = 32, length: int = 2000, tau: float = 17.0,
                  sample_every: float = 1.0, seq_len: int = 50, horizon: int = 1, season: int = 50,
-                 val_fraction: float = 0.15, test_fraction: float = 0.15, residual: bool = False) -> Forecast:
+                 val_fraction: float = 0.15, test_fraction: float = 0.15, residual: bool = True) -> Forecast:
     """Mackey-Glass series (tau 17: mildly chaotic), seeded initial history; ``season`` 50 steps, near
     its quasi-period at sample_every 1."""
     length = padded.check_positive("length", length)
@@ -341,7 +350,7 @@ def mackey_glass(seed: int = 0, batch_size: int = 32, length: int = 2000, tau: f
 @register("csv")
 def csv(path: str | None = None, column: str | None = None, seed: int = 0, batch_size: int = 32,
         seq_len: int = 20, horizon: int = 1, season: int = 1, val_fraction: float = 0.15,
-        test_fraction: float = 0.15, log: bool = False, residual: bool = False) -> Forecast:
+        test_fraction: float = 0.15, log: bool = False, residual: bool = True) -> Forecast:
     """Column ``column`` of a user CSV file ``path`` (header row, one value per row, in time order).
     Set ``season`` to the series' period in rows (default 1: seasonal-naive = persistence at step 0)."""
     if path is None:
