@@ -178,9 +178,14 @@ def load_search(name: str, overrides: list[str]) -> SearchConfig:
         valid = sorted(p.stem for p in (conf_dir() / "search").glob("*.yaml"))
         raise ConfigError(f"search={name} does not exist; valid: {', '.join(valid) or 'none'}")
     try:
+        # search.space.KEY=EXPR: KEY is one config key (dots and all), EXPR is kept as written
+        space = {o.removeprefix("search.space.").partition("=")[0]: o.partition("=")[2]
+                 for o in overrides if o.startswith("search.space.")}
+        rest = [o.removeprefix("search.") for o in overrides if not o.startswith("search.space.")]
         cfg = OmegaConf.merge(OmegaConf.structured(SearchConfig), OmegaConf.load(path),
-                              OmegaConf.from_dotlist([o.removeprefix("search.") for o in overrides]))
+                              OmegaConf.from_dotlist(rest))
         search = OmegaConf.to_object(cfg)
+        search.space.update(space)
     except Exception as err:
         key = getattr(err, "full_key", None) or getattr(err, "key", None)
         lines = [line for line in str(err).splitlines() if line.strip()]
@@ -210,9 +215,11 @@ def make_sampler(search: SearchConfig, dims: list[Dimension]):
         if continuous:
             raise ConfigError(f"search.sampler.name=grid needs choice(...) or range(...) for every key; "
                               f"{', '.join(continuous)} is an interval")
+        size = math.prod(len(v) for v in grid.values())
+        search.n_trials = min(search.n_trials, size)  # the grid, once
         return optuna.samplers.GridSampler(grid, **kwargs)
-    cls = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[name]
-    return _construct(cls, kwargs, "sampler")
+    classes = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+    return _construct(classes[name], kwargs, "sampler", tuple(classes.values()))
 
 
 def make_pruner(search: SearchConfig, max_steps: int, eval_every: int):
@@ -220,19 +227,25 @@ def make_pruner(search: SearchConfig, max_steps: int, eval_every: int):
 
     kwargs = {k: v for k, v in search.pruner.items() if k != "name"}
     name = search.pruner["name"]
+    classes = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
+               "percentile": optuna.pruners.PercentilePruner, "hyperband": optuna.pruners.HyperbandPruner,
+               "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+               "threshold": optuna.pruners.ThresholdPruner}
     if name == "hyperband":
         kwargs.setdefault("min_resource", eval_every)
         kwargs.setdefault("max_resource", max_steps)
-    cls = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
-           "percentile": optuna.pruners.PercentilePruner, "hyperband": optuna.pruners.HyperbandPruner,
-           "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-           "threshold": optuna.pruners.ThresholdPruner}[name]
-    return _construct(cls, kwargs, "pruner")
+    return _construct(classes[name], kwargs, "pruner", tuple(classes.values()))
 
 
-def _construct(cls, kwargs: dict[str, Any], part: str):
+def _construct(cls, kwargs: dict[str, Any], part: str, others: tuple = ()):
+    """``cls(**kwargs)``, leaving out keys that only the ``others`` (the part's other classes) take, so
+    that switching ``search.pruner.name`` keeps working with the previous pruner's options in place; a
+    key no class takes is an error."""
     import inspect
 
+    own = set(inspect.signature(cls).parameters)
+    theirs = {name for other in others for name in inspect.signature(other).parameters}
+    kwargs = {k: v for k, v in kwargs.items() if k in own or k not in theirs}
     try:
         inspect.signature(cls).bind(**kwargs)
         return cls(**kwargs)
