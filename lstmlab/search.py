@@ -52,7 +52,7 @@ class SearchConfig:
     space: dict[str, str] = field(default_factory=dict)  # config key -> Hydra sweep expression
     sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe"})  # name + the class's kwargs
     pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none"})  # name + the class's kwargs
-    seed: Optional[int] = 0  # the sampler's seed (each worker adds its process id if there are several)
+    seed: Optional[int] = 0  # trial N's sampler is seeded with seed + N; None: not seeded
     storage: Optional[str] = None  # Optuna storage URL or journal:PATH; None: sqlite in the search dir
     study_name: Optional[str] = None  # None: the search's name
     dir: Optional[str] = None  # the search directory; None: runs/EXPERIMENT/search/NAME
@@ -203,12 +203,13 @@ def load_search(name: str, overrides: list[str]) -> SearchConfig:
     return search
 
 
-def make_sampler(search: SearchConfig, dims: list[Dimension]):
+def make_sampler(search: SearchConfig, dims: list[Dimension], seed: int | None = None):
+    """The sampler of ``search`` (``seed``: instead of ``search.seed``)."""
     import optuna
 
     kwargs = {k: v for k, v in search.sampler.items() if k != "name"}
     name = search.sampler["name"]
-    kwargs.setdefault("seed", search.seed)
+    kwargs.setdefault("seed", search.seed if seed is None else seed)
     if name == "grid":
         grid = {d.key: d.grid() for d in dims}
         continuous = [k for k, v in grid.items() if v is None]
@@ -325,6 +326,7 @@ class Search:
                 if len(counted) >= self.config.n_trials:
                     break
                 trial = self.study.ask()
+                self.reseed(trial.number)
             trial.set_user_attr("worker", _worker())
             overheads.append(self.run_trial(trial, log))
         trials = self.study.get_trials(deepcopy=False)
@@ -337,6 +339,15 @@ class Search:
         except ValueError:
             pass
         return result
+
+    def reseed(self, number: int) -> None:
+        """Give trial ``number`` a sampler seeded with ``seed + number``: workers sharing a study then draw
+        different parameters (with one seed per worker, two workers started together would draw the
+        same ones), and a search is as reproducible as its trial numbering. TPE and random samplers
+        keep no state but their random generator, so a fresh one per trial samples the same way; the
+        grid sampler coordinates its workers itself and is kept."""
+        if self.config.sampler["name"] != "grid" and self.config.seed is not None:
+            self.study.sampler = make_sampler(self.config, self.dims, seed=self.config.seed + number)
 
     def run_trial(self, trial, log: Callable[[str], None]) -> float:
         """Run one trial in its run directory and tell the study how it ended; returns the seconds spent
