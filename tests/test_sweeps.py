@@ -146,8 +146,10 @@ def test_report_bad_path_is_one_line_exit_2(tmp_path, capsys):
 # -- search --------------------------------------------------------------------------------------------
 
 def _search_args(directory: Path, *extra: str) -> list[str]:
+    # trials differ only in their seed, so that they share compiled programs (XLA's cache) and stay fast
     return [EXPERIMENT, "+search=vowels", f"search.dir={directory}", "search.n_trials=3",
-            "search.space.model.hidden_size=choice(8, 12)", *TINY, *extra]
+            "search.space.model.hidden_size=choice(8)", "search.space.cell=choice(lstm)",
+            "search.space.optim.lr=choice(0.003)", "search.space.seed=range(0, 1000)", *TINY, *extra]
 
 
 def test_search_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp_path):
