@@ -14,6 +14,10 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lstmlab.config import Config
 
 EXIT_BAD_INPUT = 2
 EXIT_NONFINITE = 3
@@ -43,8 +47,19 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     raise SystemExit(code)
 
 
-def run(cfg) -> dict:
-    """The Hydra task: turn the composed config into a :class:`Config` and run it with ``runner``:
+def run(cfg) -> dict | None:
+    """The Hydra task. A job of a multirun (``-m``) goes through :func:`lstmlab.sweep.run_job`, which
+    records its overrides and status in its run directory and keeps a failure from stopping the other
+    jobs; a single run is :func:`_run`."""
+    from lstmlab import sweep
+
+    if sweep.in_multirun():
+        return sweep.run_job(_run, cfg)
+    return _run(cfg)
+
+
+def _run(cfg) -> dict:
+    """Turn the composed config into a :class:`Config` and run it with ``runner``:
     ``train`` (:func:`lstmlab.train.train_and_evaluate`) or ``gradnorm``
     (:func:`lstmlab.diagnostics.study.run_gradnorm_study`)."""
     from hydra.core.hydra_config import HydraConfig
@@ -96,6 +111,36 @@ _HYDRA_FLAGS = ("-m", "--multirun", "-h", "--help", "--hydra-help", "-c", "--cfg
                 "--config-dir", "--version", "-p", "--package", "--resolve", "--experimental-rerun")
 
 
+def compose(experiment: str | None, overrides: list[str] = ()) -> tuple["Config", dict]:
+    """The config of ``+experiment=EXPERIMENT`` with ``overrides`` (Hydra's override syntax, as on the
+    command line), type-checked against the schema: the :class:`~lstmlab.config.Config` and its resolved
+    dict (what ``config.yaml`` holds). ``experiment=None`` composes the root config alone. Raises
+    :class:`~lstmlab.config.ConfigError` with a one-line message for a bad group choice, key or type.
+    The way to load a named experiment from Python, and what :mod:`lstmlab.search` builds trials with."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf, open_dict
+
+    from lstmlab.config import ConfigError
+
+    register_schema()
+    args = ([f"+experiment={experiment}"] if experiment else []) + list(overrides)
+    was_initialized = GlobalHydra.instance().is_initialized()
+    try:
+        if was_initialized:  # e.g. inside a Hydra app: compose with its own search path
+            cfg = hydra_compose("config", overrides=args)
+        else:
+            with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+                cfg = hydra_compose("config", overrides=args)
+        with open_dict(cfg):
+            cfg.pop("hydra", None)
+        config = OmegaConf.to_object(cfg)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except Exception as err:  # Hydra and OmegaConf raise many types; all are bad input here
+        raise ConfigError(describe_config_error(err)) from err
+    return config, resolved
+
+
 def check_overrides(overrides: list[str]) -> str:
     """Compose the config with ``overrides`` and type-check it against the schema, so that a bad group
     choice, key or type ends in one line and exit status 2 before Hydra creates anything. Returns the
@@ -140,6 +185,38 @@ def describe_config_error(err: BaseException) -> str:
     elif len(lines) > 1 and lines[1].startswith("To append"):
         message = f"{message} It is not a config key; check the spelling ({lines[1]})"
     return message
+
+
+def _cores_per_job(n_jobs: int | str) -> str:
+    """``${lstmlab_cores_per_job:N}``: the usable cores divided among ``N`` parallel jobs (-1: one job
+    per core), at least 1, as the string Hydra's ``hydra.job.env_set`` wants."""
+    from lstmlab.train.distributed import usable_cores
+
+    cores = usable_cores()
+    n = int(n_jobs)
+    return str(max(1, cores // (cores if n <= 0 else n)))
+
+
+def _xla_flags_per_job(n_jobs: int | str) -> str:
+    """``${lstmlab_xla_flags:N}``: ``$XLA_FLAGS``, plus one XLA thread per job when each of ``N``
+    parallel jobs has a single core (XLA's CPU thread pool otherwise spans every core)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if _cores_per_job(n_jobs) == "1" and "xla_cpu_multi_thread_eigen" not in flags:
+        flags = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1".strip()
+    return flags
+
+
+def register_resolvers() -> None:
+    """The resolvers the launcher configs in ``conf/hydra/launcher/`` use; also registered on import,
+    so that job processes of a parallel launcher have them."""
+    from omegaconf import OmegaConf
+
+    for name, fn in (("lstmlab_cores_per_job", _cores_per_job), ("lstmlab_xla_flags", _xla_flags_per_job)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+register_resolvers()
 
 
 def main() -> None:

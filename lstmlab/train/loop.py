@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -344,10 +344,13 @@ def initial_state(model: RecurrentModel, tx: optax.GradientTransformation, spec:
     }
 
 
-def train_and_evaluate(config: Config, run_dir: str | Path, *, config_dict: dict | None = None) -> dict[str, Any]:
+def train_and_evaluate(config: Config, run_dir: str | Path, *, config_dict: dict | None = None,
+                       on_evaluate: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
     """Train ``config`` in ``run_dir`` (resuming from its latest checkpoint) and evaluate; returns the
     summary (also written to ``run_dir/summary.json``). Raises ConfigError for bad input before
-    anything is written."""
+    anything is written. ``on_evaluate(step, metrics)`` is called right after each evaluation with the
+    validation metrics (``val/loss``, ...); an exception it raises (e.g. ``optuna.TrialPruned``)
+    propagates after the trackers are finished."""
     run_dir = Path(run_dir).absolute()
     # -- check everything before any write -------------------------------------------------------------
     check_trainer(config)
@@ -389,7 +392,7 @@ def train_and_evaluate(config: Config, run_dir: str | Path, *, config_dict: dict
                                                   entity=config.logger.wandb.entity,
                                                   tags=list(config.logger.wandb.tags), name=run_dir.name))
         summary = _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpointer, meta,
-                        trackers, jsonl)
+                        trackers, jsonl, on_evaluate)
         exit_code = 0
         return summary
     finally:
@@ -460,7 +463,8 @@ def _write_config(run_dir: Path, config: Config, config_dict: dict | None) -> No
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
 
 
-def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpointer, meta, trackers, jsonl):
+def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpointer, meta, trackers, jsonl,
+          on_evaluate=None):
     t, spec = config.trainer, dataset.spec
     primary = distributed.is_primary()
     state = place_state(state, mesh, spec.stateful)
@@ -524,6 +528,8 @@ def _loop(config, run_dir, dataset, graphdef, tx, state, start, mesh, checkpoint
                                   val_loss=val_metrics.get("loss") if is_eval else None)
             if is_eval and primary:
                 _write_plots(run_dir, jsonl, trackers, step)
+            if is_eval and on_evaluate is not None:
+                on_evaluate(step, {f"val/{k}": float(v) for k, v in val_metrics.items()})
             if (is_eval or save) and not pending:
                 last_time = time.perf_counter()  # tokens/s counts training only
             if stopping:
