@@ -126,7 +126,7 @@ def test_resume_refuses_a_model_of_the_same_shapes_but_another_structure():
     """Shapes alone do not tell a tanh RNN from a ReLU one; the saved model signature does."""
     from lstmlab.config import Config
     from lstmlab.data.base import DataSpec
-    from lstmlab.train.loop import _model_mismatch, model_signature
+    from lstmlab.train.setup import model_mismatch as _model_mismatch, model_signature
 
     spec = DataSpec(kind="lm", output_size=5, vocab_size=5, stateful=True)
     saved, current = Config(), Config()
