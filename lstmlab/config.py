@@ -241,6 +241,21 @@ class DiagnosticsConfig:
             raise ConfigError("diagnostics.every > 0 needs model.bidirectional=false (the probes follow "
                               "one direction of time)")
 
+    def check_study(self) -> None:
+        """What the gradient-norm study (``runner=gradnorm``) needs besides :meth:`check`."""
+        from lstmlab import cells
+
+        names = list(self.cells)
+        if not names:
+            raise ConfigError(f"diagnostics.cells is empty; give some of {', '.join(cells.CELLS)}")
+        for name in names:
+            if name not in cells.CELLS:
+                raise ConfigError(f"diagnostics.cells has {name!r}, not a cell; valid: {', '.join(cells.CELLS)}")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"diagnostics.cells={names} names a cell twice")
+        if self.every < 1:
+            raise ConfigError(f"diagnostics.every={self.every} must be >= 1 for runner=gradnorm")
+
 
 @dataclass
 class DistributedConfig:

@@ -35,8 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from lstmlab import cells as cells_lib
-from lstmlab.config import Config, ConfigError
+from lstmlab.config import Config
 from lstmlab.diagnostics.gradnorm import decay_table, fit_decay_rate
 from lstmlab.diagnostics.plots import plot_jacobian_spectra, plot_norm_decay, plot_norm_heatmap
 from lstmlab.io.rundir import RunDir
@@ -50,18 +49,9 @@ SPECTRUM_LINES = 8  # singular values per cell drawn in the Jacobian plots (grad
 def cell_configs(config: Config) -> dict[str, Config]:
     """One training config per cell of ``diagnostics.cells``: the study's config with ``cell.name``
     set, ``runner=train`` and wandb off (the study logs for all cells together)."""
-    names = list(config.diagnostics.cells)
-    if not names:
-        raise ConfigError(f"diagnostics.cells is empty; give some of {', '.join(cells_lib.CELLS)}")
-    for name in names:
-        if name not in cells_lib.CELLS:
-            raise ConfigError(f"diagnostics.cells has {name!r}, not a cell; valid: {', '.join(cells_lib.CELLS)}")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"diagnostics.cells={names} names a cell twice")
-    if config.diagnostics.every < 1:
-        raise ConfigError(f"diagnostics.every={config.diagnostics.every} must be >= 1 for runner=gradnorm")
+    config.diagnostics.check_study()
     out = {}
-    for name in names:
+    for name in config.diagnostics.cells:
         cell_config = copy.deepcopy(config)
         cell_config.cell.name = name
         cell_config.runner = "train"

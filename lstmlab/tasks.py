@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -84,9 +84,10 @@ class Task:
         """The task's own plots of ``split`` (after the final test evaluation); {name: path}."""
         return {}
 
-    def can_sample(self, dataset: Dataset) -> bool:
-        """Whether text can be generated from the model (a language model over a vocabulary)."""
-        return False
+    def vocab(self, dataset: Dataset) -> Any | None:
+        """The data set's character vocabulary (``encode``/``decode``/``to_json``), if the task has one:
+        checkpoints record it, and text is sampled with it."""
+        return None
 
     def signature_keys(self) -> list[str]:
         """Model-signature keys (beyond the shared ones) that must match to resume a checkpoint."""
@@ -112,8 +113,8 @@ class LanguageModel(Task):
     def keeps_eval_outputs(self, spec):
         return not spec.stateful  # streamed text: nothing extra, and the outputs are large
 
-    def can_sample(self, dataset):
-        return getattr(dataset, "vocab", None) is not None
+    def vocab(self, dataset):
+        return getattr(dataset, "vocab", None)  # character data; the copy task's symbols have none
 
 
 class MultiLabel(Task):

@@ -239,14 +239,15 @@ class Sample(Every):
     def __init__(self, ctx: Context):
         self.ctx, self.every = ctx, ctx.run.config.trainer.eval_every
         s = ctx.run.config.sample
-        self.enabled = bool(ctx.primary and s.enabled and s.length and ctx.run.task.can_sample(ctx.run.dataset))
+        self.vocab = ctx.run.task.vocab(ctx.run.dataset)
+        self.enabled = bool(ctx.primary and s.enabled and s.length and self.vocab is not None)
 
     def due(self, step: Step) -> bool:
         return self.enabled and super().due(step)
 
     def __call__(self, step: Step) -> None:
         run, s = self.ctx.run, self.ctx.run.config.sample
-        vocab = run.dataset.vocab
+        vocab = self.vocab
         model = nnx.merge(run.graphdef, jax.device_get(step.state["params"]))
         key = jax.random.fold_in(jax.random.PRNGKey(run.config.seed + 1), step.number)
         ids = generate(model, vocab.encode(s.prime), s.length, temperature=s.temperature, top_k=s.top_k, key=key)
