@@ -97,30 +97,30 @@ class Task:
 class LanguageModel(Task):
     kind, per_step = "lm", True
 
-    def batch_sums(self, outputs, batch):
+    def batch_sums(self, outputs: Array, batch: dict[str, Array]) -> dict[str, Array]:
         mask = batch["mask"].astype(jnp.float32)
         nll = optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32), batch["targets"])
         correct = (outputs.argmax(-1) == batch["targets"]).astype(jnp.float32)
         return {"loss": (nll * mask).sum(), "correct": (correct * mask).sum(), "count": mask.sum()}
 
-    def metrics_from_sums(self, sums):
+    def metrics_from_sums(self, sums: dict[str, float]) -> dict[str, float]:
         metrics = super().metrics_from_sums(sums)
         return {"loss": metrics["loss"], "bpc": metrics["loss"] / LN2, "accuracy": metrics["accuracy"]}
 
-    def train_metrics(self, loss, correct, count):
+    def train_metrics(self, loss: float, correct: float, count: float) -> dict[str, float]:
         return {"bpc": loss / LN2, **super().train_metrics(loss, correct, count)}
 
-    def keeps_eval_outputs(self, spec):
+    def keeps_eval_outputs(self, spec: DataSpec) -> bool:
         return not spec.stateful  # streamed text: nothing extra, and the outputs are large
 
-    def vocab(self, dataset):
+    def vocab(self, dataset: Dataset) -> Any | None:
         return getattr(dataset, "vocab", None)  # character data; the copy task's symbols have none
 
 
 class MultiLabel(Task):
     kind, per_step = "multilabel", True
 
-    def batch_sums(self, outputs, batch):
+    def batch_sums(self, outputs: Array, batch: dict[str, Array]) -> dict[str, Array]:
         mask = batch["mask"].astype(jnp.float32)
         targets = batch["targets"].astype(jnp.float32)
         bce = optax.sigmoid_binary_cross_entropy(outputs.astype(jnp.float32), targets).sum(-1)
@@ -135,7 +135,7 @@ def _weights(outputs, batch):
 class Classification(Task):
     kind, per_step = "classify", False
 
-    def batch_sums(self, outputs, batch):
+    def batch_sums(self, outputs: Array, batch: dict[str, Array]) -> dict[str, Array]:
         weights = _weights(outputs, batch)
         nll = optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32), batch["labels"])
         correct = (outputs.argmax(-1) == batch["labels"]).astype(jnp.float32)
@@ -147,16 +147,17 @@ class Regression(Task):
 
     kind, per_step, accuracy = "regress", False, False
 
-    def batch_sums(self, outputs, batch):
+    def batch_sums(self, outputs: Array, batch: dict[str, Array]) -> dict[str, Array]:
         weights = _weights(outputs, batch)
         err = ((outputs.astype(jnp.float32) - batch["targets"].astype(jnp.float32)) ** 2).mean(-1)
         return {"loss": (err * weights).sum(), "correct": jnp.zeros(()), "count": weights.sum()}
 
-    def metrics_from_sums(self, sums):
+    def metrics_from_sums(self, sums: dict[str, float]) -> dict[str, float]:
         loss = super().metrics_from_sums(sums)["loss"]
         return {"loss": loss, "mse": loss}
 
-    def plots(self, dataset, split, outputs, batches, plot_dir):
+    def plots(self, dataset: Dataset, split: str, outputs: np.ndarray, batches: list[Batch],
+              plot_dir: Path) -> dict[str, Path]:
         if not isinstance(dataset, Forecasting):
             return {}
         from lstmlab.io.plots_forecast import plot_forecast

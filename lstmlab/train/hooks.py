@@ -203,7 +203,7 @@ class Evaluate(Every):
         self.best = min((r["val/loss"] for r in history if "val/loss" in r), default=math.inf)
         self.last: dict[str, float] = {}
 
-    def evaluate(self, params, split: str, on_outputs=None) -> dict[str, float]:
+    def evaluate(self, params: Any, split: str, on_outputs: Callable | None = None) -> dict[str, float]:
         run = self.ctx.run
         return steps.evaluate(run.graphdef, params, run.dataset, split,
                               max_batches=run.config.trainer.eval_max_batches, eval_step=run.eval_step,

@@ -32,14 +32,11 @@ def loop(ctx: Context, hooks: Sequence[Hook]) -> dict[str, Any]:
     """Train from ``ctx.run.start`` to ``trainer.max_steps``, calling the hooks due after each step;
     returns the summary the hooks fill in at the end."""
     run, max_steps = ctx.run, ctx.run.config.trainer.max_steps
-    # several CPU devices in one process share one thread pool, in which collectives of several steps
-    # in flight can wait on each other: keep one step in flight there
-    one_in_flight = run.mesh.devices.size > 1 and run.mesh.devices.flat[0].platform == "cpu"
     state = run.state
     with StopSignals() as stop:
         for number in range(run.start + 1, max_steps + 1):
             state, metrics = run.train_step(state, run.batch(number - 1))
-            if one_in_flight:
+            if run.one_step_in_flight:
                 jax.block_until_ready(metrics)
             step = Step(number, state, metrics, final=number == max_steps,
                         stopping=distributed.stop_signal(number, stop.signal))  # the same on every process

@@ -170,6 +170,14 @@ class Run:
     damaged: dict[int, str] = field(default_factory=dict)  # newer checkpoints that could not be read
 
     @property
+    def one_step_in_flight(self) -> bool:
+        """Whether the loop waits for each step before dispatching the next: only on a mesh of several
+        CPU devices, whose collectives share a thread pool in which several steps in flight can wait
+        on each other for ever. One device (the default) never waits."""
+        devices = self.mesh.devices
+        return devices.size > 1 and devices.flat[0].platform == "cpu"
+
+    @property
     def spec(self) -> data_lib.DataSpec:
         return self.dataset.spec
 

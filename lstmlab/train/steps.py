@@ -44,14 +44,15 @@ def initial_state(model: RecurrentModel, tx: optax.GradientTransformation, spec:
     }
 
 
-def reset_carries(model: RecurrentModel, carries, batch):
+def reset_carries(model: RecurrentModel, carries: Any, batch: dict[str, jax.Array]) -> Any:
     """Zero (or the learned initial value of) each stream's carry where ``batch["reset"]`` is set."""
     reset = batch["reset"]
     initial = model.initial_carries(reset.shape[0])
     return jax.tree.map(lambda c, z: jnp.where(reset[:, None], z.astype(c.dtype), c), carries, initial)
 
 
-def make_train_step(graphdef, tx: optax.GradientTransformation, config: Config, spec: DataSpec):
+def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, config: Config,
+                    spec: DataSpec) -> Callable[[State, dict], tuple[State, dict]]:
     """The jitted, pure training step ``(state, batch) -> (state, metrics)``; ``state`` is donated."""
     task, stateful, nonfinite = task_for(spec), spec.stateful, config.trainer.nonfinite
     base_key = jax.random.PRNGKey(config.seed)
@@ -95,7 +96,7 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, config: Config, 
     return jax.jit(train_step, donate_argnums=0)
 
 
-def make_eval_step(graphdef, spec: DataSpec):
+def make_eval_step(graphdef: nnx.GraphDef, spec: DataSpec) -> Callable:
     """Jitted ``(params, carries, batch) -> (sums, carries, outputs)``; no dropout."""
     task = task_for(spec)
 
@@ -109,7 +110,7 @@ def make_eval_step(graphdef, spec: DataSpec):
     return jax.jit(eval_step)
 
 
-def evaluate(graphdef, params, dataset: Dataset, split: str, *, max_batches: int = 0,
+def evaluate(graphdef: nnx.GraphDef, params: Any, dataset: Dataset, split: str, *, max_batches: int = 0,
              eval_step: Callable | None = None,
              on_outputs: Callable[[np.ndarray, list], None] | None = None) -> dict[str, float]:
     """Metrics of ``params`` on a whole split (or its first ``max_batches`` batches): the task's
@@ -181,7 +182,7 @@ def shard_batch(batch: dict, mesh: Mesh) -> dict:
     return {k: put(np.asarray(v)) for k, v in batch.items()}
 
 
-def host_local(tree):
+def host_local(tree: Any) -> Any:
     """``tree`` itself in one process; with several, this process's copy of the (replicated) arrays."""
     if jax.process_count() == 1:
         return tree
