@@ -84,3 +84,27 @@ def test_a_signal_saves_the_step_and_raises_preempted(tmp_path, sig):
     assert Checkpointer(tmp_path / "checkpoints", read_only=True).latest_step() == 5
     assert records(tmp_path)[-1]["step"] == 5
     assert signal.getsignal(sig) is previous  # the loop's handlers are gone again
+
+
+def test_the_hooks_fetch_from_the_device_once_per_logged_step(tmp_path, monkeypatch):
+    """The log interval's metrics and the non-finite counters come over in one transfer; evaluation
+    and checkpoints at the same step reuse the counters."""
+    import jax
+
+    from lstmlab.train import hooks
+
+    class CountingJax:
+        calls = 0
+
+        def __getattr__(self, name):
+            return getattr(jax, name)
+
+        def device_get(self, tree):
+            CountingJax.calls += 1
+            return jax.device_get(tree)
+
+    monkeypatch.setattr(hooks, "jax", CountingJax())
+    config = tiny_config(6)
+    config.trainer.eval_every, config.checkpoint.every, config.sample.enabled = 2, 1, False
+    train_and_evaluate(config, tmp_path)
+    assert CountingJax.calls == 6  # log_every=1: one per step, with evaluations and saves at steps 2, 4, 6
