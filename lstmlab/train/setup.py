@@ -22,7 +22,7 @@ from lstmlab.io.checkpoint import Checkpointer, unflatten
 from lstmlab.io.rundir import RunDir
 from lstmlab.nn import RecurrentModel
 from lstmlab.tasks import Task, task_for
-from lstmlab.train import distributed, gradnorms, optim, steps
+from lstmlab.train import distributed, optim, steps
 
 
 def build_dataset(config: Config) -> data_lib.Dataset:
@@ -210,18 +210,10 @@ class Run:
         return steps.shard_batch(self.dataset.train_batch(step), self.mesh)
 
 
-def check(config: Config) -> None:
-    """ConfigError naming the first bad value of the sections a training run uses."""
-    config.check()
-    distributed.check(config.distributed)
-    optim.check(config.optim, config.trainer.max_steps)
-    gradnorms.check(config)
-
-
 def setup(config: Config, run_dir: str | Path | None = None) -> Run:
     """Check ``config``, build the run and, when ``run_dir`` holds checkpoints, restore the newest good
     one. Joins the other processes of a ``jax.distributed`` run. Writes nothing."""
-    check(config)
+    config.check()  # every section checks itself (lstmlab.config); the data keys are checked next
     dataset = build_dataset(config)
     spec = dataset.spec
     distributed.initialize(config.distributed)  # joins the other processes; before JAX uses a device
