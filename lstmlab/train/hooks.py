@@ -11,8 +11,8 @@ Extra hooks (``train_and_evaluate(..., hooks=[...])``) run after the built-in on
 
 from __future__ import annotations
 
-import logging
 import math
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,8 +29,6 @@ from lstmlab.train import gradnorms, steps
 from lstmlab.train.sample import generate
 from lstmlab.train.setup import Run
 
-log = logging.getLogger(__name__)
-
 
 class NonFiniteError(RuntimeError):
     """Training produced a non-finite loss or gradient under ``trainer.nonfinite=stop``."""
@@ -40,8 +38,6 @@ class Preempted(RuntimeError):
     """SIGTERM or SIGINT stopped training; a checkpoint of the step it stopped at was saved."""
 
     def __init__(self, signum: int, step: int, checkpoint_dir: Any):
-        import signal
-
         self.signum, self.step = int(signum), int(step)
         super().__init__(f"{signal.Signals(signum).name} received; saved checkpoint at step {step} in "
                          f"{checkpoint_dir}")
