@@ -1,9 +1,18 @@
 """lstmlab: a JAX/Flax research framework for LSTMs and their relatives.
 
-Layers, each usable from Python without the command line: :mod:`lstmlab.cells` (pure cell math),
-:mod:`lstmlab.nn` (Flax NNX modules), :mod:`lstmlab.data` (data sets -> batches),
-:mod:`lstmlab.train` (steps, loop, evaluation, sampling), :mod:`lstmlab.io` (checkpoints, trackers,
-plots), :mod:`lstmlab.cli` (Hydra).
+Layers, each usable from Python without the command line and each importing only those below it
+(contracts in pyproject.toml, checked by ``lint-imports``):
+
+* :mod:`lstmlab.cli` (Hydra; the only place that prints errors and sets exit statuses)
+* :mod:`lstmlab.study` (the gradient-norm study runner), :mod:`lstmlab.sample` (sampling CLI)
+* :mod:`lstmlab.train` (setup, steps, loop, hooks, evaluation, sampling)
+* :mod:`lstmlab.tasks` (what each data kind means: loss, head, metrics, plots, sampling)
+* :mod:`lstmlab.nn` (Flax NNX modules), :mod:`lstmlab.data` (data sets -> batches),
+  :mod:`lstmlab.io` (run directory, checkpoints, trackers, plots), :mod:`lstmlab.diagnostics`
+* :mod:`lstmlab.config` (the config schema, its defaults and checks)
+* :mod:`lstmlab.cells` (pure cell math)
+
+Importing the package changes no process-wide state.
 """
 
 __version__ = "0.1.0"

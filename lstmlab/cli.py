@@ -6,7 +6,9 @@ same run directory resumes it. Bad input ends with one line on stderr and exit s
 ``HYDRA_FULL_ERROR=1`` for the traceback), before anything is written: an existing run directory is left
 as it was, and a directory Hydra made for a run that failed its checks is removed again. A non-finite
 loss or gradient norm under ``trainer.nonfinite=stop`` ends with exit status 3; SIGTERM/SIGINT save a
-checkpoint and end with 128 + the signal number.
+checkpoint and end with 128 + the signal number (130, 143). The library raises these as exceptions
+(:class:`~lstmlab.config.ConfigError`, :class:`~lstmlab.train.NonFiniteError`,
+:class:`~lstmlab.train.Preempted`); only this module turns them into messages and exit statuses.
 """
 
 from __future__ import annotations
@@ -61,16 +63,18 @@ def run(cfg) -> dict | None:
 def _run(cfg) -> dict:
     """Turn the composed config into a :class:`Config` and run it with ``runner``:
     ``train`` (:func:`lstmlab.train.train_and_evaluate`) or ``gradnorm``
-    (:func:`lstmlab.diagnostics.study.run_gradnorm_study`)."""
+    (:func:`lstmlab.study.run_gradnorm_study`)."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from lstmlab.config import ConfigError
-    from lstmlab.diagnostics.study import run_gradnorm_study
-    from lstmlab.train import NonFiniteError, distributed, train_and_evaluate
-
     import logging
 
+    from lstmlab.config import ConfigError
+    from lstmlab.io.checkpoint import quiet_closed_loop_callbacks
+    from lstmlab.study import run_gradnorm_study
+    from lstmlab.train import NonFiniteError, Preempted, distributed, train_and_evaluate
+
+    quiet_closed_loop_callbacks()
     for noisy in ("absl", "orbax", "jax", "wandb"):  # Hydra sets the root logger to INFO
         logging.getLogger(noisy).setLevel(logging.WARNING)
     debug = os.environ.get("HYDRA_FULL_ERROR") == "1"
@@ -81,7 +85,7 @@ def _run(cfg) -> dict:
         runners = {"train": train_and_evaluate, "gradnorm": run_gradnorm_study}
         if config.runner not in runners:
             raise ConfigError(f"runner={config.runner!r} is not a runner; valid: {', '.join(runners)}")
-        distributed.split_cpu(config)  # one CPU device per core, before JAX starts
+        distributed.set_cpu_devices(config)  # trainer.devices / split_per_device; before JAX starts
         return runners[config.runner](config, run_dir, config_dict=resolved)
     except ConfigError as err:
         if debug:
@@ -91,6 +95,10 @@ def _run(cfg) -> dict:
         if debug:
             raise
         _fail(str(err), EXIT_NONFINITE)
+    except Preempted as err:
+        if distributed.is_primary():  # the process that saved the checkpoint
+            print(f"lstmlab: {err}", file=sys.stderr)
+        raise SystemExit(128 + err.signum)
     finally:
         _remove_new_empty_dirs()
 

@@ -1,9 +1,12 @@
-"""The configuration schema: plain dataclasses, one per config group.
+"""The configuration schema: plain dataclasses, one per config group, each with its defaults and a
+``check()`` that raises :class:`ConfigError` naming the first bad value of its section.
 
-The CLI registers these in Hydra's ConfigStore (so a wrong type fails at start); from Python, build a
-:class:`Config` directly and pass it to :func:`lstmlab.train.train_and_evaluate`. The ``data`` group is a
-free dict because each data set takes its own options; its keys are checked against the data set's
-factory by :func:`lstmlab.data.build` before any work is done.
+These dataclasses are the one place defaults are written: the CLI registers them in Hydra's
+ConfigStore (so a wrong type fails at start, and ``conf/<group>/*.yaml`` hold only what differs from
+them); from Python, build a :class:`Config` directly and pass it to
+:func:`lstmlab.train.train_and_evaluate`. The ``data`` group is a free dict because each data set takes
+its own options; its keys are checked against the data set's factory by :func:`lstmlab.data.build`
+before any work is done.
 """
 
 from __future__ import annotations
@@ -11,6 +14,30 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Optional
+
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "linear")
+CLIPS = ("global_norm", "value", "none")
+NONFINITE = ("stop", "skip")
+PROGRESS = ("auto", "bar", "lines", "none")
+POOLINGS = ("last", "mean")
+WANDB_MODES = ("online", "offline", "disabled")
+PROBE_LOSSES = ("last", "all")
+JACOBIANS = ("none", "full", "h")
+
+
+class ConfigError(ValueError):
+    """A bad config value or input file; the message is one line naming the key or file."""
+
+
+def one_line(err: BaseException | str) -> str:
+    """``err``'s message on one line."""
+    return " ".join(str(err).split())
+
+
+def _int_at_least(key: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{key}={value!r} must be an integer >= {low}")
 
 
 @dataclass
@@ -25,6 +52,33 @@ class CellConfig:
     forget_bias: float = 1.0
     chrono_tmax: float = 0.0  # > 2: chrono initialisation of the forget biases for lags up to this many steps
 
+    def check(self) -> None:
+        from lstmlab import cells
+
+        if self.name not in cells.CELLS:
+            raise ConfigError(f"cell.name={self.name!r} is not a cell; valid: {', '.join(cells.CELLS)}")
+        if self.name in ("lstm", "peephole") and self.variant not in cells.VARIANTS:
+            raise ConfigError(f"cell.variant={self.variant!r} is not an LSTM variant; valid: "
+                              f"{', '.join(cells.VARIANTS)}")
+        if self.name == "rnn" and self.activation not in cells.ACTIVATIONS:
+            raise ConfigError(f"cell.activation={self.activation!r} is not an RNN activation; valid: "
+                              f"{', '.join(cells.ACTIVATIONS)}")
+        if self.input_init not in cells.INPUT_INITIALIZERS:
+            raise ConfigError(f"cell.input_init={self.input_init!r} is not an initialiser; valid: "
+                              f"{', '.join(cells.INPUT_INITIALIZERS)}")
+        if not self.recurrent_scale >= 0:
+            raise ConfigError(f"cell.recurrent_scale={self.recurrent_scale!r} must be >= 0")
+        if not (self.chrono_tmax == 0 or self.chrono_tmax > 2):
+            raise ConfigError(f"cell.chrono_tmax={self.chrono_tmax!r} must be 0 (off) or > 2 (time steps)")
+
+    def options(self) -> dict[str, Any]:
+        """The cell's own options: ``variant`` for the LSTM family, ``activation`` for the plain RNN."""
+        if self.name in ("lstm", "peephole"):
+            return {"variant": self.variant}
+        if self.name == "rnn":
+            return {"activation": self.activation}
+        return {}
+
 
 @dataclass
 class ModelConfig:
@@ -36,6 +90,20 @@ class ModelConfig:
     pooling: str = "last"  # per-sequence tasks: last (last valid step) | mean (masked mean)
     learn_initial_carry: bool = False
     impl: Optional[str] = None  # cells.scan implementation; None: the cells' default
+
+    def check(self) -> None:
+        from lstmlab import cells
+
+        if self.hidden_size < 1:
+            raise ConfigError(f"model.hidden_size={self.hidden_size} must be >= 1")
+        if self.num_layers < 1:
+            raise ConfigError(f"model.num_layers={self.num_layers} must be >= 1")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"model.dropout={self.dropout} must be in [0, 1)")
+        if self.embed_size < 0:
+            raise ConfigError(f"model.embed_size={self.embed_size} must be >= 0")
+        if self.impl is not None and self.impl not in cells.IMPLS:
+            raise ConfigError(f"model.impl={self.impl!r}; valid: {', '.join(cells.IMPLS)}")
 
 
 @dataclass
@@ -50,16 +118,49 @@ class OptimConfig:
     clip: str = "global_norm"  # global_norm | value | none
     clip_threshold: float = 5.0
 
+    def check(self, max_steps: int = 1) -> None:
+        """``max_steps``: ``trainer.max_steps``, which bounds ``warmup_steps``."""
+        if self.name not in OPTIMIZERS:
+            raise ConfigError(f"optim.name={self.name!r} is not an optimiser; valid: {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"optim.schedule={self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if self.clip not in CLIPS:
+            raise ConfigError(f"optim.clip={self.clip!r} is not a clipping mode; valid: {', '.join(CLIPS)}")
+        if self.clip != "none" and not (self.clip_threshold is not None and self.clip_threshold > 0):
+            raise ConfigError(f"optim.clip_threshold={self.clip_threshold!r} must be > 0 for clip={self.clip!r}")
+        if not self.lr > 0:
+            raise ConfigError(f"optim.lr={self.lr} must be > 0")
+        if not 0 <= self.warmup_steps < max(max_steps, 1):
+            raise ConfigError(f"optim.warmup_steps={self.warmup_steps} must be in [0, trainer.max_steps)")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"optim.momentum={self.momentum} must be in [0, 1)")
+        if not 0 <= self.final_lr_ratio <= 1:
+            raise ConfigError(f"optim.final_lr_ratio={self.final_lr_ratio} must be in [0, 1]")
+
 
 @dataclass
 class TrainerConfig:
     max_steps: int = 1000
     eval_every: int = 200
     log_every: int = 50
-    devices: Optional[int] = None  # None: as many local devices as divide the batch (on CPU: one per core)
+    # None: as many local devices as divide the batch (on CPU one, unless JAX_NUM_CPU_DEVICES says more);
+    # N on CPU: the command line makes N CPU devices before JAX starts
+    devices: Optional[int] = None
+    split_per_device: bool = False  # run one recurrence per device on its rows (the layers' batch_axis)
     nonfinite: str = "stop"  # stop | skip
     progress: str = "auto"  # auto (bar on a terminal, lines otherwise) | bar | lines | none
     eval_max_batches: int = 0  # 0: whole split
+
+    def check(self) -> None:
+        for key, value, low in (("max_steps", self.max_steps, 1), ("eval_every", self.eval_every, 1),
+                                ("log_every", self.log_every, 1), ("eval_max_batches", self.eval_max_batches, 0)):
+            _int_at_least(f"trainer.{key}", value, low)
+        if self.devices is not None:
+            _int_at_least("trainer.devices", self.devices, 1)
+        if self.nonfinite not in NONFINITE:
+            raise ConfigError(f"trainer.nonfinite={self.nonfinite!r}; valid: {', '.join(NONFINITE)}")
+        if self.progress not in PROGRESS:
+            raise ConfigError(f"trainer.progress={self.progress!r}; valid: {', '.join(PROGRESS)}")
 
 
 @dataclass
@@ -67,6 +168,10 @@ class CheckpointConfig:
     every: int = 500  # steps; 0 saves only at the end
     keep: int = 2  # the last K, plus the best by validation loss
     keep_best: bool = True
+
+    def check(self) -> None:
+        _int_at_least("checkpoint.every", self.every, 0)
+        _int_at_least("checkpoint.keep", self.keep, 1)
 
 
 @dataclass
@@ -76,10 +181,25 @@ class WandbConfig:
     entity: Optional[str] = None
     tags: list[str] = field(default_factory=list)
 
+    def check(self) -> None:
+        self.resolved_mode()
+
+    def resolved_mode(self) -> str:
+        """``mode``, else ``$WANDB_MODE``, else ``offline`` (a first run never asks to log in)."""
+        import os
+
+        mode = self.mode or os.environ.get("WANDB_MODE") or "offline"
+        if mode not in WANDB_MODES:
+            raise ConfigError(f"logger.wandb.mode={mode!r}; valid: {', '.join(WANDB_MODES)}")
+        return mode
+
 
 @dataclass
 class LoggerConfig:
     wandb: WandbConfig = field(default_factory=WandbConfig)
+
+    def check(self) -> None:
+        self.wandb.check()
 
 
 @dataclass
@@ -92,17 +212,49 @@ class SampleConfig:
     temperature: float = 0.8  # 0: greedy argmax
     top_k: int = 0  # 0: no top-k truncation
 
+    def check(self) -> None:
+        for key in ("temperature", "length", "top_k"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"sample.{key}={getattr(self, key)} must be >= 0")
+
 
 @dataclass
 class DiagnosticsConfig:
     """Per-timestep gradient norms during training (:mod:`lstmlab.train.gradnorms`) and the gradient-norm
-    study (``runner=gradnorm``, :mod:`lstmlab.diagnostics.study`)."""
+    study (``runner=gradnorm``, :mod:`lstmlab.study`)."""
 
     every: int = 0  # steps between probes of ||dL/dh_t||, plus one at step 0; 0 = off
     loss: str = "last"  # last: the loss at each sequence's last step only | all: at every step
     batch_size: int = 8  # examples of the fixed probe batch (the first of training batch 0); 0 = all
     jacobian: str = "none"  # none | full | h: also singular values of ds_T/ds_{T-k} at every probe
     cells: list[str] = field(default_factory=lambda: ["rnn", "lstm", "gru", "peephole"])  # the study's
+
+    def check(self, bidirectional: bool = False) -> None:
+        """``bidirectional``: ``model.bidirectional``; the probes need one direction of time."""
+        for key, value in (("diagnostics.every", self.every), ("diagnostics.batch_size", self.batch_size)):
+            _int_at_least(key, value, 0)
+        if self.loss not in PROBE_LOSSES:
+            raise ConfigError(f"diagnostics.loss={self.loss!r}; valid: {', '.join(PROBE_LOSSES)}")
+        if self.jacobian not in JACOBIANS:
+            raise ConfigError(f"diagnostics.jacobian={self.jacobian!r}; valid: {', '.join(JACOBIANS)}")
+        if self.every and bidirectional:
+            raise ConfigError("diagnostics.every > 0 needs model.bidirectional=false (the probes follow "
+                              "one direction of time)")
+
+    def check_study(self) -> None:
+        """What the gradient-norm study (``runner=gradnorm``) needs besides :meth:`check`."""
+        from lstmlab import cells
+
+        names = list(self.cells)
+        if not names:
+            raise ConfigError(f"diagnostics.cells is empty; give some of {', '.join(cells.CELLS)}")
+        for name in names:
+            if name not in cells.CELLS:
+                raise ConfigError(f"diagnostics.cells has {name!r}, not a cell; valid: {', '.join(cells.CELLS)}")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"diagnostics.cells={names} names a cell twice")
+        if self.every < 1:
+            raise ConfigError(f"diagnostics.every={self.every} must be >= 1 for runner=gradnorm")
 
 
 @dataclass
@@ -117,6 +269,33 @@ class DistributedConfig:
     num_processes: Optional[int] = None
     process_id: Optional[int] = None  # 0 .. num_processes-1; process 0 writes the run directory
     initialization_timeout: int = 300  # seconds to wait for every process to join
+
+    def wanted(self) -> bool:
+        """Whether this asks for ``jax.distributed`` (``enabled`` or any address/count/id set)."""
+        return bool(self.enabled or self.coordinator_address or self.num_processes is not None
+                    or self.process_id is not None)
+
+    def check(self) -> None:
+        import re
+
+        address = self.coordinator_address
+        if address is not None and not re.fullmatch(r"\[?[^\s\]]+\]?:\d{1,5}", address):
+            raise ConfigError(f"distributed.coordinator_address={address!r} must be host:port, "
+                              "e.g. 10.0.0.1:12355")
+        explicit = {"coordinator_address": address, "num_processes": self.num_processes,
+                    "process_id": self.process_id}
+        unset = [k for k, v in explicit.items() if v is None]
+        if len(unset) < 3 and unset:
+            raise ConfigError(f"distributed.{unset[0]} is not set; distributed.coordinator_address, num_processes "
+                              "and process_id go together (or set only distributed.enabled=true where JAX finds "
+                              "them)")
+        if self.num_processes is not None and self.num_processes < 1:
+            raise ConfigError(f"distributed.num_processes={self.num_processes} must be >= 1")
+        if self.process_id is not None and not 0 <= self.process_id < self.num_processes:
+            raise ConfigError(f"distributed.process_id={self.process_id} must be in "
+                              f"[0, {self.num_processes - 1}] (distributed.num_processes={self.num_processes})")
+        if self.initialization_timeout < 1:
+            raise ConfigError(f"distributed.initialization_timeout={self.initialization_timeout} must be >= 1 (s)")
 
 
 @dataclass
@@ -135,9 +314,19 @@ class Config:
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
+    def check(self) -> None:
+        """Every section in turn (the ``data`` keys are checked by the data set's factory)."""
+        check_numbers(self)
+        self.cell.check()
+        self.model.check()
+        self.trainer.check()
+        self.checkpoint.check()
+        self.sample.check()
+        self.logger.check()
+        self.optim.check(self.trainer.max_steps)
+        self.diagnostics.check(self.model.bidirectional)
+        self.distributed.check()
 
-class ConfigError(ValueError):
-    """A bad config value or input file; the message is one line naming the key or file."""
 
 
 def check_numbers(config: Config) -> None:

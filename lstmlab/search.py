@@ -381,7 +381,7 @@ class Search:
         state, value = TrialState.FAIL, None
         try:
             config, resolved = compose(self.experiment, record["overrides"])
-            distributed.split_cpu(config)
+            distributed.set_cpu_devices(config)
             record_job(run_dir, record)
             began = time.perf_counter()
             try:

@@ -61,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from lstmlab import cells  # noqa: E402
 from lstmlab.nn import Recurrent  # noqa: E402
 from lstmlab.train.distributed import usable_cores  # noqa: E402
-from lstmlab.train.loop import make_mesh  # noqa: E402
+from lstmlab.train.setup import make_mesh  # noqa: E402
 
 torch: Any = None   # imported in main() when available (the [bench] extra is optional)
 
@@ -108,9 +108,9 @@ def _jax_step(loss: Callable, *args, mesh: Mesh | None = None) -> tuple[Step, fl
 
 def lstmlab_step(cell: str, impl: str, B: int, T: int, D: int, H: int, mesh: Mesh | None = None
                  ) -> tuple[Step, float]:
-    """:class:`lstmlab.nn.Recurrent`; under a mesh it runs one recurrence per device (its default
-    ``batch_axis="data"``)."""
-    layer = Recurrent(cell, D, H, rngs=nnx.Rngs(0), impl=impl)
+    """:class:`lstmlab.nn.Recurrent`; under a mesh it runs one recurrence per device
+    (``batch_axis="data"``, as ``trainer.split_per_device`` builds it)."""
+    layer = Recurrent(cell, D, H, rngs=nnx.Rngs(0), impl=impl, batch_axis=None if mesh is None else "data")
     graphdef, params, rest = nnx.split(layer, nnx.Param, ...)
     xs = jax.random.normal(jax.random.key(1), (T, B, D))
     w = jax.random.normal(jax.random.key(2), (T, B, H))
@@ -351,38 +351,29 @@ def charlm_one(impl: str, overrides: list[str], steps: int) -> dict:
     from omegaconf import OmegaConf
 
     from lstmlab.cli import conf_dir, register_schema
-    from lstmlab.train import build_dataset, build_model, initial_state, make_train_step
-    from lstmlab.train.loop import place_state, shard_batch, with_mesh
-    from lstmlab.train.optim import make_optimizer
+    from lstmlab.train import setup
 
     register_schema()
+    split = ["trainer.split_per_device=true"] if len(jax.devices()) > 1 else []
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=["+experiment=charlm", f"model.impl={impl}", *overrides])
+        cfg = compose("config", overrides=["+experiment=charlm", f"model.impl={impl}", *split, *overrides])
     config = OmegaConf.to_object(cfg)
-    dataset = build_dataset(config)
-    model = build_model(config, dataset.spec)
-    tx = make_optimizer(config.optim, config.trainer.max_steps)
-    first = dataset.train_batch(0)
-    batch_size, seq_len = first["inputs"].shape
-    graphdef, state = initial_state(model, tx, dataset.spec, batch_size)
-    train_step = make_train_step(graphdef, tx, config, dataset.spec)
-    # placed on the mesh as the trainer does: parameters replicated, batch and carries split along "data"
-    mesh = make_mesh(None, batch_size)
-    state = place_state(state, mesh, dataset.spec.stateful)
-    batch = shard_batch(first, mesh)
-    with jax.set_mesh(mesh):
+    run = setup(config)  # what the trainer builds: state on the mesh, batches split along "data"
+    batch_size, seq_len = run.dataset.train_batch(0)["inputs"].shape
+    mesh, state, batch = run.mesh, run.state, run.batch(0)
+    with run.scope():
         t0 = time.perf_counter()
-        lowered = train_step.lower(state, batch)
+        lowered = run.jit_train_step.lower(state, batch)
         t1 = time.perf_counter()
         compiled = lowered.compile()
         t2 = time.perf_counter()
-    step = with_mesh(compiled, mesh)
+    step = run.in_scope(compiled)
     state, metrics = step(state, batch)
     jax.block_until_ready(metrics)
     t3 = time.perf_counter()
     times = []
     for i in range(1, CHARLM_WARMUP + steps + 1):
-        batch = shard_batch(dataset.train_batch(i), mesh)   # host data work is timed
+        batch = run.batch(i)   # host data work is timed
         start = time.perf_counter()
         state, metrics = step(state, batch)
         jax.block_until_ready(metrics)

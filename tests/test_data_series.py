@@ -200,5 +200,7 @@ def test_metrics_and_plot_cover_the_first_batches_when_evaluation_stops_early(tm
     m = ds.extra_metrics("test", [first[0]["targets"]], first)
     assert m["rmse"] == pytest.approx(0.0, abs=1e-4)
     assert ds.forecast_arrays("test", [first[0]["targets"]], first)["time"].tolist() == [15, 16, 17]
-    paths = ds.plots("test", [first[0]["targets"]], first, tmp_path / "plots")
+    from lstmlab.tasks import task_for
+
+    paths = task_for(ds.spec).plots(ds, "test", [first[0]["targets"]], first, tmp_path / "plots")
     assert paths == {"forecast": tmp_path / "plots" / "forecast.png"} and paths["forecast"].stat().st_size > 1000

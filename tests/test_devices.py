@@ -38,7 +38,7 @@ def config(devices, max_steps):
     c.checkpoint.every = 2
     return c
 
-from lstmlab.train.loop import make_mesh
+from lstmlab.train.setup import make_mesh
 print(f"default mesh: {make_mesh(None, 8).devices.size} devices")  # trainer.devices=null: all local ones
 print(f"batch of 12: {make_mesh(None, 12).devices.size} devices")  # ... or as many as divide the batch
 root = Path(sys.argv[1])

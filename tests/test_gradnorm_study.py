@@ -108,7 +108,7 @@ def test_unknown_runner_ends_in_one_line_exit_2_and_leaves_the_run_directory_alo
 ])
 def test_study_rejects_bad_settings_before_writing(tmp_path, key, value, message):
     from lstmlab.config import Config, ConfigError
-    from lstmlab.diagnostics.study import run_gradnorm_study
+    from lstmlab.study import run_gradnorm_study
 
     config = Config(runner="gradnorm", data={"name": "adding", "seq_len": 10, "batch_size": 2})
     config.diagnostics.every = 1

@@ -1,17 +1,15 @@
-"""Runs that die: SIGKILL at random moments, SIGTERM/SIGINT, damaged checkpoints. Each run resumed with
+"""Runs that die: SIGKILL at chosen moments, SIGTERM/SIGINT, damaged checkpoints. Each run resumed with
 the same command ends bit for bit where a run never interrupted ends (CPU), and its metrics.jsonl and
 samples.txt continue without repeated or missing steps."""
 
 from __future__ import annotations
 
 import json
-import os
-import random
+import logging
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +25,7 @@ MAX_STEPS = 20
 COMMAND = ["+experiment=charlm", "model.hidden_size=8", "data.seq_len=8", "data.batch_size=4",
            f"trainer.max_steps={MAX_STEPS}", "trainer.eval_every=4", "trainer.log_every=1",
            "trainer.eval_max_batches=1", "checkpoint.every=1", "sample.length=5", "logger.wandb.mode=disabled",
-           "trainer.progress=none"]
+           "trainer.progress=lines"]  # a line on stdout per logged step: the marker the kills wait for
 
 
 def start(run_dir: Path) -> subprocess.Popen:
@@ -40,12 +38,14 @@ def steps_on_disk(run_dir: Path) -> list[int]:
     return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
 
 
-def wait_for_checkpoint(process: subprocess.Popen, run_dir: Path, step: int, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not (run_dir / "checkpoints" / str(step)).is_dir():
-        assert process.poll() is None, f"run ended before checkpoint {step}: {process.communicate()[1][-2000:]}"
-        assert time.monotonic() < deadline, f"no checkpoint {step} after {timeout} s"
-        time.sleep(0.005)
+def wait_for_step(process: subprocess.Popen, step: int) -> None:
+    """Until the run has logged ``step`` (its progress line on stdout, written after the step's metrics
+    and before its checkpoint is saved)."""
+    marker = f"step {step}/{MAX_STEPS} "
+    for line in process.stdout:
+        if line.startswith(marker):
+            return
+    raise AssertionError(f"run ended before step {step}: {process.communicate()[1][-2000:]}")
 
 
 def final_state(run_dir: Path) -> dict[str, np.ndarray]:
@@ -81,22 +81,18 @@ def straight(tmp_path_factory) -> Path:
 
 
 def test_killed_and_stopped_runs_resume_to_exactly_the_uninterrupted_result(straight, tmp_path):
-    """Two SIGKILLs at random moments (right after the k-th checkpoint appears, k random, plus a random
-    0-50 ms: mid-step, mid-save or mid-log), then SIGTERM and SIGINT (each saves the step it is at),
-    each followed by the same command again; the last one runs to the end."""
-    seed = int.from_bytes(os.urandom(4), "little")
-    rng = random.Random(seed)
+    """Two SIGKILLs (as soon as the run has logged a chosen step: before, during or after that step's
+    checkpoint is saved), then SIGTERM and SIGINT (each saves the step it is at), each followed by the
+    same command again; the last one runs to the end. The steps are fixed, far from the run's end."""
     run_dir, history = tmp_path / "run", []
-    for sig in (signal.SIGKILL, signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
-        target = max(steps_on_disk(run_dir), default=0) + rng.randint(1, 3)
+    for sig, ahead in ((signal.SIGKILL, 2), (signal.SIGKILL, 3), (signal.SIGTERM, 1), (signal.SIGINT, 2)):
+        target = max(steps_on_disk(run_dir), default=0) + ahead
         process = start(run_dir)
-        wait_for_checkpoint(process, run_dir, target)
-        if sig == signal.SIGKILL:
-            time.sleep(rng.uniform(0.0, 0.05))
+        wait_for_step(process, target)
         process.send_signal(sig)
         _, err = process.communicate(timeout=120)
         history.append((sig.name, target, steps_on_disk(run_dir)))
-        note = f"seed {seed}, so far {history}"
+        note = f"so far {history}"
         if sig == signal.SIGKILL:
             assert process.returncode == -signal.SIGKILL, f"{note}: the run ended before it was killed"
             continue
@@ -107,7 +103,7 @@ def test_killed_and_stopped_runs_resume_to_exactly_the_uninterrupted_result(stra
     process = start(run_dir)
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err[-3000:]
-    assert_same_run(run_dir, straight, f"seed {seed}, interrupted {history}")
+    assert_same_run(run_dir, straight, f"interrupted {history}")
 
 
 # -- damaged checkpoints (in this process: no CLI needed) ---------------------------------------------
@@ -169,7 +165,7 @@ def _lose_state(step_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", [_truncate_data, _overwrite_bytes, _truncate_meta, _lose_state])
-def test_a_damaged_latest_checkpoint_is_reported_and_the_previous_one_used(finished, tmp_path, capfd, damage):
+def test_a_damaged_latest_checkpoint_is_reported_and_the_previous_one_used(finished, tmp_path, caplog, damage):
     source, expected = finished
     run_dir = tmp_path / "run"
     shutil.copytree(source, run_dir)
@@ -178,11 +174,10 @@ def test_a_damaged_latest_checkpoint_is_reported_and_the_previous_one_used(finis
     leftover = run_dir / "checkpoints" / "5.orbax-checkpoint-tmp-1234"
     (leftover / "state").mkdir(parents=True)
     (leftover / "state" / "junk").write_bytes(b"\0" * 10)
-    capfd.readouterr()
+    with caplog.at_level(logging.WARNING, logger="lstmlab"):
+        train_and_evaluate(tiny_config(), run_dir)  # resumes from step 3 and trains step 4 again
 
-    train_and_evaluate(tiny_config(), run_dir)  # resumes from step 3 and trains step 4 again
-
-    err = [line for line in capfd.readouterr().err.splitlines() if line.startswith("lstmlab:")]
+    err = [r.getMessage() for r in caplog.records if r.name.startswith("lstmlab")]
     assert len(err) == 1 and f"checkpoint {run_dir / 'checkpoints' / '4'} is damaged" in err[0], err
     assert err[0].endswith("moved to 4.damaged; resuming from step 3"), err[0]
     assert (run_dir / "checkpoints" / "4.damaged").is_dir() and not leftover.exists()

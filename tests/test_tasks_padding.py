@@ -13,7 +13,7 @@ from lstmlab import data
 from lstmlab.config import Config
 from lstmlab.nn import RecurrentModel
 from lstmlab.train import build_dataset, build_model, losses
-from lstmlab.train.loop import evaluate
+from lstmlab.train import evaluate
 
 LENGTHS = np.array([5, 2, 4], np.int32)
 T, D, H, K = 6, 3, 5, 4

@@ -15,7 +15,7 @@ import pytest
 from conftest import TINY, run_cli
 
 BASE = ["+experiment=charlm", *[o for o in TINY if not o.startswith("trainer.max_steps")], "trainer.max_steps=2"]
-# the CLI gives a run one CPU device per core, up to trainer.devices (capped at the cores)
+# trainer.devices=N makes the CLI give a run N CPU devices, at most one per core
 CLI_DEVICES = len(os.sched_getaffinity(0))
 OTHER_DATA = ["~data"]  # drop the Shakespeare options, then give another data set's with +data.KEY=...
 
@@ -36,6 +36,7 @@ CASES = [
     (["optim.lr=inf"], "optim.lr=inf must be a finite number"),
     (["trainer.max_steps=0"], "trainer.max_steps=0 must be an integer >= 1"),
     (["trainer.devices=99"], f"trainer.devices=99 must be in [1, {CLI_DEVICES}]"),
+    (["trainer.devices=0"], "trainer.devices=0 must be an integer >= 1"),
     (["distributed.coordinator_address=127.0.0.1:12355", "distributed.num_processes=2", "distributed.process_id=2"],
      "distributed.process_id=2 must be in [0, 1]"),
     # a sequence longer than the data
@@ -126,7 +127,7 @@ def test_resume_refuses_a_model_of_the_same_shapes_but_another_structure():
     """Shapes alone do not tell a tanh RNN from a ReLU one; the saved model signature does."""
     from lstmlab.config import Config
     from lstmlab.data.base import DataSpec
-    from lstmlab.train.loop import _model_mismatch, model_signature
+    from lstmlab.train.setup import model_mismatch as _model_mismatch, model_signature
 
     spec = DataSpec(kind="lm", output_size=5, vocab_size=5, stateful=True)
     saved, current = Config(), Config()

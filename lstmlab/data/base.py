@@ -26,7 +26,6 @@ vowels, temporal order), ``regress`` (``output_size`` values per sequence: addin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 import numpy as np
@@ -69,10 +68,4 @@ class Dataset(Protocol):
     def extra_metrics(self, split: str, outputs: np.ndarray, batches: list[Batch]) -> dict[str, float]:
         """Task-specific metrics from the model outputs of a whole split (e.g. the adding task's share
         of sequences with absolute error below 0.04, forecast RMSE in original units). May return {}."""
-        ...
-
-    def plots(self, split: str, outputs: np.ndarray, batches: list[Batch], plot_dir: Path) -> dict[str, Path]:
-        """Optional: the data set's own plots of a split (e.g. ``forecast.png``), written into
-        ``plot_dir``; returns {name: path}. The trainer calls it after the final test evaluation with
-        the same arguments as ``extra_metrics`` and logs the files to the trackers."""
         ...

@@ -33,7 +33,6 @@ from __future__ import annotations
 import csv as _csv
 import math
 import os
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -185,18 +184,6 @@ class Forecast:
         out = {key: f[key][:, step] for key in ("truth", "forecast", "persistence", "seasonal")}
         out["time"] = self.time[f["starts"] + step]
         return out
-
-    def plots(self, split: str, outputs, batches: list[Batch], plot_dir: str | Path) -> dict[str, Path]:
-        """Write ``plot_dir/forecast.png``: truth, the model's one-step-ahead forecast and both
-        baselines over the windows of ``split`` (original units). Returns {"forecast": path}."""
-        from lstmlab.io.plots_forecast import plot_forecast
-
-        path = Path(plot_dir) / "forecast.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        name, units = self.spec.info["series"], self.spec.info.get("units", "")
-        plot_forecast(str(path), self.forecast_arrays(split, outputs, batches),
-                      title=f"{name}: {split} forecast, one step ahead", ylabel=units)
-        return {"forecast": path}
 
 
 # -- the series -----------------------------------------------------------------------------------

@@ -249,7 +249,6 @@ class Checkpointer:
             flat = {k: np.asarray(v) for k, v in restored["state"].items()}
             meta = dict(restored["meta"])
         except Exception as err:  # orbax/tensorstore raise many types for a damaged step
-            _quiet_closed_loop_callbacks()
             reason = " ".join(f"{type(err).__name__}: {err}".split())
             raise DamagedCheckpointError(f"checkpoint {where} is damaged ({reason[:200]})") from None
         saved = meta.pop(DIGEST_KEY, None)
@@ -341,10 +340,12 @@ def _quiet_absl(quiet: bool = True):
 _quieted = False
 
 
-def _quiet_closed_loop_callbacks() -> None:
+def quiet_closed_loop_callbacks() -> None:
     """After a failed read, tensorstore's worker threads may still call back into orbax's closed asyncio
     loop; Python prints each such ``RuntimeError: Event loop is closed`` as a traceback through
-    ``sys.unraisablehook``. Drop exactly those, so a damaged checkpoint is reported in one line."""
+    ``sys.unraisablehook``. Drop exactly those, so a damaged checkpoint is reported in one line.
+
+    This replaces a process-wide hook: the command line installs it; the library never does."""
     global _quieted
     if _quieted:
         return

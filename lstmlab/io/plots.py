@@ -1,14 +1,13 @@
-"""Plots written as PNG files into ``run_dir/plots``."""
+"""Plots written as PNG files into ``run_dir/plots``. Drawn on plain ``Figure`` objects with the Agg
+canvas, never through pyplot, so importing this module leaves matplotlib's backend as it was."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 
 def learning_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
@@ -21,7 +20,9 @@ def learning_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
                                                                for r in history)]
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    fig = Figure(figsize=(5 * len(panels), 3.6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, metric in zip(axes[0], panels):
         for split, style in (("train", "-"), ("val", "o-")):
             steps, values = series(f"{split}/{metric}")
@@ -35,5 +36,4 @@ def learning_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
@@ -18,7 +17,7 @@ from lstmlab.io.files import append_text, atomic_write_text, check_no_symlink, r
 
 log = logging.getLogger(__name__)
 
-WANDB_MODES = ("online", "offline", "disabled")
+from lstmlab.config import WandbConfig
 
 
 class Tracker(Protocol):
@@ -90,10 +89,7 @@ def _plain(value: Any) -> Any:
 
 def wandb_mode(configured: str | None) -> str:
     """The configured mode, else ``$WANDB_MODE``, else ``offline`` (a first run never asks to log in)."""
-    mode = configured or os.environ.get("WANDB_MODE") or "offline"
-    if mode not in WANDB_MODES:
-        raise ValueError(f"logger.wandb.mode={mode!r}; valid: {', '.join(WANDB_MODES)}")
-    return mode
+    return WandbConfig(mode=configured).resolved_mode()
 
 
 def run_id(run_dir: Path) -> str:

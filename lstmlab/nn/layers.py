@@ -29,15 +29,15 @@ class Recurrent(nnx.Module):
     ``learn_initial_carry`` adds trainable initial states (one (H,) vector per carry component,
     broadcast over the batch) used when no carry is passed. ``impl``, ``remat_chunk`` and ``batch_axis``
     are passed to :func:`lstmlab.cells.scan` (fast kernels by default; ``remat_chunk=K`` trades compute
-    for memory; ``batch_axis``, by default the trainer's mesh axis ``"data"``, runs one recurrence per
-    device on its rows of the batch when called under ``jax.set_mesh`` with that axis, and does nothing
-    otherwise).
+    for memory; ``batch_axis``, a mesh axis name such as the trainer's ``"data"``, runs one recurrence
+    per device on its rows of the batch when called under ``jax.set_mesh`` with that axis, and does
+    nothing otherwise; None, the default, leaves the batch to the compiler).
     """
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, *, rngs: nnx.Rngs,
                  input_init: str = "glorot_uniform", recurrent_scale: float = 1.0,
                  forget_bias: float = 1.0, chrono_tmax: float = 0.0, learn_initial_carry: bool = False,
-                 impl: str = "fast", remat_chunk: int | None = None, batch_axis: str | None = "data",
+                 impl: str = "fast", remat_chunk: int | None = None, batch_axis: str | None = None,
                  param_dtype=jnp.float32, **options: Any):
         self.cell = cell
         self.batch_axis = batch_axis

@@ -1,16 +1,17 @@
-"""Training: jitted steps, the loop, evaluation and sampling. Entry point: :func:`train_and_evaluate`."""
+"""Training: the run built from a config (:mod:`~lstmlab.train.setup`), the pure jitted steps
+(:mod:`~lstmlab.train.steps`), the loop (:mod:`~lstmlab.train.loop`) and what it does besides stepping
+(:mod:`~lstmlab.train.hooks`). Entry point: :func:`train_and_evaluate`.
 
-from lstmlab.train.loop import (
-    NonFiniteError,
-    build_dataset,
-    build_model,
-    evaluate,
-    initial_state,
-    make_eval_step,
-    make_train_step,
-    train_and_evaluate,
-)
+The loop raises instead of exiting: :class:`NonFiniteError` (a non-finite loss or gradient under
+``trainer.nonfinite=stop``) and :class:`Preempted` (SIGTERM/SIGINT; a checkpoint was saved first).
+"""
+
+from lstmlab.train.hooks import Every, Hook, NonFiniteError, Preempted, Step
+from lstmlab.train.loop import train_and_evaluate
 from lstmlab.train.sample import generate
+from lstmlab.train.setup import Run, build_dataset, build_model, setup
+from lstmlab.train.steps import evaluate, initial_state, make_eval_step, make_train_step
 
-__all__ = ["NonFiniteError", "build_dataset", "build_model", "evaluate", "generate", "initial_state",
-           "make_eval_step", "make_train_step", "train_and_evaluate"]
+__all__ = ["Every", "Hook", "NonFiniteError", "Preempted", "Run", "Step", "build_dataset", "build_model",
+           "evaluate", "generate", "initial_state", "make_eval_step", "make_train_step", "setup",
+           "train_and_evaluate"]

@@ -4,7 +4,7 @@ Every ``diagnostics.every`` steps (and at step 0, before any update) the trainer
 the first ``diagnostics.batch_size`` examples of training batch 0, and records for every layer of the
 model ``||dL/dh_t||`` at every step t (and ``||dL/dc_t||`` for the LSTM family), all in one backward
 pass (:func:`lstmlab.diagnostics.state_grad_norms`), without dropout. ``L`` is the task's loss
-(:func:`lstmlab.train.losses.batch_sums`, mean per counted item, in nats or squared error) on the
+(:meth:`lstmlab.tasks.Task.batch_sums`, mean per counted item, in nats or squared error) on the
 model's own head, taken
 
 * ``diagnostics.loss=last``: at each sequence's last valid step only (per-sequence tasks: the head on
@@ -49,30 +49,17 @@ import numpy as np
 from flax import nnx
 
 from lstmlab import cells, diagnostics
-from lstmlab.config import Config, ConfigError
+from lstmlab.config import Config
 from lstmlab.data import Batch, DataSpec, Dataset
-from lstmlab.train import losses
+from lstmlab.tasks import task_for
 
 log = logging.getLogger(__name__)
-LOSSES = ("last", "all")
-JACOBIANS = ("none",) + diagnostics.STATES
-PER_STEP_KINDS = ("lm", "multilabel")
 NPZ = "gradnorms.npz"
 
 
 def check(config: Config) -> None:
     """ConfigError naming the first bad ``diagnostics.*`` value."""
-    d = config.diagnostics
-    for key, value in (("diagnostics.every", d.every), ("diagnostics.batch_size", d.batch_size)):
-        if not isinstance(value, int) or value < 0:
-            raise ConfigError(f"{key}={value!r} must be an integer >= 0")
-    if d.loss not in LOSSES:
-        raise ConfigError(f"diagnostics.loss={d.loss!r}; valid: {', '.join(LOSSES)}")
-    if d.jacobian not in JACOBIANS:
-        raise ConfigError(f"diagnostics.jacobian={d.jacobian!r}; valid: {', '.join(JACOBIANS)}")
-    if d.every and config.model.bidirectional:
-        raise ConfigError("diagnostics.every > 0 needs model.bidirectional=false (the probes follow "
-                          "one direction of time)")
+    config.diagnostics.check(config.model.bidirectional)
 
 
 def probe_batch(dataset: Dataset, batch_size: int) -> Batch:
@@ -90,19 +77,20 @@ def probe_lengths(batch: Batch) -> np.ndarray:
 
 def probe_loss(model, kind: str, hs: jax.Array, batch: dict[str, jax.Array], loss: str) -> jax.Array:
     """The scalar loss of the top layer's outputs ``hs`` (T, B, H) through the model's head: the mean
-    per counted item of :func:`lstmlab.train.losses.batch_sums` at the last valid step or all steps."""
+    per counted item of :meth:`lstmlab.tasks.Task.batch_sums` at the last valid step or all steps."""
     T, B = hs.shape[:2]
     lengths = batch["seq_lengths"] if "seq_lengths" in batch else jnp.full((B,), T)
-    if kind in PER_STEP_KINDS:
+    task = task_for(kind)
+    if task.per_step:
         mask = batch["mask"].astype(jnp.float32)
         if loss == "last":
             last = T - 1 - jnp.argmax(mask[:, ::-1] > 0, axis=1)  # each example's last counted step
             mask = mask * jax.nn.one_hot(last, T, dtype=mask.dtype)
         outputs = model.head(jnp.swapaxes(hs, 0, 1))  # (B, T, K)
-        sums = losses.batch_sums(kind, outputs, {**batch, "mask": mask})
+        sums = task.batch_sums(outputs, {**batch, "mask": mask})
     elif loss == "last":
         last = jnp.take_along_axis(hs, (lengths - 1)[None, :, None], axis=0)[0]  # (B, H)
-        sums = losses.batch_sums(kind, model.head(last), batch)
+        sums = task.batch_sums(model.head(last), batch)
     else:
         outputs = model.head(jnp.swapaxes(hs, 0, 1)).reshape(B * T, -1)  # (B*T, K)
         every_step = {"weights": cells.time_mask(T, lengths).T.reshape(B * T).astype(jnp.float32)}
@@ -110,7 +98,7 @@ def probe_loss(model, kind: str, hs: jax.Array, batch: dict[str, jax.Array], los
             every_step["labels"] = jnp.repeat(batch["labels"], T)
         if "targets" in batch:
             every_step["targets"] = jnp.repeat(batch["targets"], T, axis=0)
-        sums = losses.batch_sums(kind, outputs, every_step)
+        sums = task.batch_sums(outputs, every_step)
     return sums["loss"] / jnp.maximum(sums["count"], 1.0)
 
 

@@ -1,39 +1,41 @@
 """Optimisers and learning-rate schedules, built from :class:`OptimConfig`, behind gradient clipping.
 
-Clipping (``optim.clip``: global_norm | value | none, ``optim.clip_threshold``) is
-:func:`lstmlab.diagnostics.clipping`, the one implementation shared with the gradient metrics the
-trainer logs (:func:`lstmlab.diagnostics.grad_metrics`).
+Clipping modes (``optim.clip``, threshold ``optim.clip_threshold``):
+
+* ``global_norm``: scale every gradient by ``min(1, clip_threshold / ||g||)``, ``||g||`` the Euclidean
+  norm of all gradients together (Pascanu, Mikolov & Bengio 2013), so the clipped norm is at most the
+  threshold and the direction is kept.
+* ``value``: clamp every element to ``[-clip_threshold, clip_threshold]`` (as in Graves 2013, "Generating
+  sequences with recurrent neural networks"); the direction can change.
+* ``none``: no clipping.
 """
 
 from __future__ import annotations
 
 import optax
 
-from lstmlab import diagnostics
-from lstmlab.config import ConfigError, OptimConfig
+from lstmlab.config import CLIPS, OPTIMIZERS, SCHEDULES, ConfigError, OptimConfig
 
-OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
-SCHEDULES = ("constant", "cosine", "warmup_cosine", "linear")
+__all__ = ["CLIPS", "OPTIMIZERS", "SCHEDULES", "check", "clipping", "make_optimizer", "schedule"]
 
 
 def check(cfg: OptimConfig, max_steps: int) -> None:
     """Raise ConfigError naming the first bad ``optim.*`` value."""
-    if cfg.name not in OPTIMIZERS:
-        raise ConfigError(f"optim.name={cfg.name!r} is not an optimiser; valid: {', '.join(OPTIMIZERS)}")
-    if cfg.schedule not in SCHEDULES:
-        raise ConfigError(f"optim.schedule={cfg.schedule!r}; valid: {', '.join(SCHEDULES)}")
-    try:
-        diagnostics.check_clip(cfg.clip, cfg.clip_threshold)
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
-    if not cfg.lr > 0:
-        raise ConfigError(f"optim.lr={cfg.lr} must be > 0")
-    if not 0 <= cfg.warmup_steps < max(max_steps, 1):
-        raise ConfigError(f"optim.warmup_steps={cfg.warmup_steps} must be in [0, trainer.max_steps)")
-    if not 0 <= cfg.momentum < 1:
-        raise ConfigError(f"optim.momentum={cfg.momentum} must be in [0, 1)")
-    if not 0 <= cfg.final_lr_ratio <= 1:
-        raise ConfigError(f"optim.final_lr_ratio={cfg.final_lr_ratio} must be in [0, 1]")
+    cfg.check(max_steps)
+
+
+def clipping(clip: str, clip_threshold: float | None = None) -> optax.GradientTransformation:
+    """The optax transformation for clipping mode ``clip`` (to put first in an ``optax.chain``):
+    ``optax.clip_by_global_norm``, ``optax.clip`` (by value) or ``optax.identity``."""
+    if clip not in CLIPS:
+        raise ConfigError(f"optim.clip={clip!r} is not a clipping mode; valid: {', '.join(CLIPS)}")
+    if clip != "none" and not (clip_threshold is not None and clip_threshold > 0):
+        raise ConfigError(f"optim.clip_threshold={clip_threshold!r} must be > 0 for clip={clip!r}")
+    if clip == "global_norm":
+        return optax.clip_by_global_norm(clip_threshold)
+    if clip == "value":
+        return optax.clip(clip_threshold)
+    return optax.identity()
 
 
 def schedule(cfg: OptimConfig, max_steps: int) -> optax.Schedule:
@@ -64,5 +66,5 @@ def make_optimizer(cfg: OptimConfig, max_steps: int) -> optax.GradientTransforma
         opt = optax.rmsprop(lr, momentum=cfg.momentum or None)
     else:
         opt = optax.sgd(lr, momentum=cfg.momentum or None)
-    return optax.chain(diagnostics.clipping(cfg.clip, cfg.clip_threshold), opt)
+    return optax.chain(clipping(cfg.clip, cfg.clip_threshold), opt)
 

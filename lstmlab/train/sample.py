@@ -65,7 +65,7 @@ def load_run(run_dir, checkpoint: str = "latest"):
     from lstmlab.config import Config
     from lstmlab.data import DataSpec
     from lstmlab.io.checkpoint import Checkpointer
-    from lstmlab.train.loop import build_model
+    from lstmlab.train.setup import build_model
 
     run_dir = Path(run_dir)
     config_file = run_dir / "config.yaml"

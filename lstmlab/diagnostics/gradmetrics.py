@@ -1,16 +1,6 @@
-"""Gradient clipping and the gradient metrics a trainer logs with it.
-
-Clipping modes (config ``optim.clip``, threshold ``optim.clip_threshold``):
-
-* ``global_norm``: scale every gradient by ``min(1, clip_threshold / ||g||)``, ``||g||`` the Euclidean
-  norm of all gradients together (Pascanu, Mikolov & Bengio 2013), so the clipped norm is at most the
-  threshold and the direction is kept.
-* ``value``: clamp every element to ``[-clip_threshold, clip_threshold]`` (as in Graves 2013, "Generating
-  sequences with recurrent neural networks"); the direction can change.
-* ``none``: no clipping.
-
-:func:`clipping` gives the matching optax transformation to put first in an ``optax.chain``;
-:func:`grad_metrics` gives what to log next to it as a flat dict of ``grad/...`` keys.
+"""The gradient metrics a trainer logs: norms per parameter, per layer and overall, and what the
+clipping of ``optim.clip`` (global_norm | value | none; applied by :func:`lstmlab.train.optim.clipping`)
+does to them, as a flat dict of ``grad/...`` keys (:func:`grad_metrics`).
 """
 
 from __future__ import annotations
@@ -19,11 +9,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
+
+from lstmlab.config import CLIPS
 
 Array = jax.Array
 PyTree = Any
-CLIPS = ("global_norm", "value", "none")
 
 
 def check_clip(clip: str, clip_threshold: float | None) -> None:
@@ -32,17 +22,6 @@ def check_clip(clip: str, clip_threshold: float | None) -> None:
         raise ValueError(f"optim.clip={clip!r} is not a clipping mode; valid: {', '.join(CLIPS)}")
     if clip != "none" and not (clip_threshold is not None and clip_threshold > 0):
         raise ValueError(f"optim.clip_threshold={clip_threshold!r} must be > 0 for clip={clip!r}")
-
-
-def clipping(clip: str, clip_threshold: float | None = None) -> optax.GradientTransformation:
-    """The optax transformation for clipping mode ``clip``: ``optax.clip_by_global_norm``,
-    ``optax.clip`` (by value) or ``optax.identity``."""
-    check_clip(clip, clip_threshold)
-    if clip == "global_norm":
-        return optax.clip_by_global_norm(clip_threshold)
-    if clip == "value":
-        return optax.clip(clip_threshold)
-    return optax.identity()
 
 
 def global_norm(tree: PyTree) -> Array:
@@ -60,7 +39,7 @@ def clip_factor(norm: Array, clip_threshold: float) -> Array:
 
 
 def clip_grads(grads: PyTree, clip: str, clip_threshold: float | None = None) -> PyTree:
-    """Clip ``grads`` like :func:`clipping` does, without an optimiser state."""
+    """``grads`` clipped as ``optim.clip`` clips them before the optimiser (for the metrics)."""
     check_clip(clip, clip_threshold)
     if clip == "global_norm":
         factor = clip_factor(global_norm(grads), clip_threshold)

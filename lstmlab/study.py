@@ -20,44 +20,38 @@ comparison into ``run_dir``:
   the same metrics, the plots and the curves as line series go to wandb.
 
 The whole grid of the issue is a Hydra multirun of this one command over ``cell.recurrent_scale``,
-``cell.forget_bias`` and ``optim.clip``. Unlike the rest of :mod:`lstmlab.diagnostics` this module
-drives the trainer, so ``lstmlab.diagnostics`` does not import it.
+``cell.forget_bias`` and ``optim.clip``. A runner on the public training API
+(:func:`lstmlab.train.train_and_evaluate`), above :mod:`lstmlab.train` and :mod:`lstmlab.diagnostics`.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lstmlab import cells as cells_lib
-from lstmlab.config import Config, ConfigError
+from lstmlab.config import Config
 from lstmlab.diagnostics.gradnorm import decay_table, fit_decay_rate
 from lstmlab.diagnostics.plots import plot_jacobian_spectra, plot_norm_decay, plot_norm_heatmap
+from lstmlab.io.rundir import RunDir
 from lstmlab.io.trackers import JsonlTracker, Trackers, WandbTracker, wandb_mode
+from lstmlab.train import build_dataset, build_model, train_and_evaluate
 
+log = logging.getLogger(__name__)
 SPECTRUM_LINES = 8  # singular values per cell drawn in the Jacobian plots (gradnorms.npz has all)
 
 
 def cell_configs(config: Config) -> dict[str, Config]:
     """One training config per cell of ``diagnostics.cells``: the study's config with ``cell.name``
     set, ``runner=train`` and wandb off (the study logs for all cells together)."""
-    names = list(config.diagnostics.cells)
-    if not names:
-        raise ConfigError(f"diagnostics.cells is empty; give some of {', '.join(cells_lib.CELLS)}")
-    for name in names:
-        if name not in cells_lib.CELLS:
-            raise ConfigError(f"diagnostics.cells has {name!r}, not a cell; valid: {', '.join(cells_lib.CELLS)}")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"diagnostics.cells={names} names a cell twice")
-    if config.diagnostics.every < 1:
-        raise ConfigError(f"diagnostics.every={config.diagnostics.every} must be >= 1 for runner=gradnorm")
+    config.diagnostics.check_study()
     out = {}
-    for name in names:
+    for name in config.diagnostics.cells:
         cell_config = copy.deepcopy(config)
         cell_config.cell.name = name
         cell_config.runner = "train"
@@ -68,18 +62,12 @@ def cell_configs(config: Config) -> dict[str, Config]:
 
 def check_study(config: Config) -> dict[str, Config]:
     """Everything :func:`run_gradnorm_study` would reject, checked before it writes anything."""
-    from lstmlab.train import loop, optim
-
     configs = cell_configs(config)
-    try:
-        wandb_mode(config.logger.wandb.mode)
-    except ValueError as err:
-        raise ConfigError(str(err)) from err
-    dataset = loop.build_dataset(config)
+    config.logger.check()
+    dataset = build_dataset(config)
     for cell_config in configs.values():
-        loop.check_trainer(cell_config)
-        loop.build_model(cell_config, dataset.spec)
-        optim.make_optimizer(cell_config.optim, cell_config.trainer.max_steps)
+        cell_config.check()
+        build_model(cell_config, dataset.spec)
     return configs
 
 
@@ -88,18 +76,15 @@ def run_gradnorm_study(config: Config, run_dir: str | Path, *,
     """Train every cell of ``diagnostics.cells`` in ``run_dir/cells/<cell>`` and compare their gradient
     norms (see the module docstring); returns the summary (also in ``run_dir/summary.json``). Running
     it again with the same ``run_dir`` resumes each cell from its checkpoint."""
-    from lstmlab.train import train_and_evaluate
-    from lstmlab.train.loop import _write_config
-
     run_dir = Path(run_dir).absolute()
     configs = check_study(config)
     mode = wandb_mode(config.logger.wandb.mode)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_config(run_dir, config, config_dict)
+    rundir = RunDir(run_dir)
+    rundir.create()
+    rundir.write_config(config_dict if config_dict is not None else asdict(config))
     summaries = {}
     for index, (name, cell_config) in enumerate(configs.items()):
-        print(f"gradnorm study: {name} ({index + 1}/{len(configs)}) in {run_dir / 'cells' / name}",
-              flush=True)
+        log.info("gradnorm study: %s (%d/%d) in %s", name, index + 1, len(configs), run_dir / "cells" / name)
         summaries[name] = train_and_evaluate(cell_config, run_dir / "cells" / name)
     return write_study(config, run_dir, summaries, mode=mode, config_dict=config_dict)
 
@@ -229,7 +214,7 @@ def write_study(config: Config, run_dir: Path, summaries: dict[str, dict[str, An
                     summary[f"diag/{name}/{key}_rate{when}"] = fit_decay_rate(curves[name][key][row]).rate
                 except ValueError:
                     pass
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    RunDir(run_dir).write_summary(summary)
 
     (run_dir / "metrics.jsonl").unlink(missing_ok=True)  # rebuilt from the cells' files every time
     trackers = Trackers(JsonlTracker(run_dir))

@@ -1,0 +1,184 @@
+"""What a data set's ``spec.kind`` means for training, one object per kind: its loss, the shape of the
+model's head, its metrics, its plots and whether it can be sampled.
+
+=========== =========================================== ===============================================
+kind        loss (per counted item)                     metrics
+=========== =========================================== ===============================================
+lm          softmax cross-entropy of the next token     ``loss`` (nats), ``bpc`` (bits), ``accuracy``
+multilabel  sigmoid cross-entropy summed over classes   ``loss`` (nats), ``accuracy`` (all classes right)
+classify    softmax cross-entropy of the label          ``loss`` (nats), ``accuracy``
+regress     squared error averaged over the K targets   ``loss`` (= ``mse``), ``mse``
+=========== =========================================== ===============================================
+
+Items are steps with ``mask`` = 1 (lm, multilabel; a head at every step) or sequences with ``weights``
+= 1 (classify, regress; one output per sequence; all sequences count in training, where there is no
+``weights`` key). Every loss works on one batch and returns *sums* with their counts, so evaluation
+over many batches adds them up exactly and divides once. Losses are in nats; bits per character are
+``nats / ln 2``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lstmlab.data import Batch, DataSpec, Dataset
+
+Array = jax.Array
+LN2 = math.log(2.0)
+
+
+@runtime_checkable
+class Forecasting(Protocol):
+    """A data set that can lay a split's outputs out as a forecast over time (for ``forecast.png``)."""
+
+    spec: DataSpec
+
+    def forecast_arrays(self, split: str, outputs: np.ndarray, batches: list[Batch],
+                        step: int = 0) -> dict[str, np.ndarray]: ...
+
+
+class Task:
+    """The behaviour of one data kind. Subclasses set :attr:`kind` and :attr:`per_step` and give
+    :meth:`batch_sums`; the rest has defaults."""
+
+    kind: ClassVar[str]
+    per_step: ClassVar[bool]  # a head at every step (True) or one output per sequence (False)
+    accuracy: ClassVar[bool] = True
+
+    def batch_sums(self, outputs: Array, batch: dict[str, Array]) -> dict[str, Array]:
+        """Sums over the counted items of one batch: ``loss``, ``correct``, ``count``."""
+        raise NotImplementedError
+
+    def mean_loss(self, outputs: Array, batch: dict[str, Array]) -> tuple[Array, dict[str, Array]]:
+        """The training objective: mean loss per counted item, and the sums."""
+        sums = self.batch_sums(outputs, batch)
+        return sums["loss"] / jnp.maximum(sums["count"], 1.0), sums
+
+    def metrics_from_sums(self, sums: dict[str, float]) -> dict[str, float]:
+        """Named metrics from (accumulated) sums; see the table in the module docstring."""
+        count = max(float(sums["count"]), 1.0)
+        loss = float(sums["loss"]) / count
+        return {"loss": loss, **({"accuracy": float(sums["correct"]) / count} if self.accuracy else {})}
+
+    def train_metrics(self, loss: float, correct: float, count: float) -> dict[str, float]:
+        """Metrics beside ``loss`` logged for training, from the mean loss and summed counts."""
+        return {"accuracy": correct / count} if self.accuracy and count else {}
+
+    def keeps_eval_outputs(self, spec: DataSpec) -> bool:
+        """Whether evaluation keeps the outputs of a whole split (for the data set's extra metrics)."""
+        return True
+
+    def extra_metrics(self, dataset: Dataset, split: str, outputs: np.ndarray,
+                      batches: list[Batch]) -> dict[str, float]:
+        return dataset.extra_metrics(split, outputs, batches)
+
+    def plots(self, dataset: Dataset, split: str, outputs: np.ndarray, batches: list[Batch],
+              plot_dir: Path) -> dict[str, Path]:
+        """The task's own plots of ``split`` (after the final test evaluation); {name: path}."""
+        return {}
+
+    def vocab(self, dataset: Dataset) -> Any | None:
+        """The data set's character vocabulary (``encode``/``decode``/``to_json``), if the task has one:
+        checkpoints record it, and text is sampled with it."""
+        return None
+
+    def signature_keys(self) -> list[str]:
+        """Model-signature keys (beyond the shared ones) that must match to resume a checkpoint."""
+        return [] if self.per_step else ["model.pooling"]
+
+
+class LanguageModel(Task):
+    kind, per_step = "lm", True
+
+    def batch_sums(self, outputs: Array, batch: dict[str, Array]) -> dict[str, Array]:
+        mask = batch["mask"].astype(jnp.float32)
+        nll = optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32), batch["targets"])
+        correct = (outputs.argmax(-1) == batch["targets"]).astype(jnp.float32)
+        return {"loss": (nll * mask).sum(), "correct": (correct * mask).sum(), "count": mask.sum()}
+
+    def metrics_from_sums(self, sums: dict[str, float]) -> dict[str, float]:
+        metrics = super().metrics_from_sums(sums)
+        return {"loss": metrics["loss"], "bpc": metrics["loss"] / LN2, "accuracy": metrics["accuracy"]}
+
+    def train_metrics(self, loss: float, correct: float, count: float) -> dict[str, float]:
+        return {"bpc": loss / LN2, **super().train_metrics(loss, correct, count)}
+
+    def keeps_eval_outputs(self, spec: DataSpec) -> bool:
+        return not spec.stateful  # streamed text: nothing extra, and the outputs are large
+
+    def vocab(self, dataset: Dataset) -> Any | None:
+        return getattr(dataset, "vocab", None)  # character data; the copy task's symbols have none
+
+
+class MultiLabel(Task):
+    kind, per_step = "multilabel", True
+
+    def batch_sums(self, outputs: Array, batch: dict[str, Array]) -> dict[str, Array]:
+        mask = batch["mask"].astype(jnp.float32)
+        targets = batch["targets"].astype(jnp.float32)
+        bce = optax.sigmoid_binary_cross_entropy(outputs.astype(jnp.float32), targets).sum(-1)
+        correct = jnp.all((outputs > 0) == (targets > 0.5), axis=-1).astype(jnp.float32)
+        return {"loss": (bce * mask).sum(), "correct": (correct * mask).sum(), "count": mask.sum()}
+
+
+def _weights(outputs, batch):
+    return batch.get("weights", jnp.ones((outputs.shape[0],), jnp.float32)).astype(jnp.float32)
+
+
+class Classification(Task):
+    kind, per_step = "classify", False
+
+    def batch_sums(self, outputs: Array, batch: dict[str, Array]) -> dict[str, Array]:
+        weights = _weights(outputs, batch)
+        nll = optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32), batch["labels"])
+        correct = (outputs.argmax(-1) == batch["labels"]).astype(jnp.float32)
+        return {"loss": (nll * weights).sum(), "correct": (correct * weights).sum(), "count": weights.sum()}
+
+
+class Regression(Task):
+    """Regression and forecasting; a data set that is :class:`Forecasting` also gets ``forecast.png``."""
+
+    kind, per_step, accuracy = "regress", False, False
+
+    def batch_sums(self, outputs: Array, batch: dict[str, Array]) -> dict[str, Array]:
+        weights = _weights(outputs, batch)
+        err = ((outputs.astype(jnp.float32) - batch["targets"].astype(jnp.float32)) ** 2).mean(-1)
+        return {"loss": (err * weights).sum(), "correct": jnp.zeros(()), "count": weights.sum()}
+
+    def metrics_from_sums(self, sums: dict[str, float]) -> dict[str, float]:
+        loss = super().metrics_from_sums(sums)["loss"]
+        return {"loss": loss, "mse": loss}
+
+    def plots(self, dataset: Dataset, split: str, outputs: np.ndarray, batches: list[Batch],
+              plot_dir: Path) -> dict[str, Path]:
+        if not isinstance(dataset, Forecasting):
+            return {}
+        from lstmlab.io.plots_forecast import plot_forecast
+
+        path = Path(plot_dir) / "forecast.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        info = dataset.spec.info
+        plot_forecast(str(path), dataset.forecast_arrays(split, outputs, batches),
+                      title=f"{info.get('series', '')}: {split} forecast, one step ahead",
+                      ylabel=info.get("units", ""))
+        return {"forecast": path}
+
+
+TASKS: dict[str, Task] = {t.kind: t for t in (LanguageModel(), MultiLabel(), Classification(), Regression())}
+
+
+def task_for(spec: DataSpec | str) -> Task:
+    """The task of a data spec (or of a kind name); ValueError for an unknown kind."""
+    kind = spec if isinstance(spec, str) else spec.kind
+    try:
+        return TASKS[kind]
+    except KeyError:
+        raise ValueError(f"unknown data kind {kind!r}; valid: {', '.join(TASKS)}") from None
+

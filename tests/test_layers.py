@@ -1,0 +1,53 @@
+"""The package's layers only point down (import-linter contracts in pyproject.toml), and importing it
+changes no process-wide state."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, cli_env
+
+MODULES = ["lstmlab", "lstmlab.cells", "lstmlab.config", "lstmlab.data", "lstmlab.nn", "lstmlab.io",
+           "lstmlab.io.plots", "lstmlab.io.checkpoint", "lstmlab.io.rundir", "lstmlab.diagnostics",
+           "lstmlab.tasks", "lstmlab.train", "lstmlab.study", "lstmlab.sample", "lstmlab.cli"]
+
+
+def test_import_contracts_hold():
+    lint = shutil.which("lint-imports")
+    if lint is None:
+        pytest.fail("lint-imports is missing: pip install -e '.[test]' (import-linter)")
+    result = subprocess.run([lint, "--no-cache"], cwd=ROOT, env=cli_env(), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "0 broken" in result.stdout
+
+
+def test_importing_lstmlab_leaves_matplotlib_and_the_unraisable_hook_alone():
+    code = f"""
+import sys
+import matplotlib
+before = matplotlib.rcParams._get_backend_or_none()
+for name in {MODULES!r}:
+    __import__(name)
+assert "matplotlib.pyplot" not in sys.modules, "pyplot was imported"
+assert matplotlib.rcParams._get_backend_or_none() == before, matplotlib.rcParams._get_backend_or_none()
+assert sys.unraisablehook is sys.__unraisablehook__, sys.unraisablehook
+print("clean")
+"""
+    env = cli_env()
+    env.pop("MPLBACKEND", None)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "clean"
+
+
+def test_no_private_jax_imports():
+    offenders = [str(p.relative_to(ROOT)) for p in Path(ROOT, "lstmlab").rglob("*.py")
+                 if "jax._src" in p.read_text()]
+    assert not offenders, offenders
