@@ -17,12 +17,9 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir(
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
-# Shrinks any experiment to a few seconds: a tiny model, few steps, few eval batches, no wandb.
-TINY = [
-    "model.hidden_size=8", "model.num_layers=1", "trainer.max_steps=4", "trainer.eval_every=2",
-    "trainer.log_every=2", "trainer.eval_max_batches=2", "checkpoint.every=2", "sample.length=20",
-    "logger.wandb.mode=disabled", "trainer.progress=lines",
-]
+# Shrinks any experiment to a few seconds (conf/preset/tiny.yaml, which users can run too), without
+# wandb and with plain progress lines. Goes after +experiment=... on the command line.
+TINY = ["+preset=tiny", "logger.wandb.mode=disabled", "trainer.progress=lines"]
 
 
 def cli_env(**extra: str) -> dict[str, str]:
