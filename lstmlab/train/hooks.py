@@ -221,6 +221,7 @@ class Evaluate(Every):
         summary.update({f"val/{k}": v for k, v in val.items()})
         summary.update({f"test/{k}": v for k, v in test.items()})
         summary["val/best_loss"] = min(self.best, val["loss"])
+        summary["task"] = ctx.run.task.kind  # which task's result_lines read this summary
 
     def _plots(self, split: str, step: int, outputs, batches) -> None:
         run = self.ctx.run
