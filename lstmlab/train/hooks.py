@@ -301,12 +301,19 @@ class LearningCurves:
         return self.ctx.primary and step.val is not None
 
     def __call__(self, step: Step) -> None:
-        path = plots.learning_curves(self.ctx.metrics.history, self.ctx.run.rundir.plots / "learning_curves.png")
+        run = self.ctx.run
+        path = plots.learning_curves(self.ctx.metrics.history, run.rundir.plots / "learning_curves.png",
+                                     title=plot_title(run))
         if path is not None:
             self.ctx.trackers.log_plots(step.number, {"learning_curves": path})
 
     def finish(self, state: dict[str, Any], summary: dict[str, Any]) -> None:
         pass
+
+
+def plot_title(run: Run) -> str:
+    """What a run's plots are titled: the experiment and the run directory's name."""
+    return f"{run.config.experiment}, run {run.rundir.path.name}"
 
 
 class OnEvaluate:
