@@ -265,10 +265,10 @@ class Log:
         return True  # the progress bar moves every step
 
     def __call__(self, step: Step) -> None:
-        self.progress.advance()
         if step.record:
             self.ctx.trackers.log(step.number, step.record)
             self.progress.show(step.number, step.record)
+        self.progress.advance(final=step.final)
 
     def finish(self, state: dict[str, Any], summary: dict[str, Any]) -> None:
         self.progress.close()
@@ -350,7 +350,12 @@ def default_hooks(ctx: Context, extra: tuple[Hook, ...] = (),
 
 
 class Progress:
-    """A tqdm bar on a terminal; plain lines on stdout (at log steps) otherwise."""
+    """A tqdm bar on a terminal; plain lines on stdout (at log steps) otherwise. The bar's last line is
+    drawn once, by :meth:`close`, with the final metrics."""
+
+    KEYS = (("train/loss", "loss"), ("train/bpc", "bpc"), ("val/loss", "val_loss"), ("val/bpc", "val_bpc"),
+            ("val/accuracy", "val_acc"), ("val/copy_accuracy", "val_recall"),
+            ("train/tokens_per_second", "tok/s"))
 
     def __init__(self, mode: str, total: int, start: int):
         if mode == "auto":
@@ -358,29 +363,39 @@ class Progress:
         self.mode, self.total = mode, total
         self.bar = None
         self.start_time, self.start_step = time.perf_counter(), start
-        if mode == "bar":
+        if mode == "bar" and start < total:  # a finished run (resumed at its end) has nothing to show
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
 
-    def advance(self) -> None:
-        if self.bar is not None:
+    def advance(self, final: bool = False) -> None:
+        if self.bar is None:
+            return
+        if final:  # counted without drawing: close() draws the last line, once
+            self.bar.n += 1
+        else:
             self.bar.update(1)
 
     def show(self, step: int, record: dict[str, float]) -> None:
-        keys = [("train/loss", "loss"), ("train/bpc", "bpc"), ("val/loss", "val_loss"), ("val/bpc", "val_bpc"),
-                ("val/accuracy", "val_acc"), ("train/tokens_per_second", "tok/s")]
-        parts = {short: record[k] for k, short in keys if k in record}
+        parts = {short: format_value(k, record[k]) for k, short in self.KEYS if k in record}
         if self.bar is not None:
-            self.bar.set_postfix({k: f"{v:.4g}" for k, v in parts.items()}, refresh=False)
+            self.bar.set_postfix(parts, refresh=False)
         elif self.mode == "lines":
             elapsed = time.perf_counter() - self.start_time
             done = step - self.start_step
             left = elapsed / done * (self.total - step) if done else 0.0
-            text = " ".join(f"{k} {v:.4g}" for k, v in parts.items())
+            text = " ".join(f"{k} {v}" for k, v in parts.items())
             print(f"step {step}/{self.total} {text} left {left:.0f}s", flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def format_value(key: str, value: float) -> str:
+    """A logged value for the progress display: rates as whole numbers with thousands separators
+    (``12,090``), everything else with four significant digits."""
+    if key.endswith("per_second") and math.isfinite(value):
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
