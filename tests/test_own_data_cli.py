@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 
@@ -60,3 +61,18 @@ def test_sunspots_trains_on_your_own_csv_column(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     summary = _summary(run_dir)
     assert summary["step"] == 4 and summary["test/rmse"] > 0 and "test/skill" in summary
+
+
+@pytest.mark.parametrize("experiment, data", [
+    ("charlm", "text"), ("vowels", "vowels"), ("sunspots", "csv"), ("sunspots", "sines"),
+    ("sunspots", "mackey_glass"), ("airline", "csv"), ("airline", "sines"), ("airline", "mackey_glass"),
+])
+def test_an_experiment_sets_only_data_keys_a_swapped_data_set_takes(experiment, data):
+    """Composing is enough to see it: every data key of the experiment with data=DATA is an option of
+    that data set (a key only the experiment's own data set knows is refused when training starts)."""
+    from lstmlab.cli import compose
+    from lstmlab.data import options
+
+    config, resolved = compose(experiment, [f"data={data}"])
+    keys = set(resolved["data"]) - {"name"}
+    assert keys <= set(options(resolved["data"]["name"])), keys - set(options(resolved["data"]["name"]))
