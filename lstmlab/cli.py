@@ -86,7 +86,10 @@ def _run(cfg) -> dict:
         if config.runner not in runners:
             raise ConfigError(f"runner={config.runner!r} is not a runner; valid: {', '.join(runners)}")
         distributed.set_cpu_devices(config)  # trainer.devices / split_per_device; before JAX starts
-        return runners[config.runner](config, run_dir, config_dict=resolved)
+        summary = runners[config.runner](config, run_dir, config_dict=resolved)
+        if distributed.is_primary():
+            print("\n".join(result_lines(summary, run_dir)), flush=True)
+        return summary
     except ConfigError as err:
         if debug:
             raise
@@ -101,6 +104,16 @@ def _run(cfg) -> dict:
         raise SystemExit(128 + err.signum)
     finally:
         _remove_new_empty_dirs()
+
+
+def result_lines(summary: dict, run_dir: Path) -> list[str]:
+    """The last lines of a run: its directory, then its task's reading of the test metrics."""
+    from lstmlab.tasks import task_for
+
+    lines = [f"run directory: {run_dir}"]
+    if summary.get("task"):
+        lines += task_for(summary["task"]).result_lines(summary)
+    return lines
 
 
 def _remove_new_empty_dirs() -> None:

@@ -1,16 +1,21 @@
 """What a data set's ``spec.kind`` means for training, one object per kind: its loss, the shape of the
-model's head, its metrics, its plots and whether it can be sampled.
+model's head, its metrics, its plots, whether it can be sampled and how its result reads
+(:meth:`Task.result_lines`, the last lines of a run on the console).
 
 =========== =========================================== ===============================================
 kind        loss (per counted item)                     metrics
 =========== =========================================== ===============================================
 lm          softmax cross-entropy of the next token     ``loss`` (nats), ``bpc`` (bits), ``accuracy``
+symbols     softmax cross-entropy at every step         ``loss`` (nats); the data set adds its own
 multilabel  sigmoid cross-entropy summed over classes   ``loss`` (nats), ``accuracy`` (all classes right)
 classify    softmax cross-entropy of the label          ``loss`` (nats), ``accuracy``
 regress     squared error averaged over the K targets   ``loss`` (= ``mse``), ``mse``
 =========== =========================================== ===============================================
 
-Items are steps with ``mask`` = 1 (lm, multilabel; a head at every step) or sequences with ``weights``
+``symbols`` is ``lm`` without characters (the copy task): no bits per character, and no accuracy over
+all steps (mostly blanks); the data set's ``extra_metrics`` say what is right.
+
+Items are steps with ``mask`` = 1 (lm, symbols, multilabel; a head at every step) or sequences with ``weights``
 = 1 (classify, regress; one output per sequence; all sequences count in training, where there is no
 ``weights`` key). Every loss works on one batch and returns *sums* with their counts, so evaluation
 over many batches adds them up exactly and divides once. Losses are in nats; bits per character are
@@ -93,6 +98,14 @@ class Task:
         """Model-signature keys (beyond the shared ones) that must match to resume a checkpoint."""
         return [] if self.per_step else ["model.pooling"]
 
+    def result_lines(self, summary: dict[str, Any]) -> list[str]:
+        """The run's result for people, from its summary (``test/*`` metrics): what the console shows
+        last. The default names the test loss and accuracy."""
+        lines = [f"test loss {_fmt(summary.get('test/loss'))} nats"]
+        if self.accuracy and "test/accuracy" in summary:
+            lines = [f"test accuracy {_fmt(summary['test/accuracy'], 3, fixed=True)}, loss {_fmt(summary.get('test/loss'))} nats"]
+        return lines
+
 
 class LanguageModel(Task):
     kind, per_step = "lm", True
@@ -114,11 +127,56 @@ class LanguageModel(Task):
         return not spec.stateful  # streamed text: nothing extra, and the outputs are large
 
     def vocab(self, dataset: Dataset) -> Any | None:
-        return getattr(dataset, "vocab", None)  # character data; the copy task's symbols have none
+        return getattr(dataset, "vocab", None)  # character data
+
+    def result_lines(self, summary: dict[str, Any]) -> list[str]:
+        line = f"test {_fmt(summary.get('test/bpc'), 3, fixed=True)} bits per character"
+        if "val/bpc" in summary:
+            line += f" (validation {_fmt(summary['val/bpc'], 3, fixed=True)})"
+        if "test/accuracy" in summary:
+            line += f", next character right {_percent(summary['test/accuracy'])}"
+        return [line]
+
+
+class Symbols(LanguageModel):
+    """Symbols at every step that are not text (the copy task): the loss of :class:`LanguageModel`, no
+    bits per character, no accuracy over all steps; the data set's metrics say what is right."""
+
+    kind, accuracy = "symbols", False
+
+    def metrics_from_sums(self, sums: dict[str, float]) -> dict[str, float]:
+        return Task.metrics_from_sums(self, sums)
+
+    def train_metrics(self, loss: float, correct: float, count: float) -> dict[str, float]:
+        return {}
+
+    def keeps_eval_outputs(self, spec: DataSpec) -> bool:
+        return True
+
+    def vocab(self, dataset: Dataset) -> Any | None:
+        return None
+
+    def result_lines(self, summary: dict[str, Any]) -> list[str]:
+        lines = []
+        if "test/copy_accuracy" in summary:
+            line = f"test: recalled symbols right {_percent(summary['test/copy_accuracy'])}"
+            if "test/fraction_correct" in summary:
+                line += f", sequences all right {_percent(summary['test/fraction_correct'])}"
+            lines.append(line)
+        ce = summary.get("test/cross_entropy", summary.get("test/loss"))
+        line = f"cross-entropy {_fmt(ce)} nats per step"
+        if "test/baseline_cross_entropy" in summary:
+            line += f" (memoryless baseline {_fmt(summary['test/baseline_cross_entropy'])})"
+        return lines + [line]
 
 
 class MultiLabel(Task):
     kind, per_step = "multilabel", True
+
+    def result_lines(self, summary: dict[str, Any]) -> list[str]:
+        if "test/fraction_correct" in summary:
+            return [_rule_line(summary, "strings")]
+        return super().result_lines(summary)
 
     def batch_sums(self, outputs: Array, batch: dict[str, Array]) -> dict[str, Array]:
         mask = batch["mask"].astype(jnp.float32)
@@ -134,6 +192,19 @@ def _weights(outputs, batch):
 
 class Classification(Task):
     kind, per_step = "classify", False
+
+    def result_lines(self, summary: dict[str, Any]) -> list[str]:
+        if "test/accuracy" not in summary:
+            return super().result_lines(summary)
+        accuracy = float(summary["test/accuracy"])
+        line = f"test accuracy {_fmt(accuracy, 3, fixed=True)}"
+        errors = summary.get("test/errors")
+        if errors is not None and "test/fraction_correct" not in summary:  # errors = argmax mistakes
+            line += f" ({_wrong(accuracy, errors)})"
+        lines = [line]
+        if "test/fraction_correct" in summary:  # a stricter rule of the data set's (e.g. a tolerance)
+            lines.append(_rule_line(summary))
+        return lines
 
     def batch_sums(self, outputs: Array, batch: dict[str, Array]) -> dict[str, Array]:
         weights = _weights(outputs, batch)
@@ -156,6 +227,20 @@ class Regression(Task):
         loss = super().metrics_from_sums(sums)["loss"]
         return {"loss": loss, "mse": loss}
 
+    def result_lines(self, summary: dict[str, Any]) -> list[str]:
+        if "test/rmse" in summary:  # a forecast, judged against the baselines in original units
+            line = f"test RMSE {_fmt(summary['test/rmse'])}"
+            for skill, base, name in (("test/skill", "test/persistence_rmse", "persistence"),
+                                      ("test/seasonal_skill", "test/seasonal_rmse", "seasonal-naive")):
+                if skill in summary:
+                    line += (f", skill {_fmt(summary[skill], 2, fixed=True)} vs {name}"
+                             f" (RMSE {_fmt(summary.get(base))})")
+            return [line]
+        lines = [f"test MSE {_fmt(summary.get('test/mse', summary.get('test/loss')))}"]
+        if "test/fraction_correct" in summary:
+            lines.append(_rule_line(summary))
+        return lines
+
     def plots(self, dataset: Dataset, split: str, outputs: np.ndarray, batches: list[Batch],
               plot_dir: Path) -> dict[str, Path]:
         if not isinstance(dataset, Forecasting):
@@ -171,7 +256,45 @@ class Regression(Task):
         return {"forecast": path}
 
 
-TASKS: dict[str, Task] = {t.kind: t for t in (LanguageModel(), MultiLabel(), Classification(), Regression())}
+TASKS: dict[str, Task] = {t.kind: t for t in (LanguageModel(), Symbols(), MultiLabel(), Classification(),
+                                                Regression())}
+
+
+def _fmt(value: Any, digits: int = 3, fixed: bool = False) -> str:
+    """A number for people: ``digits`` significant digits (or decimals with ``fixed``), no exponent for
+    ordinary magnitudes; "n/a" for a missing value."""
+    if value is None:
+        return "n/a"
+    x = float(value)
+    if not math.isfinite(x):
+        return str(x)
+    if fixed:
+        return f"{x:.{digits}f}"
+    if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-3):
+        return f"{x:.{digits}g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x)))) if x else digits - 1
+    return f"{x:,.{decimals}f}"
+
+
+def _percent(fraction: Any) -> str:
+    return f"{100 * float(fraction):.1f} %"
+
+
+def _wrong(accuracy: float, errors: float) -> str:
+    """"7 of 370 wrong" (the total from the accuracy: errors / (1 - accuracy)), or "none wrong"."""
+    errors = int(round(float(errors)))
+    if errors == 0:
+        return "none wrong"
+    return f"{errors} of {int(round(errors / (1.0 - accuracy)))} wrong"
+
+
+def _rule_line(summary: dict[str, Any], what: str = "sequences") -> str:
+    """The data set's own rule of right (``test/fraction_correct``, ``test/errors``)."""
+    fraction = float(summary["test/fraction_correct"])
+    line = f"{what} right by the task's rule {_percent(fraction)}"
+    if "test/errors" in summary:
+        line += f" ({_wrong(fraction, summary['test/errors'])})"
+    return line
 
 
 def task_for(spec: DataSpec | str) -> Task:

@@ -2,8 +2,11 @@
 
     python scripts/bench.py                      # full run (several minutes on 2 cores)
     python scripts/bench.py --quick              # one small shape, fewer repetitions, no memory study
-    python scripts/bench.py --out results/bench  # also writes results/bench.json and results/bench.md
+    python scripts/bench.py --out results/bench  # writes results/bench.json and results/bench.md
     python scripts/bench.py --charlm-only        # end-to-end +experiment=charlm: compile time, tokens/s
+
+Without ``--out`` the report goes to a new folder, ``bench-results/<UTC time>/bench.json`` and ``.md``
+(``bench-results/`` is ignored by git); ``--out`` never writes over a file git tracks.
 
 What is timed, per cell (lstm, gru) and shape (batch B, time T, input D, hidden H): one jitted call that
 returns the gradients of ``sum(hs * w)`` (a fixed random ``w``) with respect to the layer's parameters and
@@ -531,7 +534,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--charlm-override", action="append", default=[],
                         help="a Hydra override for the charlm measurement (repeatable), e.g. model.hidden_size=64")
     parser.add_argument("--charlm-child", help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=None, help="write OUT.json and OUT.md")
+    parser.add_argument("--out", default=None,
+                        help="write OUT.json and OUT.md (default: bench-results/<UTC time>/bench.json and .md)")
     parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--torch-child", nargs=7, help=argparse.SUPPRESS)
     parser.add_argument("--split-child", nargs=7, help=argparse.SUPPRESS)
@@ -561,6 +565,11 @@ def main(argv: list[str] | None = None) -> dict:
         # torch's first steps are slow (oneDNN sets up its primitives): warm up at least 5 steps
         print(json.dumps(time_interleaved({"torch": step}, reps, max(warmup, 5))["torch"]))
         return {}
+    out = Path(args.out) if args.out else new_results_dir() / "bench"
+    tracked = tracked_files([out.with_suffix(".json"), out.with_suffix(".md")]) if out.parent.is_dir() else []
+    if tracked:
+        parser.error(f"--out={args.out} would write over {', '.join(map(str, tracked))}, which git tracks; "
+                     "choose another --out")
     if not args.no_torch:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"   # read when torch loads OpenMP; see the module docstring
         try:
@@ -604,13 +613,35 @@ def main(argv: list[str] | None = None) -> dict:
                                      f"compile) in {got:.2f} s (target <= {want} s) {_verdict(got - want, want)}")
             print(report["targets"][-1])
     report["load_average_after"] = os.getloadavg()
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".json").write_text(json.dumps(report, indent=2))
-        out.with_suffix(".md").write_text(markdown(report))
-        print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    out.with_suffix(".md").write_text(markdown(report))
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return report
+
+
+def new_results_dir(root: Path = Path("bench-results")) -> Path:
+    """A folder that does not exist yet, ``root/<UTC time>`` (``-2``, ``-3``, ... if taken)."""
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.gmtime())
+    candidate, n = root / stamp, 1
+    while candidate.exists():
+        n += 1
+        candidate = root / f"{stamp}-{n}"
+    return candidate
+
+
+def tracked_files(paths: list[Path]) -> list[Path]:
+    """The ``paths`` that git tracks (none outside a git work tree, or without git)."""
+    tracked = []
+    for path in paths:
+        try:
+            found = subprocess.run(["git", "ls-files", "--error-unmatch", path.name], cwd=path.parent,
+                                   capture_output=True, text=True).returncode == 0
+        except (OSError, ValueError):
+            found = False
+        if found:
+            tracked.append(path)
+    return tracked
 
 
 if __name__ == "__main__":

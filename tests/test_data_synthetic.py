@@ -165,7 +165,7 @@ def test_copy_follows_arjovsky_shah_bengio():
     T = 7
     ds = data.build("copy", seq_len=T, batch_size=16, val_size=4, test_size=4)
     batch = ds.train_batch(0)
-    assert ds.spec.kind == "lm" and ds.spec.output_size == 10 and ds.spec.input_size == 10
+    assert ds.spec.kind == "symbols" and ds.spec.output_size == 10 and ds.spec.input_size == 10
     ids = batch["inputs"].argmax(-1)
     assert batch["inputs"].shape == (16, T + 20, 10) and np.all(batch["inputs"].sum(-1) == 1)
     data_part = ids[:, :10]

@@ -26,6 +26,22 @@ SHRINK = {
 }
 FORECASTS = ("sunspots", "airline")
 
+# Per experiment: what its result lines (the console's last lines) must say, from its own summary.
+RESULT = {
+    "vowels": lambda s: [f"test accuracy {s['test/accuracy']:.3f}", f"{int(s['test/errors'])} of "
+                         if s["test/errors"] else "none wrong"],
+    "sunspots": lambda s: [f"skill {s['test/skill']:.2f} vs persistence",
+                           f"{s['test/seasonal_skill']:.2f} vs seasonal-naive", "test RMSE"],
+    "airline": lambda s: [f"skill {s['test/skill']:.2f} vs persistence", "seasonal-naive"],
+    "adding": lambda s: ["test MSE", f"{100 * s['test/fraction_correct']:.1f} %"],
+    "temporal_order": lambda s: [f"test accuracy {s['test/accuracy']:.3f}",
+                                 f"{100 * s['test/fraction_correct']:.1f} %"],
+    "copy": lambda s: [f"recalled symbols right {100 * s['test/copy_accuracy']:.1f} %",
+                       f"sequences all right {100 * s['test/fraction_correct']:.1f} %",
+                       f"memoryless baseline {s['test/baseline_cross_entropy']:.3g}"],
+    "reber": lambda s: [f"strings right by the task's rule {100 * s['test/fraction_correct']:.1f} %"],
+}
+
 
 @pytest.mark.parametrize("experiment", sorted(SHRINK))
 def test_experiment_runs_through_the_cli_and_writes_the_run_directory(tmp_path, experiment):
@@ -46,6 +62,14 @@ def test_experiment_runs_through_the_cli_and_writes_the_run_directory(tmp_path, 
     if experiment in FORECASTS:
         assert summary["data"]["seq_len"] == 6                      # the override reached the data
     assert "hidden_size: 8" in (run_dir / "config.yaml").read_text()
+    out = result.stdout.strip().splitlines()
+    assert f"run directory: {run_dir}" in out, result.stdout[-2000:]
+    result_lines = "\n".join(out[out.index(f"run directory: {run_dir}") + 1:])  # the last lines
+    for text in RESULT[experiment](summary):
+        assert text in result_lines, (text, result_lines)
+    if experiment != "charlm":  # bits per character belong to text only
+        assert "bits per character" not in result_lines and "bpc" not in result.stdout
+        assert not any("bpc" in key for r in [*records, summary] for key in r)
 
 
 def test_vowels_refuses_a_seq_len_in_one_line_and_leaves_the_run_directory_alone(tmp_path):

@@ -17,6 +17,7 @@ def test_every_data_kind_has_a_task_and_nothing_else_does():
 
 @pytest.mark.parametrize("kind, per_step, metrics", [
     ("lm", True, ["loss", "bpc", "accuracy"]),
+    ("symbols", True, ["loss"]),  # the copy task: no bits per character, no accuracy over the blanks
     ("multilabel", True, ["loss", "accuracy"]),
     ("classify", False, ["loss", "accuracy"]),
     ("regress", False, ["loss", "mse"]),
@@ -30,5 +31,27 @@ def test_head_shape_and_metric_names(kind, per_step, metrics):
 
 
 def test_an_unknown_kind_is_refused_with_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown data kind 'ranking'; valid: lm, multilabel, classify, regress"):
+    with pytest.raises(ValueError, match="unknown data kind 'ranking'; valid: lm, symbols, multilabel, classify, regress"):
         task_for("ranking")
+
+
+def test_classification_result_names_the_wrong_ones_of_the_total():
+    summary = {"test/accuracy": 1 - 7 / 370, "test/errors": 7.0, "test/loss": 0.1}
+    assert task_for("classify").result_lines(summary) == ["test accuracy 0.981 (7 of 370 wrong)"]
+    assert "none wrong" in task_for("classify").result_lines({"test/accuracy": 1.0, "test/errors": 0.0})[0]
+
+
+def test_forecast_result_reads_rmse_and_skill_against_both_baselines():
+    summary = {"test/rmse": 16.27, "test/persistence_rmse": 29.1, "test/seasonal_rmse": 18.5,
+               "test/skill": 1 - 16.27 / 29.1, "test/seasonal_skill": 1 - 16.27 / 18.5}
+    line, = task_for("regress").result_lines(summary)
+    assert line == ("test RMSE 16.3, skill 0.44 vs persistence (RMSE 29.1), "
+                    "skill 0.12 vs seasonal-naive (RMSE 18.5)")
+
+
+def test_copy_result_has_no_bits_per_character():
+    lines = task_for("symbols").result_lines({"test/copy_accuracy": 0.5, "test/fraction_correct": 0.25,
+                                              "test/cross_entropy": 0.2, "test/baseline_cross_entropy": 0.173,
+                                              "test/loss": 0.2})
+    assert lines == ["test: recalled symbols right 50.0 %, sequences all right 25.0 %",
+                     "cross-entropy 0.200 nats per step (memoryless baseline 0.173)"]

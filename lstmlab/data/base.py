@@ -18,7 +18,8 @@ weights         (B,) float32        evaluation only: 1 for real examples, 0 for 
 reset           (B,) bool           stateful data only: zero this stream's carry before the window
 ==============  ==================  ============================================================
 
-Kinds: ``lm`` (softmax over ``output_size`` classes at every step: characters, copy task),
+Kinds: ``lm`` (softmax over ``output_size`` characters at every step), ``symbols`` (the same over
+symbols that are not text: copy task),
 ``multilabel`` (sigmoid per class at every step: embedded Reber), ``classify`` (softmax per sequence:
 vowels, temporal order), ``regress`` (``output_size`` values per sequence: adding, forecasting).
 """
@@ -31,7 +32,7 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 
 Batch = dict[str, np.ndarray]
-KINDS = ("lm", "multilabel", "classify", "regress")
+KINDS = ("lm", "symbols", "multilabel", "classify", "regress")
 
 
 @dataclass(frozen=True)

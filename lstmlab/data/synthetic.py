@@ -277,7 +277,7 @@ class Copy(GeneratedTask):
         super().__init__(seed, batch_size, train_size, val_size, test_size, eval_seed)
         self.seq_len = padded.check_positive("seq_len", seq_len)
         self.baseline = COPY_LENGTH * math.log(COPY_CATEGORIES) / (self.seq_len + 2 * COPY_LENGTH)
-        self.spec = DataSpec(kind="lm", output_size=10, input_size=10, info={
+        self.spec = DataSpec(kind="symbols", output_size=10, input_size=10, info={
             "task": "copy memory (Arjovsky, Shah & Bengio 2016)", "seq_len": self.seq_len,
             "steps": self.seq_len + 2 * COPY_LENGTH, "baseline_cross_entropy": self.baseline,
             "symbols": ["blank"] + [f"c{i}" for i in range(1, 9)] + ["delimiter"], **self.size_info})

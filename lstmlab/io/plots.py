@@ -10,8 +10,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
-def learning_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
-    """Training and validation loss (and bits per character, if logged) against the step."""
+def learning_curves(history: list[dict[str, Any]], path: Path, title: str | None = None) -> Path | None:
+    """Training and validation loss (and bits per character, if logged) against the step; ``title``
+    (e.g. the experiment and the run directory's name) heads the figure and is the PNG's Title."""
     def series(key):
         points = [(r["step"], r[key]) for r in history if key in r]
         return [p[0] for p in points], [p[1] for p in points]
@@ -33,7 +34,9 @@ def learning_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
         ax.set_ylabel(metric + unit)
         ax.grid(alpha=0.3)
         ax.legend()
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, metadata={"Title": title} if title else None)
     return path

@@ -221,6 +221,7 @@ class Evaluate(Every):
         summary.update({f"val/{k}": v for k, v in val.items()})
         summary.update({f"test/{k}": v for k, v in test.items()})
         summary["val/best_loss"] = min(self.best, val["loss"])
+        summary["task"] = ctx.run.task.kind  # which task's result_lines read this summary
 
     def _plots(self, split: str, step: int, outputs, batches) -> None:
         run = self.ctx.run
@@ -264,10 +265,10 @@ class Log:
         return True  # the progress bar moves every step
 
     def __call__(self, step: Step) -> None:
-        self.progress.advance()
         if step.record:
             self.ctx.trackers.log(step.number, step.record)
             self.progress.show(step.number, step.record)
+        self.progress.advance(final=step.final)
 
     def finish(self, state: dict[str, Any], summary: dict[str, Any]) -> None:
         self.progress.close()
@@ -300,12 +301,19 @@ class LearningCurves:
         return self.ctx.primary and step.val is not None
 
     def __call__(self, step: Step) -> None:
-        path = plots.learning_curves(self.ctx.metrics.history, self.ctx.run.rundir.plots / "learning_curves.png")
+        run = self.ctx.run
+        path = plots.learning_curves(self.ctx.metrics.history, run.rundir.plots / "learning_curves.png",
+                                     title=plot_title(run))
         if path is not None:
             self.ctx.trackers.log_plots(step.number, {"learning_curves": path})
 
     def finish(self, state: dict[str, Any], summary: dict[str, Any]) -> None:
         pass
+
+
+def plot_title(run: Run) -> str:
+    """What a run's plots are titled: the experiment and the run directory's name."""
+    return f"{run.config.experiment}, run {run.rundir.path.name}"
 
 
 class OnEvaluate:
@@ -342,7 +350,12 @@ def default_hooks(ctx: Context, extra: tuple[Hook, ...] = (),
 
 
 class Progress:
-    """A tqdm bar on a terminal; plain lines on stdout (at log steps) otherwise."""
+    """A tqdm bar on a terminal; plain lines on stdout (at log steps) otherwise. The bar's last line is
+    drawn once, by :meth:`close`, with the final metrics."""
+
+    KEYS = (("train/loss", "loss"), ("train/bpc", "bpc"), ("val/loss", "val_loss"), ("val/bpc", "val_bpc"),
+            ("val/accuracy", "val_acc"), ("val/copy_accuracy", "val_recall"),
+            ("train/tokens_per_second", "tok/s"))
 
     def __init__(self, mode: str, total: int, start: int):
         if mode == "auto":
@@ -350,29 +363,39 @@ class Progress:
         self.mode, self.total = mode, total
         self.bar = None
         self.start_time, self.start_step = time.perf_counter(), start
-        if mode == "bar":
+        if mode == "bar" and start < total:  # a finished run (resumed at its end) has nothing to show
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
 
-    def advance(self) -> None:
-        if self.bar is not None:
+    def advance(self, final: bool = False) -> None:
+        if self.bar is None:
+            return
+        if final:  # counted without drawing: close() draws the last line, once
+            self.bar.n += 1
+        else:
             self.bar.update(1)
 
     def show(self, step: int, record: dict[str, float]) -> None:
-        keys = [("train/loss", "loss"), ("train/bpc", "bpc"), ("val/loss", "val_loss"), ("val/bpc", "val_bpc"),
-                ("val/accuracy", "val_acc"), ("train/tokens_per_second", "tok/s")]
-        parts = {short: record[k] for k, short in keys if k in record}
+        parts = {short: format_value(k, record[k]) for k, short in self.KEYS if k in record}
         if self.bar is not None:
-            self.bar.set_postfix({k: f"{v:.4g}" for k, v in parts.items()}, refresh=False)
+            self.bar.set_postfix(parts, refresh=False)
         elif self.mode == "lines":
             elapsed = time.perf_counter() - self.start_time
             done = step - self.start_step
             left = elapsed / done * (self.total - step) if done else 0.0
-            text = " ".join(f"{k} {v:.4g}" for k, v in parts.items())
+            text = " ".join(f"{k} {v}" for k, v in parts.items())
             print(f"step {step}/{self.total} {text} left {left:.0f}s", flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def format_value(key: str, value: float) -> str:
+    """A logged value for the progress display: rates as whole numbers with thousands separators
+    (``12,090``), everything else with four significant digits."""
+    if key.endswith("per_second") and math.isfinite(value):
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
