@@ -1,0 +1,69 @@
+"""experiments/kudo1999 (Japanese Vowels): the experiment composes, and its expected.yaml parses and
+names metrics that a real vowels run writes to summary.json."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import yaml
+
+from conftest import ROOT, TINY, run_cli
+
+EXPECTED = ROOT / "experiments" / "kudo1999" / "expected.yaml"
+
+
+def test_vowels_experiment_composes():
+    result = run_cli(["+experiment=vowels", "--cfg", "job"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = yaml.safe_load(result.stdout)
+    assert config["experiment"] == "vowels" and config["data"]["name"] == "vowels"
+    assert config["model"]["bidirectional"] is True and config["model"]["pooling"] == "mean"
+
+
+def _expected() -> dict:
+    data = yaml.safe_load(EXPECTED.read_text())
+    assert isinstance(data, dict), f"{EXPECTED}: want a mapping"
+    return data
+
+
+def test_expected_yaml_parses_with_paper_numbers_and_ranges():
+    data = _expected()
+    metrics = data["metrics"]
+    assert isinstance(metrics, dict) and metrics
+    for key, entry in metrics.items():
+        lo, hi = (float(v) for v in entry["expected"])
+        paper = float(entry["paper"])
+        assert lo <= hi and math.isfinite(paper), f"{key}: expected range {lo}..{hi}, paper {paper}"
+        if key.endswith("accuracy"):
+            assert 0.0 <= lo and hi <= 1.0 and 0.0 < paper <= 1.0, f"{key}: not a fraction"
+    # the layout python -m lstmlab.report --expected reads: metric, source, rows of {where, value}
+    assert data["metric"] in metrics
+    assert isinstance(data["source"], str) and data["source"]
+    assert data["rows"] and all(isinstance(r["where"], dict) and math.isfinite(float(r["value"]))
+                                for r in data["rows"])
+
+
+@pytest.fixture(scope="module")
+def tiny_summary(tmp_path_factory) -> dict:
+    """summary.json of a real (shrunken) vowels run."""
+    tmp = tmp_path_factory.mktemp("vowels")
+    run_dir = tmp / "run"
+    result = run_cli(["+experiment=vowels", *TINY, "data.batch_size=8", f"hydra.run.dir={run_dir}"], cwd=tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def test_expected_metrics_are_keys_the_vowels_run_writes(tiny_summary):
+    data = _expected()
+    written = {k for k, v in tiny_summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    named = set(data["metrics"]) | {data["metric"]}
+    assert named <= written, f"expected.yaml names {sorted(named - written)}; the run writes {sorted(written)}"
+    config = yaml.safe_load(run_cli(["+experiment=vowels", "--cfg", "job"]).stdout)
+    for row in data["rows"]:  # the report matches rows on these config keys: they must hold for vowels
+        for key, value in row["where"].items():
+            node = config
+            for part in key.split("."):
+                node = node[part]
+            assert node == value, f"rows.where {key}={value!r}; the vowels config has {node!r}"
