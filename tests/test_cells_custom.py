@@ -58,7 +58,7 @@ class MGU(Cell):
         dn = dh_t * f * scale * (1 - t * t)
         dz_f = (dh_t * (scale * t - h_prev) + dn * u_n) * f * (1 - f)
         du = jnp.concatenate([dz_f, dn * f], axis=-1)
-        return (du, dn), dh_t * (1 - f) + du @ params["w_h"].T, None
+        return (du, dn), dh_t * (1 - f) + du @ params["w_h.T"], None
 
     def grads(self, params, dzs, saveds, h_prevs, final_carry, *, scale=1.0):
         du, dn = dzs

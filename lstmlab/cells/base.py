@@ -15,7 +15,9 @@ recurrence's equations and nothing else; :mod:`lstmlab.cells.scan` runs it over 
     loop) and the cotangent of the carry that entered the step, including the path through the
     recurrent matrix. ``h_prev`` (B, H) is the output that entered the step, ``h`` (B, H) the one it made,
     ``state`` any per-cell value carried backwards through time (``backward_state`` of the final carry
-    at the last step; ``state_prev`` is the value for the step before).
+    at the last step; ``state_prev`` is the value for the step before). ``params`` here also holds
+    ``"<key>.T"``, the transpose of each matrix, made once outside the loop: use ``params["w_h.T"]``
+    for ``dz @ w_h^T`` so that the loop multiplies by a matrix in its natural layout.
 ``grads(params, dzs, saveds, h_prevs, final_carry, **options) -> (dxp, param_grads)``
     After the backward loop, with every pytree stacked over time (leading T axis): ``dxp`` (T, B, G*H),
     the gradient of the projected inputs (the loop turns it into those of ``xs``, ``w_i`` and the input

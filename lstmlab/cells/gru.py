@@ -99,19 +99,19 @@ class GRU(Cell):
         """``dz`` = (du (B, 3H) or (B, 2H) reset-before: d loss / d(h @ w_h + b_h) as used, dn (B, H))."""
         r, z, n, u_n = saved
         H = h_prev.shape[-1]
-        w_h = params["w_h"]
+        w_h_t = params["w_h.T"]
         dh_t = d_carry + dh
         du_z = dh_t * (h_prev - n) * z * (1 - z)
         dn = dh_t * (1 - z) * (1 - n * n)
         if reset_after:
             du_r = dn * u_n * r * (1 - r)
             du = jnp.concatenate([du_r, du_z, dn * r], axis=-1).astype(dh.dtype)
-            dh_prev = dh_t * z + du @ w_h.T
+            dh_prev = dh_t * z + du @ w_h_t
         else:
-            dq = dn @ w_h[:, 2 * H:].T
+            dq = dn @ w_h_t[2 * H:]
             du_r = dq * h_prev * r * (1 - r)
             du = jnp.concatenate([du_r, du_z], axis=-1).astype(dh.dtype)
-            dh_prev = dh_t * z + dq * r + du @ w_h[:, :2 * H].T
+            dh_prev = dh_t * z + dq * r + du @ w_h_t[:2 * H]
         return (du, dn.astype(dh.dtype)), dh_prev.astype(d_carry.dtype), None
 
     def grads(self, params: Params, dzs: tuple[Array, Array], saveds: tuple, h_prevs: Array,

@@ -219,7 +219,7 @@ class LSTM(Cell):
         if peep:
             dc_prev = dc_prev + d_zi * params["p_i"] + d_zf * params["p_f"]
         dz = jnp.concatenate([d_zi, d_zf, d_zg, d_zo], axis=-1).astype(dh.dtype)
-        dh_prev = (dz @ params["w_h"].T).astype(d_carry.h.dtype)
+        dh_prev = (dz @ params["w_h.T"]).astype(d_carry.h.dtype)
         return dz, LSTMState(dh_prev, dc_prev), c_prev
 
     def grads(self, params: Params, dzs: Array, saveds: tuple, h_prevs: Array, final_carry: LSTMState, *,

@@ -74,7 +74,7 @@ class RNN(Cell):
     def backward(self, params: Params, saved: None, h_prev: Array, h: Array, state: None, d_carry: Array,
                  dh: Array, *, activation: str = "tanh") -> tuple[Array, Array, None]:
         dz = ((d_carry + dh) * activation_grad(activation, h)).astype(dh.dtype)
-        return dz, (dz @ params["w_h"].T).astype(d_carry.dtype), None
+        return dz, (dz @ params["w_h.T"]).astype(d_carry.dtype), None
 
     def grads(self, params: Params, dzs: Array, saveds: None, h_prevs: Array, final_carry: Array, *,
               activation: str = "tanh") -> tuple[Array, Params]:

@@ -132,6 +132,8 @@ def _fast_bwd(cell, option_items, residuals, cotangents):
     params, xs, carry0, final, hs, saveds, mask = residuals
     d_final, d_hs = cotangents
     h_prevs = _previous(cell.output(carry0), hs)
+    # each matrix's transpose once, outside the loop, under "<key>.T" (see lstmlab.cells.base)
+    bwd_params = dict(params, **{f"{k}.T": v.T for k, v in params.items() if jnp.ndim(v) == 2})
 
     def body(state: tuple, step_inputs: tuple) -> tuple[tuple, Any]:
         d_carry, cell_state = state
@@ -140,7 +142,7 @@ def _fast_bwd(cell, option_items, residuals, cotangents):
         if m is not None:
             d_in = jax.tree.map(lambda d: jnp.where(m[:, None], d, jnp.zeros_like(d)), d_carry)
             dy = jnp.where(m[:, None], dy, jnp.zeros_like(dy))
-        dz, d_prev, cell_state = cell.backward(params, saved, h_prev, h, cell_state, d_in, dy, **options)
+        dz, d_prev, cell_state = cell.backward(bwd_params, saved, h_prev, h, cell_state, d_in, dy, **options)
         if m is not None:
             d_prev = jax.tree.map(lambda p, d: p + jnp.where(m[:, None], jnp.zeros_like(d), d), d_prev, d_carry)
         return (_keep_dtypes(d_prev, d_carry), cell_state), dz
