@@ -10,7 +10,8 @@ The references below are written from the papers, one gate matrix per gate, in t
   i and f see c_{t-1}, o sees c_t.
 * Ablations: Greff et al. (2017), "LSTM: A Search Space Odyssey", Section 3 (NIG, NFG, NOG, NIAF, NOAF,
   NP, CIFG, FGR; FGR adds nine matrices R_{a->b} from gate a's previous activation to gate b).
-* GRU: Cho et al. (2014) with the reset applied after the recurrent matrix, as in PyTorch's nn.GRU.
+* GRU: Cho et al. (2014) with the reset applied after the recurrent matrix, as in PyTorch's nn.GRU
+  (``reset_after=True``), and before it, as in the paper and Keras's ``reset_after=False``.
 * RNN: Elman (1990).
 
 The only thing taken from lstmlab here is the parameter layout (``w_i`` (D, G*H) etc., gate blocks in
@@ -32,10 +33,10 @@ T, B, D, H = 4, 2, 3, 2
 CASES = (
     [("lstm", {"variant": v}) for v in cells.VARIANTS]
     + [("peephole", {"variant": v}) for v in cells.VARIANTS]
-    + [("gru", {})]
+    + [("gru", {"reset_after": True}), ("gru", {"reset_after": False})]
     + [("rnn", {"activation": a}) for a in cells.ACTIVATIONS]
 )
-CASE_IDS = [f"{name}-{next(iter(opts.values()), '')}".rstrip("-") for name, opts in CASES]
+CASE_IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in opts.items())}" for name, opts in CASES]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -112,10 +113,11 @@ def lstm_reference(name, variant, p, xs, h0, c0, gates0=None):
     return np.stack(hs), y, c, gates
 
 
-def gru_reference(p, xs, h0):
-    """Cho et al. (2014), reset after the recurrent matrix (PyTorch nn.GRU):
-    r = s(W_r x + b_ir + U_r h + b_hr), z = s(W_z x + b_iz + U_z h + b_hz),
-    n = tanh(W_n x + b_in + r * (U_n h + b_hn)), h' = (1 - z) * n + z * h."""
+def gru_reference(p, xs, h0, reset_after=True):
+    """Cho et al. (2014): r = s(W_r x + b_ir + U_r h + b_hr), z = s(W_z x + b_iz + U_z h + b_hz),
+    h' = (1 - z) * n + z * h with, reset after the recurrent matrix (PyTorch nn.GRU),
+    n = tanh(W_n x + b_in + r * (U_n h + b_hn)), or reset before it (the paper; Keras reset_after=False),
+    n = tanh(W_n x + b_in + U_n (r * h) + b_hn)."""
     W = blocks(p["w_i"], 3, "rzn")
     U = blocks(p["w_h"], 3, "rzn")
     bi = dict(zip("rzn", np.split(np.asarray(p["b_i"]), 3)))
@@ -125,7 +127,10 @@ def gru_reference(p, xs, h0):
     for x in np.asarray(xs):
         r = sigmoid(x @ W["r"].T + bi["r"] + h @ U["r"].T + bh["r"])
         z = sigmoid(x @ W["z"].T + bi["z"] + h @ U["z"].T + bh["z"])
-        n = np.tanh(x @ W["n"].T + bi["n"] + r * (h @ U["n"].T + bh["n"]))
+        if reset_after:
+            n = np.tanh(x @ W["n"].T + bi["n"] + r * (h @ U["n"].T + bh["n"]))
+        else:
+            n = np.tanh(x @ W["n"].T + bi["n"] + (r * h) @ U["n"].T + bh["n"])
         h = (1.0 - z) * n + z * h
         hs.append(h)
     return np.stack(hs), h
@@ -174,7 +179,7 @@ def test_scan_equals_published_equations_in_float64(name, opts):
         if ref_gates is not None:
             np.testing.assert_allclose(final.gates, ref_gates, **tol)
     elif name == "gru":
-        ref_hs, ref_h = gru_reference(params, xs, carry)
+        ref_hs, ref_h = gru_reference(params, xs, carry, opts["reset_after"])
         np.testing.assert_allclose(final, ref_h, **tol)
     else:
         ref_hs, ref_h = rnn_reference(params, xs, carry, opts["activation"])

@@ -1,6 +1,6 @@
 """One recurrence per device (``cells.scan(..., batch_axis=...)`` under ``jax.set_mesh``): the same
-values and gradients as the unsplit scan, for every kernel and option; no split without a mesh axis or
-when the batch does not divide. Run on 2 simulated CPU devices in a subprocess (the device count is
+values and gradients as the unsplit scan, for every kernel and option; no split without a mesh axis, when the batch does not divide, or without an explicit ``batch_axis`` (also
+in the NNX layer). Run on 2 simulated CPU devices in a subprocess (the device count is
 fixed when JAX starts)."""
 
 from __future__ import annotations
@@ -58,6 +58,17 @@ with jax.set_mesh(mesh):
     assert not value_and_grads("lstm", {}, "fast", None, False, None, B=3, axis="data")[0], "B=3 was split"
     assert not value_and_grads("lstm", {}, "fast", None, False, None, B=4, axis="model")[0], "no such axis"
 assert not value_and_grads("lstm", {}, "fast", None, False, None, B=4, axis="data")[0], "split without a mesh"
+with jax.set_mesh(mesh):  # only an explicit batch_axis splits, never the ambient mesh by itself
+    assert not value_and_grads("lstm", {}, "fast", None, False, None, B=4, axis=None)[0], "split by default"
+
+from flax import nnx
+from lstmlab.nn import Recurrent
+def layer_split(**kwargs):
+    layer = Recurrent("lstm", D, H, rngs=nnx.Rngs(0), **kwargs)
+    with jax.set_mesh(mesh):
+        return "sdy.manual_computation" in jax.jit(lambda x: layer(x)[1]).lower(jnp.ones((T, 4, D))).as_text()
+assert not layer_split(), "the layer split the batch without batch_axis"
+assert layer_split(batch_axis="data"), "the layer did not split with batch_axis='data'"
 print("ok")
 """
 

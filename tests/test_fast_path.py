@@ -1,4 +1,4 @@
-"""The fast path (impl="fast", lstmlab/cells/fast.py), remat_chunk and impl="cudnn" against the reference.
+"""The fast path (impl="fast", lstmlab/cells/scan.py), remat_chunk and impl="cudnn" against the reference.
 
 Values and gradients (parameters, inputs and initial carry) of impl="fast" must match autodiff through
 the plain scan (impl="reference") for every cell and variant with a kernel, with seq_lengths and reverse;
@@ -14,7 +14,7 @@ import pytest
 from flax import nnx
 
 from lstmlab import cells
-from lstmlab.cells import cudnn, fast
+from lstmlab.cells import cudnn
 from lstmlab.nn import RecurrentStack
 
 T, B, D, H = 6, 3, 2, 4
@@ -64,16 +64,18 @@ MODES = {"plain": dict(), "reverse": dict(reverse=True), "lengths": dict(seq_len
 CORE = [("lstm", {}), ("peephole", {}), ("gru", {}), ("rnn", {})]
 VARIANTS = ([("peephole", {"variant": v}) for v in cells.VARIANTS if v not in ("vanilla", "FGR")]
             + [("lstm", {"variant": "CIFG"}), ("lstm", {"variant": "NOG"}),
-               ("rnn", {"activation": "relu"}), ("rnn", {"activation": "identity"})])
+               ("rnn", {"activation": "relu"}), ("rnn", {"activation": "identity"}),
+               ("gru", {"reset_after": False})])
 
 
 CORE_CASES = [(c, o, m) for c, o in CORE for m in ("plain", "lengths_reverse")] + [
-    ("lstm", {}, "reverse"), ("lstm", {}, "lengths"), ("gru", {}, "reverse")]
+    ("lstm", {}, "reverse"), ("lstm", {}, "lengths"), ("gru", {}, "reverse"),
+    ("gru", {"reset_after": False}, "plain")]
 
 
 @pytest.mark.parametrize("name,options,mode", CORE_CASES, ids=[f"{c}-{m}" for c, _, m in CORE_CASES])
 def test_fast_matches_reference_values_and_grads(name, options, mode):
-    assert fast.supports(name, **options)
+    assert cells.has_fast_path(name, **options)
     want = _value_and_grads(name, "reference", **MODES[mode], **options)
     got = _value_and_grads(name, "fast", **MODES[mode], **options)
     _assert_close(got, want)
@@ -81,7 +83,7 @@ def test_fast_matches_reference_values_and_grads(name, options, mode):
 
 @pytest.mark.parametrize("name,options", VARIANTS, ids=[f"{c}-{list(o.values())[0]}" for c, o in VARIANTS])
 def test_fast_matches_reference_for_variants(name, options):
-    assert fast.supports(name, **options)
+    assert cells.has_fast_path(name, **options)
     mode = MODES["lengths_reverse"]
     _assert_close(_value_and_grads(name, "fast", **mode, **options),
                   _value_and_grads(name, "reference", **mode, **options))
@@ -101,7 +103,7 @@ def test_fast_is_the_default_and_uses_the_kernel():
 
 def test_variant_without_kernel_falls_back_to_reference():
     options = {"variant": "FGR"}
-    assert not fast.supports("peephole", **options)
+    assert not cells.has_fast_path("peephole", **options)
     params, xs, carry, w_out = _inputs("peephole", **options)
 
     def program(impl):

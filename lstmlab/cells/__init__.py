@@ -7,70 +7,210 @@ The contract (see ``shared/DESIGN.md``)::
     carry = cells.initial_carry("lstm", batch_size=B, hidden_size=H)     # LSTMState(h, c)
     final_carry, hs = cells.scan("lstm", params, xs)                     # xs (T, B, D) -> hs (T, B, H)
 
-Cells: ``lstm``, ``peephole`` (both with ``variant=``, see :mod:`lstmlab.cells.lstm`), ``gru``
-(:mod:`lstmlab.cells.gru`), ``rnn`` (with ``activation=``, :mod:`lstmlab.cells.rnn`). Initialisation
-options are documented in :mod:`lstmlab.cells.init`.
+Cells: ``lstm``, ``peephole`` (both with ``variant=``, see :mod:`lstmlab.cells.lstm`), ``gru`` (with
+``reset_after=``, :mod:`lstmlab.cells.gru`), ``rnn`` (with ``activation=``, :mod:`lstmlab.cells.rnn`).
+Initialisation options are documented in :mod:`lstmlab.cells.init`.
+
+Each cell's equations (init, carry, one forward step and its hand-derived backward) live in its own
+module as a :class:`Cell`; :mod:`lstmlab.cells.scan` holds the one time loop that runs them. A new cell
+is one such class plus ``cells.register(name, MyCell())``; every function here then accepts ``name``.
 """
 
 from __future__ import annotations
 
-import inspect
 from functools import partial
-from types import ModuleType
-from typing import Any
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 
-from lstmlab.cells import fast as _fast
 from lstmlab.cells import gru as _gru
 from lstmlab.cells import init as _init
 from lstmlab.cells import lstm as _lstm
 from lstmlab.cells import remat as _remat
 from lstmlab.cells import rnn as _rnn
+from lstmlab.cells import scan as _scan
 from lstmlab.cells import sharding as _sharding
+from lstmlab.cells.base import Cell
 from lstmlab.cells.init import INPUT_INITIALIZERS
 from lstmlab.cells.lstm import VARIANTS, FGRState, LSTMState
 from lstmlab.cells.rnn import ACTIVATIONS
-from lstmlab.cells.sequence import reverse_padded, scan_projected, time_mask
+from lstmlab.cells.scan import reverse_padded, time_mask
 
 Array = jax.Array
 Carry = Any
 
-_MODULES: dict[str, ModuleType] = {"lstm": _lstm, "peephole": _lstm, "gru": _gru, "rnn": _rnn}
-CELLS: tuple[str, ...] = tuple(_MODULES)
 IMPLS: tuple[str, ...] = ("fast", "reference", "cudnn")
 
 __all__ = [
-    "ACTIVATIONS", "CELLS", "FGRState", "IMPLS", "INPUT_INITIALIZERS", "LSTMState", "VARIANTS",
-    "cell_options", "init", "initial_carry", "num_gates", "reverse_padded", "scan", "step", "time_mask",
+    "ACTIVATIONS", "CELLS", "Cell", "FGRState", "IMPLS", "INPUT_INITIALIZERS", "LSTMState", "VARIANTS",
+    "cell_options", "check_params", "get", "has_fast_path", "init", "initial_carry", "num_gates",
+    "option_names", "param_shapes", "register", "reverse_padded", "scan", "scan_states", "step",
+    "time_mask", "unregister",
 ]
 
+# ---------------------------------------------------------------------------------------------------
+# Registry
 
-def _module(name: str) -> ModuleType:
-    if name not in _MODULES:
-        raise ValueError(f"cell={name!r} is not a cell; valid: {', '.join(CELLS)}")
-    return _MODULES[name]
+_REGISTRY: dict[str, Cell] = {}
+_REQUIRED = ("num_gates", "input_bias", "options", "check_options", "param_shapes", "init", "initial_carry",
+             "output", "forward", "has_backward", "backward_state", "backward", "grads")
+
+
+def register(name: str, cell: Cell, *, replace: bool = False) -> None:
+    """Make ``cell`` (a :class:`Cell`, or any object with its attributes) available as ``name`` to every
+    function of this module. Raises ValueError if ``name`` is taken (unless ``replace``) and TypeError
+    if ``cell`` lacks one of the attributes."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a cell name must be a non-empty string; got {name!r}")
+    if name in _REGISTRY and not replace:
+        raise ValueError(f"cell {name!r} is already registered; pass replace=True to replace it")
+    missing = [a for a in _REQUIRED if not hasattr(cell, a)]
+    if missing:
+        raise TypeError(f"cell {name!r} lacks {', '.join(missing)}; subclass lstmlab.cells.Cell")
+    _REGISTRY[name] = cell
+
+
+def unregister(name: str) -> None:
+    """Remove cell ``name`` from the registry."""
+    get(name)
+    del _REGISTRY[name]
+
+
+def get(name: str) -> Cell:
+    """The registered cell ``name``; ValueError naming the valid names otherwise."""
+    if name not in _REGISTRY:
+        raise ValueError(f"cell={name!r} is not a cell; valid: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def __getattr__(attr: str) -> Any:
+    if attr == "CELLS":  # the registered names, as of now
+        return tuple(_REGISTRY)
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
+
+register("lstm", _lstm.CELL)
+register("peephole", _lstm.PEEPHOLE)
+register("gru", _gru.CELL)
+register("rnn", _rnn.CELL)
+
+
+def option_names(name: str) -> tuple[str, ...]:
+    """The names of cell ``name``'s options, e.g. ``("variant",)`` for the LSTM family."""
+    return tuple(get(name).options)
 
 
 def cell_options(name: str, **options: Any) -> dict[str, Any]:
-    """Validate the options of cell ``name`` (``variant`` for the LSTM family, ``activation`` for
-    ``rnn``) and return them with defaults filled in. Raises ValueError naming what is valid."""
-    module = _module(name)
-    valid = [p for p in inspect.signature(module.check_options).parameters if p != "name"]
+    """Validate the options of cell ``name`` (``variant`` for the LSTM family, ``reset_after`` for
+    ``gru``, ``activation`` for ``rnn``) and return all of them with defaults filled in. Raises
+    ValueError naming what is valid."""
+    cell = get(name)
+    valid = list(cell.options)
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(
             f"cell {name!r} takes no option {unknown[0]!r}; valid: {', '.join(valid) or 'none'}"
         )
-    return module.check_options(name, **options)
+    return cell.check_options(**{**cell.options, **options})
 
 
 def num_gates(name: str) -> int:
     """Blocks of H in ``w_i``/``w_h``: 4 for the LSTM family, 3 for GRU, 1 for RNN."""
-    _module(name)
-    return {"lstm": 4, "peephole": 4, "gru": 3, "rnn": 1}[name]
+    return int(get(name).num_gates)
 
+
+def has_fast_path(name: str, **options: Any) -> bool:
+    """True if cell ``name`` with ``options`` has a hand-written backward (``impl="fast"`` uses it; the
+    rest, e.g. variant FGR, falls back to the reference)."""
+    return bool(get(name).has_backward(**cell_options(name, **options)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parameter shapes
+
+def _dim(symbol: str, input_size: int, hidden_size: int) -> tuple[int, str]:
+    """A shape symbol ("D", "H", "4H") as (size, explanation)."""
+    if symbol == "D":
+        return input_size, f"input_size={input_size}"
+    if symbol == "H":
+        return hidden_size, f"hidden_size={hidden_size}"
+    k = int(symbol[:-1])
+    return k * hidden_size, f"{k}*hidden_size={k * hidden_size}"
+
+
+def param_shapes(name: str, input_size: int, hidden_size: int, **options: Any) -> dict[str, tuple[int, ...]]:
+    """The shape of every parameter of cell ``name`` with these sizes and options."""
+    spec = get(name).param_shapes(**cell_options(name, **options))
+    return {k: tuple(_dim(s, input_size, hidden_size)[0] for s in v) for k, v in spec.items()}
+
+
+def _sizes_from(cell: Cell, spec: Mapping[str, tuple[str, ...]], params: Mapping[str, Array]) -> tuple[int, int]:
+    """(input_size, hidden_size) read off ``w_i`` (D, G*H) and ``w_h`` (H, G*H), either way round."""
+    w_h, w_i = jnp.shape(params["w_h"]), jnp.shape(params["w_i"])
+    k = _dim(spec["w_h"][1], 0, 1)[0]
+    if len(w_h) == 2 and w_h[1] == k * w_h[0]:
+        H = w_h[0]
+    elif len(w_h) == 2 and w_h[0] == k * w_h[1]:
+        H = w_h[1]
+    else:
+        raise ValueError(f"params['w_h'] has shape {w_h}; expected (hidden_size, "
+                         f"{spec['w_h'][1].replace('H', '*hidden_size') if k > 1 else 'hidden_size'})")
+    D = w_i[1] if len(w_i) == 2 and w_i[0] == k * H and w_i[1] != k * H else (w_i[0] if w_i else 0)
+    return int(D), int(H)
+
+
+def check_params(name: str, params: Mapping[str, Array], *, input_size: int | None = None,
+                 hidden_size: int | None = None, **options: Any) -> None:
+    """ValueError unless ``params`` has exactly cell ``name``'s keys, each of the right shape.
+
+    The message names the key, its shape and the expected one, e.g. ``params['w_i'] has shape (512, 32);
+    expected (32, 512) (input_size=32, 4*hidden_size=512); PyTorch weights need a transpose``. Sizes not
+    given are read off ``w_i`` and ``w_h``. Shapes are static, so this works under ``jit``.
+    """
+    cell = get(name)
+    opts = cell_options(name, **options)
+    spec = cell.param_shapes(**opts)
+    if not isinstance(params, Mapping):
+        raise ValueError(f"params must be a dict of arrays with keys {', '.join(spec)}; got {type(params).__name__}")
+    missing = [k for k in spec if k not in params]
+    extra = [k for k in params if k not in spec]
+    if missing or extra:
+        what = "; ".join(filter(None, [missing and f"missing {', '.join(map(repr, missing))}",
+                                       extra and f"unexpected {', '.join(map(repr, extra))}"]))
+        raise ValueError(f"params of cell {name!r} with {opts}: {what}; expected keys {', '.join(spec)}")
+    if input_size is None or hidden_size is None:
+        D, H = _sizes_from(cell, spec, params)
+        input_size = D if input_size is None else input_size
+        hidden_size = H if hidden_size is None else hidden_size
+    for key, symbols in spec.items():
+        dims = [_dim(s, input_size, hidden_size) for s in symbols]
+        want = tuple(d for d, _ in dims)
+        got = tuple(jnp.shape(params[key]))
+        if got == want:
+            continue
+        why = ", ".join(dict.fromkeys(e for _, e in dims))
+        hint = ""
+        if len(want) == 2 and got == want[::-1]:
+            hint = "; PyTorch weights need a transpose"
+        elif len(want) == 1 and got == (2,) + want:
+            hint = ("; a (2, N) bias is Keras's stacked (input, recurrent) layout: "
+                    + ("pass its rows as b_i = b[0] and b_h = b[1]" if "b_h" in spec else "pass b[0] + b[1]"))
+        raise ValueError(f"params[{key!r}] has shape {got}; expected {want} ({why}){hint}")
+
+
+def _check_inputs(name: str, params: Mapping[str, Array], x: Array, what: str, **options: Any) -> None:
+    """check_params with the input size of ``x`` (last axis), naming ``x`` if ``w_i`` takes another."""
+    D = x.shape[-1]
+    w_i = jnp.shape(params["w_i"]) if isinstance(params, Mapping) and "w_i" in params else None
+    if w_i is not None and len(w_i) == 2 and w_i[0] != D and w_i[1] != D:
+        raise ValueError(f"{what} has shape {x.shape}, last axis {D}, but params['w_i'] has shape {w_i}: "
+                         f"the cell takes inputs of size {w_i[0]}")
+    check_params(name, params, input_size=D, **options)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Init, carry, step, scan
 
 def init(name: str, key: Array, input_size: int, hidden_size: int, *, input_init: str = "glorot_uniform",
          recurrent_scale: float = 1.0, forget_bias: float = 1.0, chrono_tmax: float = 0.0,
@@ -80,36 +220,40 @@ def init(name: str, key: Array, input_size: int, hidden_size: int, *, input_init
     Args:
       key: PRNG key. input_size: D. hidden_size: H.
       input_init, recurrent_scale, forget_bias, chrono_tmax: see :mod:`lstmlab.cells.init`.
-      options: the cell's options (``variant=`` for lstm/peephole, ``activation=`` for rnn).
+      options: the cell's options (:func:`option_names`).
     """
     opts = cell_options(name, **options)
     if int(input_size) < 1 or int(hidden_size) < 1:
         raise ValueError(f"input_size={input_size} and hidden_size={hidden_size} must be >= 1")
     _init.check_init_options(input_init, recurrent_scale, chrono_tmax)
-    return _module(name).init(name, key, int(input_size), int(hidden_size), input_init=input_init,
-                              recurrent_scale=recurrent_scale, forget_bias=forget_bias,
-                              chrono_tmax=chrono_tmax, dtype=dtype, **opts)
+    return get(name).init(key, int(input_size), int(hidden_size), input_init=input_init,
+                          recurrent_scale=recurrent_scale, forget_bias=forget_bias,
+                          chrono_tmax=chrono_tmax, dtype=dtype, **opts)
 
 
 def initial_carry(name: str, batch_size: int, hidden_size: int, dtype=jnp.float32,
                   **options: Any) -> Carry:
     """Zero carry: ``LSTMState(h, c)`` for the LSTM family (``FGRState`` for variant FGR), ``h`` for
     GRU and RNN; each (B, H). The LSTM cell state ``c`` is kept in at least float32."""
-    opts = cell_options(name, **options)
-    kwargs = {"variant": opts["variant"]} if "variant" in opts else {}
-    return _module(name).initial_carry(name, batch_size, hidden_size, dtype, **kwargs)
+    return get(name).initial_carry(batch_size, hidden_size, dtype, **cell_options(name, **options))
 
 
-def _hidden_size(params: dict[str, Array]) -> int:
-    return params["w_h"].shape[0]
+def _default_carry(name: str, params: Mapping[str, Array], x: Array, batch_size: int,
+                   options: dict[str, Any]) -> Carry:
+    dtype = jnp.result_type(x.dtype, params["w_h"].dtype)
+    return initial_carry(name, batch_size, params["w_h"].shape[0], dtype, **options)
 
 
 def step(name: str, params: dict[str, Array], carry: Carry, x: Array, **options: Any) -> tuple[Carry, Array]:
     """One time step on raw input ``x`` (B, D): returns (new carry, output h (B, H))."""
-    module = _module(name)
+    cell = get(name)
     opts = cell_options(name, **options)
-    carry = module.step(name, params, carry, module.project(params, x), **opts)
-    return carry, module.output(carry)
+    if jnp.ndim(x) != 2:
+        raise ValueError(f"x must be (B, D); got shape {jnp.shape(x)}")
+    _check_inputs(name, params, x, "x", **opts)
+    new, _ = cell.forward(params, x @ params["w_i"] + params[cell.input_bias], carry, **opts)
+    new = jax.tree.map(lambda n, o: n.astype(o.dtype), new, carry)
+    return new, cell.output(new)
 
 
 def scan(name: str, params: dict[str, Array], xs: Array, carry: Carry | None = None, *,
@@ -122,28 +266,30 @@ def scan(name: str, params: dict[str, Array], xs: Array, carry: Carry | None = N
     compute dtype, LSTM ``c`` in at least float32). ``seq_lengths`` (B,) marks right-padded sequences:
     their carry stops at their end and padded outputs are zero; ``reverse=True`` runs each sequence
     backwards within its own length, outputs in the original order. jit-, grad- and vmap-compatible.
+    A parameter of the wrong shape, or a missing or extra key, is a ValueError (:func:`check_params`).
 
-    ``impl`` chooses the implementation: ``fast`` (default; hand-written backward pass, see
-    :mod:`lstmlab.cells.fast`; cells without a fast kernel, i.e. variant FGR, silently use the
-    reference; reverse-mode autodiff only), ``reference`` (autodiff through ``lax.scan``; use it for
-    ``jvp``/``jacfwd``), ``cudnn`` (plain LSTM on a CUDA GPU, :mod:`lstmlab.cells.cudnn`).
+    ``impl`` chooses the implementation (:mod:`lstmlab.cells.scan`): ``fast`` (default; hand-written
+    backward pass; cells without one, i.e. variant FGR, use the reference; reverse-mode autodiff only),
+    ``reference`` (autodiff through ``lax.scan``; use it for ``jvp``/``jacfwd``), ``cudnn`` (plain LSTM
+    on a CUDA GPU, :mod:`lstmlab.cells.cudnn`).
     ``remat_chunk=K`` recomputes activations in the backward pass instead of storing them, in chunks
     of K steps (:mod:`lstmlab.cells.remat`): same results, far less memory for long sequences.
-    ``batch_axis``: name of a mesh axis the batch is split along. Under ``jax.set_mesh(mesh)`` with
-    that axis on more than one device (and B divisible by it), each device runs the recurrence on its
-    own rows (:mod:`lstmlab.cells.sharding`); otherwise, and with None, it has no effect.
+    ``batch_axis``: name of a mesh axis to split the batch along, e.g. ``"data"``. Only when given, and
+    under ``jax.set_mesh(mesh)`` with that axis on more than one device (and B divisible by it), each
+    device runs the recurrence on its own rows (:mod:`lstmlab.cells.sharding`); None (the default) never
+    splits, whatever the ambient mesh.
     """
-    module = _module(name)
+    cell = get(name)
     opts = cell_options(name, **options)
     if impl not in IMPLS:
         raise ValueError(f"impl={impl!r} is not an implementation; valid: {', '.join(IMPLS)}")
     _remat.check_remat_chunk(remat_chunk)
-    if xs.ndim != 3:
-        raise ValueError(f"xs must be time-major (T, B, D); got shape {xs.shape}")
+    if jnp.ndim(xs) != 3:
+        raise ValueError(f"xs must be time-major (T, B, D); got shape {jnp.shape(xs)}")
+    _check_inputs(name, params, xs, "xs", **opts)
     T, B, _ = xs.shape
     if carry is None:
-        dtype = jnp.result_type(xs.dtype, params["w_h"].dtype)
-        carry = initial_carry(name, B, _hidden_size(params), dtype, **opts)
+        carry = _default_carry(name, params, xs, B, opts)
     if impl == "cudnn":
         from lstmlab.cells import cudnn as _cudnn  # imports jax.experimental.rnn only when asked for
 
@@ -153,15 +299,8 @@ def scan(name: str, params: dict[str, Array], xs: Array, carry: Carry | None = N
         return _cudnn.scan(params, xs, carry, seq_lengths=seq_lengths, reverse=reverse)
 
     def run(params: dict[str, Array], carry: Carry, xs: Array, seq_lengths: Array | None,
-            reverse: bool = False):
-        if impl == "fast" and _fast.supports(name, **opts):
-            return _fast.scan(name, params, xs, carry, seq_lengths=seq_lengths, reverse=reverse, **opts)
-
-        def cell_step(c, xp_t):
-            return module.step(name, params, c, xp_t, **opts)
-
-        return scan_projected(cell_step, module.output, carry, module.project(params, xs),
-                              seq_lengths=seq_lengths, reverse=reverse)
+            reverse: bool = False) -> tuple[Carry, Array]:
+        return _scan.run(cell, opts, params, xs, carry, seq_lengths=seq_lengths, reverse=reverse, impl=impl)
 
     def run_all(params: dict[str, Array], carry: Carry, xs: Array, seq_lengths: Array | None):
         if remat_chunk is None:
@@ -173,3 +312,26 @@ def scan(name: str, params: dict[str, Array], xs: Array, carry: Carry | None = N
     if devices > 1 and B % devices == 0:
         return _sharding.split_batch(run_all, batch_axis, params, carry, xs, seq_lengths)
     return run_all(params, carry, xs, seq_lengths)
+
+
+def scan_states(name: str, params: dict[str, Array], xs: Array, carry: Carry | None = None, *,
+                seq_lengths: Array | None = None, probes: Carry | None = None,
+                **options: Any) -> tuple[Carry, Array]:
+    """The carry after every step: ``xs`` (T, B, D) -> (states, hs (T, B, H)), ``states`` the carry's
+    structure with a leading T axis. Same loop and masking as :func:`scan` (forward direction, autodiff).
+
+    ``probes`` (the carry's structure with a leading T axis) is added to the carry right after each step
+    t: with zero probes nothing changes, and the gradient of a loss with respect to ``probes[t]`` is its
+    total derivative with respect to the state at step t.
+    """
+    cell = get(name)
+    opts = cell_options(name, **options)
+    if jnp.ndim(xs) != 3:
+        raise ValueError(f"xs must be time-major (T, B, D); got shape {jnp.shape(xs)}")
+    _check_inputs(name, params, xs, "xs", **opts)
+    T, B, _ = xs.shape
+    if carry is None:
+        carry = _default_carry(name, params, xs, B, opts)
+    mask = None if seq_lengths is None else time_mask(T, jnp.asarray(seq_lengths))
+    _, hs, _, states = _scan.loop(cell, opts, params, xs, carry, mask, probes=probes, states=True)
+    return states, hs

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jax.experimental import rnn as _rnn
 
 from lstmlab.cells.lstm import LSTMState
-from lstmlab.cells.sequence import reverse_padded, time_mask
+from lstmlab.cells.scan import reverse_padded, time_mask
 
 Array = jax.Array
 
@@ -24,8 +24,9 @@ def pack_weights(params: dict[str, Array]) -> Array:
     return jnp.concatenate([params["w_i"].T.ravel(), params["w_h"].T.ravel(), b, jnp.zeros_like(b)])
 
 
-def check_available(name: str, variant: str = "vanilla") -> None:
-    """Raise a one-line ValueError unless cuDNN can run cell ``name`` here."""
+def check_available(name: str, **options: object) -> None:
+    """Raise a one-line ValueError unless cuDNN can run cell ``name`` with ``options`` here."""
+    variant = options.get("variant")
     if name != "lstm" or variant not in ("vanilla", "NP"):
         raise ValueError(f"impl='cudnn' runs only cell='lstm' (variant vanilla); got cell={name!r} "
                          f"variant={variant!r}; use impl='fast'")

@@ -46,18 +46,31 @@ the carry (zero by default).
 Gate ablations keep the full (D, 4H) layout so weights port unchanged; unused columns get zero
 gradients. The FGR carry is :class:`FGRState` (h, c, gates); every other variant carries
 :class:`LSTMState` (h, c).
+
+The backward pass of one step (every variant but FGR, which is differentiated by autodiff), with
+``dh_t``, ``dc_t`` the cotangents of the new state and ``tc = tanh(c_t)``::
+
+    dz_o = dh_t * tc * o * (1 - o)
+    dc   = dc_t + dh_t * o * (1 - tc^2) + dz_o * p_o
+    dz_g = dc * i * (1 - g^2)        dz_i = dc * g * i * (1 - i)        dz_f = dc * c * f * (1 - f)
+    dc_{t-1} = dc * f + dz_i * p_i + dz_f * p_f
+    dh_{t-1} = dz @ w_h^T
+
+(CIFG: ``d f`` gains ``- dc * g`` since i = 1 - f; a gate fixed to one drops its terms.)
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from lstmlab.cells import init as _init
+from lstmlab.cells.base import Cell, matmul_tn
 
 Array = jax.Array
+Params = dict[str, Array]
 
 VARIANTS = ("vanilla", "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR")
 
@@ -77,91 +90,151 @@ class FGRState(NamedTuple):
     gates: Array
 
 
-def check_options(name: str, variant: str = "vanilla") -> dict:
-    if variant not in VARIANTS:
-        raise ValueError(f"variant={variant!r} is not an LSTM variant; valid: {', '.join(VARIANTS)}")
-    return {"variant": variant}
+class LSTM(Cell):
+    """The LSTM family; ``peephole=True`` is the ``peephole`` cell (``p_i, p_f, p_o`` (H,))."""
+
+    num_gates = 4
+    input_bias = "b"
+    options = {"variant": "vanilla"}
+
+    def __init__(self, peephole: bool = False):
+        self.peephole = peephole
+
+    def check_options(self, variant: str = "vanilla") -> dict[str, Any]:
+        if variant not in VARIANTS:
+            raise ValueError(f"variant={variant!r} is not an LSTM variant; valid: {', '.join(VARIANTS)}")
+        return {"variant": variant}
+
+    def has_peepholes(self, variant: str) -> bool:
+        return self.peephole and variant != "NP"
+
+    def param_shapes(self, variant: str = "vanilla") -> dict[str, tuple[str, ...]]:
+        shapes = {"w_i": ("D", "4H"), "w_h": ("H", "4H"), "b": ("4H",)}
+        if self.has_peepholes(variant):
+            shapes.update(p_i=("H",), p_f=("H",), p_o=("H",))
+        if variant == "FGR":
+            shapes["w_fgr"] = ("3H", "3H")
+        return shapes
+
+    def init(self, key: Array, input_size: int, hidden_size: int, *, input_init: str = "glorot_uniform",
+             recurrent_scale: float = 1.0, forget_bias: float = 1.0, chrono_tmax: float = 0.0,
+             dtype: Any = jnp.float32, variant: str = "vanilla") -> Params:
+        """``w_i`` (D, 4H), ``w_h`` (H, 4H), ``b`` (4H,), gate order i, f, g, o; plus ``p_i, p_f, p_o``
+        (H,) for peepholes and ``w_fgr`` (3H, 3H) for FGR. See :mod:`lstmlab.cells.init`."""
+        H = hidden_size
+        k_i, k_h = jax.random.split(key)
+        b = jnp.zeros((4 * H,), dtype).at[H:2 * H].set(forget_bias)
+        if chrono_tmax:
+            b_f = _init.chrono_bias(key, H, chrono_tmax, dtype)
+            b = b.at[H:2 * H].set(b_f).at[:H].set(-b_f)
+        params = {
+            "w_i": _init.input_weights(k_i, input_size, H, 4, input_init, dtype),
+            "w_h": _init.recurrent_weights(k_h, H, 4, recurrent_scale, dtype),
+            "b": b,
+        }
+        if self.has_peepholes(variant):
+            params.update(p_i=jnp.zeros((H,), dtype), p_f=jnp.zeros((H,), dtype), p_o=jnp.zeros((H,), dtype))
+        if variant == "FGR":
+            params["w_fgr"] = jnp.zeros((3 * H, 3 * H), dtype)
+        return params
+
+    def initial_carry(self, batch_size: int, hidden_size: int, dtype: Any = jnp.float32, *,
+                      variant: str = "vanilla") -> LSTMState | FGRState:
+        """Zero state. ``h`` has ``dtype``; ``c`` is kept in at least float32."""
+        h = jnp.zeros((batch_size, hidden_size), dtype)
+        c = jnp.zeros((batch_size, hidden_size), jnp.promote_types(dtype, jnp.float32))
+        if variant == "FGR":
+            return FGRState(h, c, jnp.zeros((batch_size, 3 * hidden_size), dtype))
+        return LSTMState(h, c)
+
+    def output(self, carry: LSTMState | FGRState) -> Array:
+        return carry.h
+
+    def forward(self, params: Params, xp: Array, carry: LSTMState | FGRState, *,
+                variant: str = "vanilla") -> tuple[LSTMState | FGRState, tuple]:
+        """One step from ``xp`` = x_t @ w_i + b (B, 4H). ``saved`` = (i, f, g, o, c_{t-1}), each (B, H),
+        with None for a gate fixed to one (and for i under CIFG, where it is 1 - f)."""
+        h, c = carry.h, carry.c
+        z = xp + h @ params["w_h"]
+        if variant == "FGR":
+            z_i, z_f, z_o = jnp.split(carry.gates @ params["w_fgr"], 3, axis=-1)
+            z = z + jnp.concatenate([z_i, z_f, jnp.zeros_like(z_i), z_o], axis=-1)
+        z_i, z_f, z_g, z_o = jnp.split(z, 4, axis=-1)
+        peep = self.has_peepholes(variant)
+        if peep:
+            z_i = z_i + params["p_i"] * c
+            z_f = z_f + params["p_f"] * c
+        f = None if variant == "NFG" else jax.nn.sigmoid(z_f)
+        if variant == "NIG":
+            i = None
+        elif variant == "CIFG":
+            i = 1.0 - f
+        else:
+            i = jax.nn.sigmoid(z_i)
+        g = z_g if variant == "NIAF" else jnp.tanh(z_g)
+        kept = c if f is None else f.astype(c.dtype) * c
+        c_new = kept + (g if i is None else i * g).astype(c.dtype)
+        if peep:
+            z_o = z_o + params["p_o"] * c_new
+        o = None if variant == "NOG" else jax.nn.sigmoid(z_o)
+        tc = c_new if variant == "NOAF" else jnp.tanh(c_new)
+        h_new = (tc if o is None else o * tc).astype(h.dtype)
+        saved = (None if variant == "CIFG" else i, f, g, o, c)
+        if variant == "FGR":
+            gates = jnp.concatenate([i, f, o], axis=-1).astype(carry.gates.dtype)
+            return FGRState(h_new, c_new, gates), saved
+        return LSTMState(h_new, c_new), saved
+
+    def has_backward(self, variant: str = "vanilla") -> bool:
+        return variant != "FGR"
+
+    def backward_state(self, carry: LSTMState, **options: Any) -> Array:
+        """The cell state each step produced, walked backwards through ``saved``'s c_{t-1}."""
+        return carry.c
+
+    def backward(self, params: Params, saved: tuple, h_prev: Array, h: Array, c: Array,
+                 d_carry: LSTMState, dh: Array, *, variant: str = "vanilla") -> tuple[Array, LSTMState, Array]:
+        """``dz`` (B, 4H) = d loss / d(x_t @ w_i + b + h_{t-1} @ w_h); see the module docstring."""
+        i, f, g, o, c_prev = saved
+        peep = self.has_peepholes(variant)
+        dh_t = (d_carry.h + dh).astype(c.dtype)
+        tc = c if variant == "NOAF" else jnp.tanh(c)
+        if o is None:
+            d_zo, dtc = jnp.zeros_like(dh_t), dh_t
+        else:
+            d_zo, dtc = dh_t * tc * o * (1 - o), dh_t * o
+        dc = d_carry.c + (dtc if variant == "NOAF" else dtc * (1 - tc * tc))
+        if peep and o is not None:
+            dc = dc + d_zo * params["p_o"]
+        i_val = 1 - f if variant == "CIFG" else i
+        d_g = dc if i_val is None else dc * i_val
+        d_zg = d_g if variant == "NIAF" else d_g * (1 - g * g)
+        d_i = dc * g
+        d_f = dc * c_prev
+        if variant == "CIFG":
+            d_f = d_f - d_i
+        d_zi = jnp.zeros_like(d_i) if i is None else d_i * i * (1 - i)
+        d_zf = jnp.zeros_like(d_f) if f is None else d_f * f * (1 - f)
+        dc_prev = dc if f is None else dc * f
+        if peep:
+            dc_prev = dc_prev + d_zi * params["p_i"] + d_zf * params["p_f"]
+        dz = jnp.concatenate([d_zi, d_zf, d_zg, d_zo], axis=-1).astype(dh.dtype)
+        dh_prev = (dz @ params["w_h.T"]).astype(d_carry.h.dtype)
+        return dz, LSTMState(dh_prev, dc_prev), c_prev
+
+    def grads(self, params: Params, dzs: Array, saveds: tuple, h_prevs: Array, final_carry: LSTMState, *,
+              variant: str = "vanilla") -> tuple[Array, Params]:
+        """``dz`` is also the gradient of the projected input; ``w_h`` and the peepholes from it."""
+        out = {"w_h": matmul_tn(h_prevs, dzs)}
+        if self.has_peepholes(variant):
+            H = params["w_h"].shape[0]
+            c_prevs = saveds[4]
+            cs = jnp.concatenate([c_prevs[1:], final_carry.c[None]], axis=0)
+            out.update(p_i=jnp.einsum("tbh,tbh->h", dzs[..., :H], c_prevs),
+                       p_f=jnp.einsum("tbh,tbh->h", dzs[..., H:2 * H], c_prevs),
+                       p_o=jnp.einsum("tbh,tbh->h", dzs[..., 3 * H:], cs))
+        return dzs, out
 
 
-def has_peepholes(name: str, variant: str) -> bool:
-    return name == "peephole" and variant != "NP"
-
-
-def init(name: str, key: Array, input_size: int, hidden_size: int, *, variant: str = "vanilla",
-         input_init: str = "glorot_uniform", recurrent_scale: float = 1.0, forget_bias: float = 1.0,
-         chrono_tmax: float = 0.0, dtype=jnp.float32) -> dict[str, Array]:
-    """Parameters ``w_i`` (D, 4H), ``w_h`` (H, 4H), ``b`` (4H,), gate order i, f, g, o; plus
-    ``p_i, p_f, p_o`` (H,) for peepholes and ``w_fgr`` (3H, 3H) for FGR. See :mod:`lstmlab.cells.init`."""
-    H = hidden_size
-    k_i, k_h = jax.random.split(key)
-    b = jnp.zeros((4 * H,), dtype).at[H:2 * H].set(forget_bias)
-    if chrono_tmax:
-        b_f = _init.chrono_bias(key, H, chrono_tmax, dtype)
-        b = b.at[H:2 * H].set(b_f).at[:H].set(-b_f)
-    params = {
-        "w_i": _init.input_weights(k_i, input_size, H, 4, input_init, dtype),
-        "w_h": _init.recurrent_weights(k_h, H, 4, recurrent_scale, dtype),
-        "b": b,
-    }
-    if has_peepholes(name, variant):
-        params.update(p_i=jnp.zeros((H,), dtype), p_f=jnp.zeros((H,), dtype), p_o=jnp.zeros((H,), dtype))
-    if variant == "FGR":
-        params["w_fgr"] = jnp.zeros((3 * H, 3 * H), dtype)
-    return params
-
-
-def initial_carry(name: str, batch_size: int, hidden_size: int, dtype=jnp.float32, *,
-                  variant: str = "vanilla") -> LSTMState | FGRState:
-    """Zero state. ``h`` has ``dtype``; ``c`` is kept in at least float32."""
-    h = jnp.zeros((batch_size, hidden_size), dtype)
-    c = jnp.zeros((batch_size, hidden_size), jnp.promote_types(dtype, jnp.float32))
-    if variant == "FGR":
-        return FGRState(h, c, jnp.zeros((batch_size, 3 * hidden_size), dtype))
-    return LSTMState(h, c)
-
-
-def project(params: dict[str, Array], xs: Array) -> Array:
-    """Input projection ``xs @ w_i + b`` for all time steps at once: (..., D) -> (..., 4H)."""
-    return xs @ params["w_i"] + params["b"]
-
-
-def step(name: str, params: dict[str, Array], carry: LSTMState | FGRState, xp: Array, *,
-         variant: str = "vanilla") -> LSTMState | FGRState:
-    """One time step from the projected input ``xp`` = x_t @ w_i + b (B, 4H). Returns the new carry."""
-    h, c = carry.h, carry.c
-    z = xp + h @ params["w_h"]
-    if variant == "FGR":
-        z_ifo = carry.gates @ params["w_fgr"]
-        z_i, z_f, z_o = jnp.split(z_ifo, 3, axis=-1)
-        z = z + jnp.concatenate([z_i, z_f, jnp.zeros_like(z_i), z_o], axis=-1)
-    z_i, z_f, z_g, z_o = jnp.split(z, 4, axis=-1)
-    peep = has_peepholes(name, variant)
-    if peep:
-        z_i = z_i + params["p_i"] * c
-        z_f = z_f + params["p_f"] * c
-
-    f = jnp.ones_like(z_f) if variant == "NFG" else jax.nn.sigmoid(z_f)
-    if variant == "NIG":
-        i = jnp.ones_like(z_i)
-    elif variant == "CIFG":
-        i = 1.0 - f
-    else:
-        i = jax.nn.sigmoid(z_i)
-    g = z_g if variant == "NIAF" else jnp.tanh(z_g)
-
-    c_new = f.astype(c.dtype) * c + i.astype(c.dtype) * g.astype(c.dtype)
-
-    if peep:
-        z_o = z_o + params["p_o"] * c_new
-    o = jnp.ones_like(z_o) if variant == "NOG" else jax.nn.sigmoid(z_o)
-    h_new = (o * (c_new if variant == "NOAF" else jnp.tanh(c_new))).astype(h.dtype)
-
-    if variant == "FGR":
-        gates = jnp.concatenate([i, f, o], axis=-1).astype(carry.gates.dtype)
-        return FGRState(h_new, c_new, gates)
-    return LSTMState(h_new, c_new)
-
-
-def output(carry: LSTMState | FGRState) -> Array:
-    """The per-step output of the LSTM family is ``h`` (B, H)."""
-    return carry.h
+CELL = LSTM(peephole=False)
+PEEPHOLE = LSTM(peephole=True)

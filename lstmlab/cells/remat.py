@@ -14,7 +14,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from lstmlab.cells.sequence import reverse_padded
+from lstmlab.cells.scan import reverse_padded
 
 Array = jax.Array
 Carry = Any

@@ -7,55 +7,78 @@ One step, with ``x_t`` (B, D) and previous state ``h`` (B, H)::
 ``activation`` is one of ``tanh`` (default), ``relu`` or ``identity``; ``identity`` gives the linear RNN
 whose gradients are exactly powers of ``w_h`` (the gradient studies use it). Parameters ``w_i`` (D, H),
 ``w_h`` (H, H), ``b`` (H,). The carry is ``h`` (B, H).
+
+Backward: ``dz = dh_t * activation'`` (written in terms of the output: ``1 - h_t^2`` for tanh,
+``h_t > 0`` for relu, 1 for identity), ``dh_{t-1} = dz @ w_h^T``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from lstmlab.cells import init as _init
+from lstmlab.cells.base import Cell, matmul_tn
 
 Array = jax.Array
+Params = dict[str, Array]
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "identity": lambda a: a}
 
 
-def check_options(name: str, activation: str = "tanh") -> dict:
-    if activation not in ACTIVATIONS:
-        raise ValueError(
-            f"activation={activation!r} is not an RNN activation; valid: {', '.join(ACTIVATIONS)}"
-        )
-    return {"activation": activation}
+def activation_grad(activation: str, h: Array) -> Array:
+    """d activation / d pre-activation, written in terms of the output ``h``."""
+    if activation == "tanh":
+        return 1 - h * h
+    if activation == "relu":
+        return (h > 0).astype(h.dtype)
+    return jnp.ones_like(h)
 
 
-def init(name: str, key: Array, input_size: int, hidden_size: int, *, activation: str = "tanh",
-         input_init: str = "glorot_uniform", recurrent_scale: float = 1.0, forget_bias: float = 1.0,
-         chrono_tmax: float = 0.0, dtype=jnp.float32) -> dict[str, Array]:
-    """``forget_bias`` and ``chrono_tmax`` are accepted for a uniform interface and ignored (an RNN has
-    no gate)."""
-    k_i, k_h = jax.random.split(key)
-    return {
-        "w_i": _init.input_weights(k_i, input_size, hidden_size, 1, input_init, dtype),
-        "w_h": _init.recurrent_weights(k_h, hidden_size, 1, recurrent_scale, dtype),
-        "b": jnp.zeros((hidden_size,), dtype),
-    }
+class RNN(Cell):
+    """The Elman RNN; option ``activation`` (default ``tanh``)."""
+
+    num_gates = 1
+    input_bias = "b"
+    options = {"activation": "tanh"}
+
+    def check_options(self, activation: str = "tanh") -> dict[str, Any]:
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation={activation!r} is not an RNN activation; valid: {', '.join(ACTIVATIONS)}"
+            )
+        return {"activation": activation}
+
+    def init(self, key: Array, input_size: int, hidden_size: int, *, input_init: str = "glorot_uniform",
+             recurrent_scale: float = 1.0, forget_bias: float = 1.0, chrono_tmax: float = 0.0,
+             dtype: Any = jnp.float32, activation: str = "tanh") -> Params:
+        """``forget_bias`` and ``chrono_tmax`` are accepted for a uniform interface and ignored (an RNN
+        has no gate)."""
+        k_i, k_h = jax.random.split(key)
+        return {
+            "w_i": _init.input_weights(k_i, input_size, hidden_size, 1, input_init, dtype),
+            "w_h": _init.recurrent_weights(k_h, hidden_size, 1, recurrent_scale, dtype),
+            "b": jnp.zeros((hidden_size,), dtype),
+        }
+
+    def initial_carry(self, batch_size: int, hidden_size: int, dtype: Any = jnp.float32, *,
+                      activation: str = "tanh") -> Array:
+        return jnp.zeros((batch_size, hidden_size), dtype)
+
+    def forward(self, params: Params, xp: Array, h: Array, *, activation: str = "tanh") -> tuple[Array, None]:
+        """One step from ``xp`` = x_t @ w_i + b (B, H); nothing saved (the backward uses the output)."""
+        return ACTIVATIONS[activation](xp + h @ params["w_h"]).astype(h.dtype), None
+
+    def backward(self, params: Params, saved: None, h_prev: Array, h: Array, state: None, d_carry: Array,
+                 dh: Array, *, activation: str = "tanh") -> tuple[Array, Array, None]:
+        dz = ((d_carry + dh) * activation_grad(activation, h)).astype(dh.dtype)
+        return dz, (dz @ params["w_h.T"]).astype(d_carry.dtype), None
+
+    def grads(self, params: Params, dzs: Array, saveds: None, h_prevs: Array, final_carry: Array, *,
+              activation: str = "tanh") -> tuple[Array, Params]:
+        return dzs, {"w_h": matmul_tn(h_prevs, dzs)}
 
 
-def initial_carry(name: str, batch_size: int, hidden_size: int, dtype=jnp.float32) -> Array:
-    return jnp.zeros((batch_size, hidden_size), dtype)
-
-
-def project(params: dict[str, Array], xs: Array) -> Array:
-    """``xs @ w_i + b`` for all time steps at once: (..., D) -> (..., H)."""
-    return xs @ params["w_i"] + params["b"]
-
-
-def step(name: str, params: dict[str, Array], h: Array, xp: Array, *,
-         activation: str = "tanh") -> Array:
-    """One time step from the projected input ``xp`` (B, H). Returns the new ``h`` (B, H)."""
-    return ACTIVATIONS[activation](xp + h @ params["w_h"]).astype(h.dtype)
-
-
-def output(h: Array) -> Array:
-    return h
+CELL = RNN()

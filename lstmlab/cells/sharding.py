@@ -1,12 +1,11 @@
 """One recurrence per device: the batch of a scan split over a mesh axis with ``jax.shard_map``.
 
-Under ``jax.set_mesh(mesh)`` with the batch sharded along an axis of ``mesh`` (the trainer's ``"data"``),
-leaving the partitioning of the time loop to the compiler (GSPMD) is slower than one device on CPU
-(measured: 0.7-0.8x at B=32..64, H=128..512). Splitting explicitly runs each device's loop on its own rows
-with no communication inside the loop; the weight gradients are summed over the axis once, after it
-(``shard_map``'s transpose of the replicated parameters). On a 2-core CPU split into one XLA device per
-core (``JAX_NUM_CPU_DEVICES=2``) this is 1.1-1.5x faster than one device using both cores
-(``scripts/bench_notes.md``). Results equal the unsplit scan up to the order of that sum.
+Only an explicit ``cells.scan(..., batch_axis=name)`` under ``jax.set_mesh(mesh)`` splits; the ambient mesh
+alone never does. Leaving the partitioning of the time loop to the compiler (GSPMD) is slow on CPU;
+splitting explicitly runs each device's loop on its own rows with no communication inside the loop, and
+the weight gradients are summed over the axis once, after it (``shard_map``'s transpose of the replicated
+parameters). Timings are in ``scripts/bench_notes.md``. Results equal the unsplit scan up to the order of
+that sum.
 """
 
 from __future__ import annotations

@@ -84,27 +84,12 @@ def initial_carries(layers: Sequence[LayerSpec], batch_size: int, dtype) -> list
 
 
 def run_layer(cell: str, params: dict[str, Array], options: Mapping[str, Any], xs: Array, carry: Carry,
-              probes: Carry | None = None, mask: Array | None = None) -> tuple[Carry, Array]:
+              probes: Carry | None = None, seq_lengths: Array | None = None) -> tuple[Carry, Array]:
     """Run one layer over ``xs`` (T, B, D) from ``carry``, adding ``probes`` (the carry's structure with
-    a leading T axis) to the carry after each step. ``mask`` (T, B) bool marks valid steps as in
-    :func:`lstmlab.cells.scan`. Returns (states at every step (leading T axis), outputs (T, B, H))."""
-    if probes is None:
-        probes = jax.tree.map(lambda a: jnp.zeros((xs.shape[0],) + a.shape, a.dtype), carry)
-
-    def body(old, inputs):
-        x_t, p_t, m_t = inputs
-        new, _ = cells.step(cell, params, old, x_t, **options)
-        new = jax.tree.map(lambda n, o: n.astype(o.dtype), new, old)
-        if m_t is not None:
-            new = jax.tree.map(lambda n, o: jnp.where(m_t[:, None], n, o), new, old)
-        new = jax.tree.map(jnp.add, new, p_t)
-        h = hidden(new)
-        if m_t is not None:
-            h = jnp.where(m_t[:, None], h, jnp.zeros_like(h))
-        return new, (new, h)
-
-    _, (states, hs) = jax.lax.scan(body, carry, (xs, probes, mask))
-    return states, hs
+    a leading T axis) to the carry after each step, through :func:`lstmlab.cells.scan_states`.
+    ``seq_lengths`` (B,) as in :func:`lstmlab.cells.scan`. Returns (states at every step (leading T
+    axis), outputs (T, B, H))."""
+    return cells.scan_states(cell, params, xs, carry, seq_lengths=seq_lengths, probes=probes, **options)
 
 
 def check_layer_inputs(layers: Sequence[LayerSpec], xs: Array) -> None:
@@ -149,13 +134,12 @@ def state_grad_norms(layers: Sequence[LayerSpec], xs: Array, loss_fn: Callable[[
         carries = initial_carries(specs, B, xs.dtype)
     if len(carries) != len(specs):
         raise ValueError(f"got {len(carries)} carries for {len(specs)} layers")
-    mask = None if seq_lengths is None else cells.time_mask(T, jnp.asarray(seq_lengths))
     probes = [jax.tree.map(lambda a: jnp.zeros((T,) + a.shape, a.dtype), c) for c in carries]
 
     def loss_of_probes(probes):
         hs = xs
         for (cell, params, options), carry, probe in zip(specs, carries, probes):
-            _, hs = run_layer(cell, params, options, hs, carry, probe, mask)
+            _, hs = run_layer(cell, params, options, hs, carry, probe, seq_lengths)
         loss = loss_fn(hs)
         if jnp.shape(loss) != ():
             raise ValueError(f"loss_fn must return a scalar; got shape {jnp.shape(loss)}")

@@ -29,9 +29,10 @@ class Recurrent(nnx.Module):
     ``learn_initial_carry`` adds trainable initial states (one (H,) vector per carry component,
     broadcast over the batch) used when no carry is passed. ``impl``, ``remat_chunk`` and ``batch_axis``
     are passed to :func:`lstmlab.cells.scan` (fast kernels by default; ``remat_chunk=K`` trades compute
-    for memory; ``batch_axis``, a mesh axis name such as the trainer's ``"data"``, runs one recurrence
-    per device on its rows of the batch when called under ``jax.set_mesh`` with that axis, and does
-    nothing otherwise; None, the default, leaves the batch to the compiler).
+    for memory; ``batch_axis``, e.g. the trainer's mesh axis ``"data"``, runs one recurrence per device
+    on its rows of the batch when called under ``jax.set_mesh`` with that axis; None, the default, never
+    splits). ``options`` are the cell's own (:func:`lstmlab.cells.option_names`). Parameters of the
+    wrong shape (e.g. assigned from another framework) are a ValueError when the layer is called.
     """
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, *, rngs: nnx.Rngs,
@@ -40,6 +41,7 @@ class Recurrent(nnx.Module):
                  impl: str = "fast", remat_chunk: int | None = None, batch_axis: str | None = None,
                  param_dtype=jnp.float32, **options: Any):
         self.cell = cell
+        self.input_size = input_size
         self.batch_axis = batch_axis
         self.remat_chunk = remat_chunk
         self.hidden_size = hidden_size
@@ -61,7 +63,7 @@ class Recurrent(nnx.Module):
 
     @property
     def options(self) -> dict[str, Any]:
-        """The cell's options (``variant``, ``activation``) as keyword arguments."""
+        """The cell's options (:func:`lstmlab.cells.option_names`) as keyword arguments."""
         return dict(self.option_items)
 
     def cell_params(self) -> dict[str, Array]:
@@ -82,7 +84,10 @@ class Recurrent(nnx.Module):
         """xs (T, B, D) -> (final carry, hs (T, B, H))."""
         if carry is None:
             carry = self.initial_carry(xs.shape[1], jnp.result_type(xs.dtype, self.w_h[...].dtype))
-        return cells.scan(self.cell, self.cell_params(), xs, carry, seq_lengths=seq_lengths,
+        params = self.cell_params()
+        cells.check_params(self.cell, params, input_size=self.input_size, hidden_size=self.hidden_size,
+                           **self.options)
+        return cells.scan(self.cell, params, xs, carry, seq_lengths=seq_lengths,
                           reverse=reverse, impl=self.impl, remat_chunk=self.remat_chunk,
                           batch_axis=self.batch_axis, **self.options)
 
