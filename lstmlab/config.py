@@ -44,9 +44,11 @@ def _int_at_least(key: str, value: Any, low: int) -> None:
 class CellConfig:
     """Which cell, and how it is initialised (see :mod:`lstmlab.cells.init`)."""
 
-    name: str = "lstm"  # lstm | peephole | gru | rnn
+    name: str = "lstm"  # lstm | peephole | gru | rnn, or any cell registered with lstmlab.cells.register
     variant: str = "vanilla"  # LSTM family: vanilla NIG NFG NOG NIAF NOAF NP CIFG FGR
     activation: str = "tanh"  # rnn: tanh | relu | identity
+    reset_after: bool = True  # gru: PyTorch/cuDNN form (true) or Cho et al.'s original (false)
+    extra: dict[str, Any] = field(default_factory=dict)  # options of a registered cell without a key above
     input_init: str = "glorot_uniform"
     recurrent_scale: float = 1.0
     forget_bias: float = 1.0
@@ -57,12 +59,10 @@ class CellConfig:
 
         if self.name not in cells.CELLS:
             raise ConfigError(f"cell.name={self.name!r} is not a cell; valid: {', '.join(cells.CELLS)}")
-        if self.name in ("lstm", "peephole") and self.variant not in cells.VARIANTS:
-            raise ConfigError(f"cell.variant={self.variant!r} is not an LSTM variant; valid: "
-                              f"{', '.join(cells.VARIANTS)}")
-        if self.name == "rnn" and self.activation not in cells.ACTIVATIONS:
-            raise ConfigError(f"cell.activation={self.activation!r} is not an RNN activation; valid: "
-                              f"{', '.join(cells.ACTIVATIONS)}")
+        try:
+            cells.cell_options(self.name, **self.options())
+        except ValueError as err:
+            raise ConfigError(f"cell.{one_line(err)}") from err
         if self.input_init not in cells.INPUT_INITIALIZERS:
             raise ConfigError(f"cell.input_init={self.input_init!r} is not an initialiser; valid: "
                               f"{', '.join(cells.INPUT_INITIALIZERS)}")
@@ -72,12 +72,16 @@ class CellConfig:
             raise ConfigError(f"cell.chrono_tmax={self.chrono_tmax!r} must be 0 (off) or > 2 (time steps)")
 
     def options(self) -> dict[str, Any]:
-        """The cell's own options: ``variant`` for the LSTM family, ``activation`` for the plain RNN."""
-        if self.name in ("lstm", "peephole"):
-            return {"variant": self.variant}
-        if self.name == "rnn":
-            return {"activation": self.activation}
-        return {}
+        """The cell's own options (:func:`lstmlab.cells.option_names`): each taken from the key of that
+        name above (``variant``, ``activation``, ``reset_after``) or from ``extra``; keys of ``extra``
+        the cell does not take are passed on, so that the cell refuses them by name."""
+        from lstmlab import cells
+
+        own = {k: getattr(self, k) for k in cells.option_names(self.name) if k in _CELL_OPTION_KEYS}
+        return {**own, **self.extra}
+
+
+_CELL_OPTION_KEYS = ("variant", "activation", "reset_after")
 
 
 @dataclass

@@ -152,3 +152,23 @@ def test_registered_cell_runs_in_the_nnx_layers_with_its_options():
     np.testing.assert_allclose(grads["fast"][0], grads["reference"][0], rtol=1e-5)
     for a, b in zip(jax.tree.leaves(grads["fast"][1]), jax.tree.leaves(grads["reference"][1])):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_registered_cell_trains_through_the_config_and_training_api(tmp_path):
+    """cell.name picks the registered cell and cell.extra carries its options, with no edit to lstmlab."""
+    import json
+
+    from lstmlab.cli import compose
+    from lstmlab.train import train_and_evaluate
+
+    overrides = ["+preset=tiny", "logger.wandb.mode=disabled", "trainer.progress=none", "data.val_size=32",
+                 "data.test_size=32", "data.seq_len=10", "cell.name=mgu", "+cell.extra.scale=0.5"]
+    config, resolved = compose("adding", overrides)
+    assert config.cell.options() == {"scale": 0.5}
+    summary = train_and_evaluate(config, tmp_path / "run", config_dict=resolved)
+    assert summary["step"] == config.trainer.max_steps
+    saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert np.isfinite(saved["test/loss"])
+    bad, _ = compose("adding", [*overrides[:-1], "+cell.extra.shape=2"])
+    with pytest.raises(Exception, match="shape"):
+        bad.check()

@@ -16,8 +16,8 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from lstmlab import data as data_lib
-from lstmlab.config import Config, ConfigError, one_line
+from lstmlab import cells, data as data_lib
+from lstmlab.config import CellConfig, Config, ConfigError, one_line
 from lstmlab.io.checkpoint import Checkpointer, unflatten
 from lstmlab.io.rundir import RunDir
 from lstmlab.nn import RecurrentModel
@@ -102,8 +102,8 @@ def model_mismatch(saved: dict[str, Any] | None, current: dict[str, Any]) -> str
         return None
     keys = ["cell.name", "model.hidden_size", "model.num_layers", "model.bidirectional", "model.embed_size",
             "model.learn_initial_carry", "kind", "vocab_size", "input_size", "output_size"]
-    cell = current["cell"]["name"]
-    keys += ["cell.variant"] if cell in ("lstm", "peephole") else ["cell.activation"] if cell == "rnn" else []
+    keys += [f"cell.{k}" for k in cells.option_names(current["cell"]["name"])]
+    keys += [f"cell.extra.{k}" for k in current["cell"].get("extra", {})]
     try:
         keys += task_for(current.get("kind", "")).signature_keys()
     except ValueError:
@@ -114,9 +114,13 @@ def model_mismatch(saved: dict[str, Any] | None, current: dict[str, Any]) -> str
             sig = sig.get(part) if isinstance(sig, dict) else None
         return sig
 
+    defaults = {"cell": {**asdict(CellConfig()), **current["cell"].get("extra", {})}}
     for key in keys:
-        if get(saved, key) != get(current, key):
-            return f"{key}={get(saved, key)!r} (this config: {get(current, key)!r})"
+        before = get(saved, key)
+        if before is None and get(saved, "cell") is not None:  # a key older checkpoints do not record
+            before = get(defaults, key.replace("extra.", ""))
+        if before != get(current, key):
+            return f"{key}={before!r} (this config: {get(current, key)!r})"
     return None
 
 
