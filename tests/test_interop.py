@@ -133,7 +133,6 @@ def test_from_keras_sequential_of_two_bidirectional_gru_layers():
     np.testing.assert_allclose(np.asarray(ported.stack()(jnp.asarray(xs))[1]), np.asarray(model(xs)), **TOL)
 
 
-@pytest.mark.xfail(strict=True, reason="needs cells gru reset_after option")
 def test_from_keras_gru_reset_before():
     layer = keras_randomised(keras_layers().GRU(H, return_sequences=True, reset_after=False), seed=4)
     ported = interop.from_keras(layer)
