@@ -12,6 +12,7 @@ before any work is done.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Optional
 
@@ -94,6 +95,7 @@ class ModelConfig:
     pooling: str = "last"  # per-sequence tasks: last (last valid step) | mean (masked mean)
     learn_initial_carry: bool = False
     impl: Optional[str] = None  # cells.scan implementation; None: the cells' default
+    init_from: Optional[str] = None  # start from these weights: a .npz (lstmlab.interop.save_params) or a run directory
 
     def check(self) -> None:
         from lstmlab import cells
@@ -108,6 +110,8 @@ class ModelConfig:
             raise ConfigError(f"model.embed_size={self.embed_size} must be >= 0")
         if self.impl is not None and self.impl not in cells.IMPLS:
             raise ConfigError(f"model.impl={self.impl!r}; valid: {', '.join(cells.IMPLS)}")
+        if self.init_from is not None and not os.path.exists(self.init_from):
+            raise ConfigError(f"model.init_from={self.init_from}: no such file or run directory")
 
 
 @dataclass

@@ -267,3 +267,49 @@ def test_load_into_refuses_a_stack_of_another_shape():
     with pytest.raises(ValueError, match=r"'layer0/fwd/w_i' has shape \(3, 12\), expected \(5, 12\)"):
         interop.load_into(RecurrentStack("gru", D + 2, H, num_layers=2, bidirectional=True, rngs=nnx.Rngs(0)),
                           ported)
+
+
+# -- a run that starts from imported weights ------------------------------------------------------------
+
+def _vowels_config(*extra: str):
+    from lstmlab.cli import compose
+
+    return compose("vowels", ["+preset=tiny", "logger.wandb.mode=disabled", "trainer.progress=none",
+                              "model.num_layers=1", "model.hidden_size=8", *extra])
+
+
+def test_run_starts_from_another_runs_checkpoint_and_refuses_other_shapes(tmp_path):
+    from lstmlab.config import ConfigError
+    from lstmlab.io import checkpoint as ckpt
+    from lstmlab.train import setup, train_and_evaluate
+
+    config, resolved = _vowels_config()
+    train_and_evaluate(config, tmp_path / "a", config_dict=resolved)
+    trained = setup(config, tmp_path / "a").state["params"]
+    fresh = setup(_vowels_config("seed=1")[0]).state["params"]
+    started = setup(_vowels_config("seed=1", f"model.init_from={tmp_path / 'a'}")[0]).state["params"]
+    flat = lambda tree: {k: np.asarray(v) for k, v in ckpt.flatten(tree).items()}  # noqa: E731
+    for key, value in flat(trained).items():
+        np.testing.assert_array_equal(flat(started)[key], value)
+    assert any(not np.array_equal(flat(fresh)[k], v) for k, v in flat(trained).items())
+    with pytest.raises(ConfigError, match=r"model.init_from=.*shape"):
+        setup(_vowels_config("model.hidden_size=16", f"model.init_from={tmp_path / 'a'}")[0])
+    with pytest.raises(ConfigError, match="model.init_from=.*no such file"):
+        _vowels_config(f"model.init_from={tmp_path / 'missing.npz'}")[0].check()
+
+
+def test_run_starts_from_a_torch_lstm_saved_as_npz(tmp_path):
+    torch = pytest.importorskip("torch", reason="PyTorch is in the test extra (torch==2.13.0)")
+    from lstmlab.train import setup
+
+    module = torch.nn.LSTM(12, 8, batch_first=True)  # vowels: 12 LPC coefficients per frame
+    interop.save_params(tmp_path / "lstm.npz", interop.from_torch(module).params)
+    run = setup(_vowels_config("model.bidirectional=false", f"model.init_from={tmp_path / 'lstm.npz'}")[0])
+    w_h = [np.asarray(v) for k, v in ckpt_flat(run.state["params"]).items() if k.endswith("w_h.value")]
+    np.testing.assert_allclose(w_h[0], module.weight_hh_l0.detach().numpy().T)
+
+
+def ckpt_flat(tree):
+    from lstmlab.io import checkpoint as ckpt
+
+    return ckpt.flatten(tree)

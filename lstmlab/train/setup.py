@@ -16,7 +16,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from lstmlab import cells, data as data_lib
+from lstmlab import cells, data as data_lib, interop
 from lstmlab.config import CellConfig, Config, ConfigError, one_line
 from lstmlab.io.checkpoint import Checkpointer, unflatten
 from lstmlab.io.rundir import RunDir
@@ -226,6 +226,11 @@ def setup(config: Config, run_dir: str | Path | None = None) -> Run:
     batch_size = dataset.train_batch(0)["inputs"].shape[0]
     mesh = make_mesh(config.trainer.devices, batch_size)
     graphdef, state = steps.initial_state(model, tx, spec, batch_size)
+    if config.model.init_from is not None:  # a resumed run's checkpoint replaces these below
+        try:
+            state["params"] = interop.load_matching(state["params"], config.model.init_from)
+        except (ValueError, OSError) as err:
+            raise ConfigError(f"model.init_from={config.model.init_from}: {one_line(err)}") from err
     vocab = task_for(spec).vocab(dataset)
     meta = {"vocab": vocab.to_json() if vocab is not None else None, "model": model_signature(config, spec)}
     rundir = RunDir(run_dir) if run_dir is not None else None
