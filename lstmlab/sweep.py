@@ -112,10 +112,11 @@ def run_job(task: Callable[[Any], Any], cfg: Any) -> Any:
 
 
 def collect_jobs(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """The jobs under ``sweep_dir`` (subdirectories with a ``job.json``), by job number, each with the
+    """The jobs under ``sweep_dir`` (directories with a ``job.json`` at any depth, so a nested
+    ``hydra.sweep.subdir`` such as ``${experiment}/${hydra.job.num}`` works), by job number, each with the
     validation metrics of its ``summary.json``."""
     jobs = []
-    for path in Path(sweep_dir).glob(f"*/{JOB_FILE}"):
+    for path in Path(sweep_dir).rglob(JOB_FILE):
         try:
             record = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
@@ -128,7 +129,7 @@ def collect_jobs(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 values = {}
             record.update({k: v for k, v in values.items()
                            if k.startswith("val/") and isinstance(v, (int, float))})
-        record["dir"] = path.parent.name
+        record["dir"] = path.parent.relative_to(Path(sweep_dir)).as_posix()
         jobs.append(record)
     return sorted(jobs, key=lambda r: (r.get("job", 1 << 30), r["dir"]))
 

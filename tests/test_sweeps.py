@@ -220,3 +220,15 @@ def test_bad_search_config_is_one_line_exit_2(tmp_path, bad, names):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lstmlab: error: ") and names in lines[0], proc.stderr
     assert not directory.exists()
+
+
+def test_jobs_are_found_in_nested_sweep_subdirectories(tmp_path):
+    from lstmlab.sweep import collect_jobs, record_job
+
+    for job, sub in enumerate(["adding/0", "vowels/1", "2"]):
+        (tmp_path / sub).mkdir(parents=True)
+        record_job(tmp_path / sub, {"job": job, "overrides": [f"seed={job}"], "status": "completed"})
+    (tmp_path / "vowels" / "1" / "summary.json").write_text('{"val/accuracy": 0.5, "test/accuracy": 0.4}')
+    jobs = collect_jobs(tmp_path)
+    assert [(j["job"], j["dir"]) for j in jobs] == [(0, "adding/0"), (1, "vowels/1"), (2, "2")]
+    assert jobs[1]["val/accuracy"] == 0.5 and "test/accuracy" not in jobs[1]
