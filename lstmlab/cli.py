@@ -317,12 +317,24 @@ def check_sweep_values(overrides: list[str]) -> None:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception as err:  # Hydra's grammar errors
         _fail(describe_config_error(err))
+    import re
+
+    def quote(value: str) -> str:
+        if re.fullmatch(r"[\w\-+./:@]*", value, flags=re.ASCII):
+            return value
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
     firsts, sweeps = [], []
     for arg, override in zip(overrides, parsed):
         if override.is_sweep_override():
-            values = list(override.sweep_string_iterator())
+            try:
+                values = [quote(v) for v in override.sweep_string_iterator()]
+            except Exception:  # interval and glob sweeps cannot be listed: the sweeper checks them
+                continue
             key = arg.partition("=")[0]
-            firsts.append(f"{key}={values[0]}" if values else arg)
+            if not values:
+                continue
+            firsts.append(f"{key}={values[0]}")
             sweeps.append((len(firsts) - 1, key, values))
         else:
             firsts.append(arg)
