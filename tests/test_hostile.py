@@ -306,7 +306,7 @@ def test_a_second_process_is_refused_while_the_first_runs(tmp_path: Path) -> Non
     it printed its first progress line) is refused in one line naming the first's PID, and the first run
     finishes with every step once in metrics.jsonl."""
     run_dir = tmp_path / "run"
-    args = [*BASE, "trainer.max_steps=200", "checkpoint.every=100", f"hydra.run.dir={run_dir}"]
+    args = [*BASE, "trainer.max_steps=200", "checkpoint.every=100", "diagnostics.every=0", f"hydra.run.dir={run_dir}"]
     first = subprocess.Popen([sys.executable, "-m", "lstmlab", *args], cwd=ROOT, env=cli_env(),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -339,7 +339,8 @@ def test_a_link_named_like_an_old_temporary_file_is_never_written_through(tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     assert outside.read_text() == "outside\n"
     assert all((run_dir / name).is_symlink() for name in ("config.yaml.tmp", "gradnorms.npz.partial.npz"))
-    assert not list(run_dir.glob(".*.tmp")), "a temporary file was left behind"
+    left = [p.name for p in run_dir.glob(".*.tmp") if not p.is_symlink()]
+    assert not left, f"temporary files left behind: {left}"
 
 
 # -- Ctrl-C during start-up ------------------------------------------------------------------------------
@@ -399,16 +400,14 @@ def tmpfs(path: Path, size: str):
 
 def fill(folder: Path) -> None:
     """Write into ``folder`` until its file system is full."""
-    with open(folder / "filler", "wb") as f:
-        block = b"\0" * 4096
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(block)
-                f.flush()
+    block = b"\0" * 4096
+    with contextlib.suppress(OSError), open(folder / "filler", "wb", buffering=0) as f:
+        while True:
+            f.write(block)
 
 
 def test_a_full_disk_stops_the_run_in_one_line_with_its_checkpoints_intact(tmp_path: Path) -> None:
-    """The disk fills up while the run trains (after its first progress line): the run ends with one line
+    """The disk fills up while the run trains (after its second progress line): the run ends with one line
     and status 3, its last checkpoint reads back whole, and once space is freed the same command
     resumes and finishes."""
     from lstmlab.io.checkpoint import Checkpointer
@@ -419,8 +418,9 @@ def test_a_full_disk_stops_the_run_in_one_line_with_its_checkpoints_intact(tmp_p
                 "checkpoint.keep_best=false", "diagnostics.every=0", f"hydra.run.dir={run_dir}"]
         process = subprocess.Popen([sys.executable, "-m", "lstmlab", *args], cwd=ROOT, env=cli_env(),
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = process.stdout.readline()
-        assert line.startswith("step 1/100 "), line + process.stderr.read()[-2000:]
+        for _ in range(2):  # step 2's line comes after step 1's checkpoint is saved
+            line = process.stdout.readline()
+        assert line.startswith("step 2/100 "), line + process.stderr.read()[-2000:]
         fill(disk)
         process.stdout.read()
         err = process.stderr.read()
@@ -428,6 +428,7 @@ def test_a_full_disk_stops_the_run_in_one_line_with_its_checkpoints_intact(tmp_p
         assert process.returncode == 3, err[-3000:]
         lines = err.strip().splitlines()
         assert len(lines) == 1 and "No space left on device" in lines[0], err[-3000:]
+        assert lines[0].endswith("free the space and run the same command to resume"), lines[0]
         reader = Checkpointer(run_dir / "checkpoints", read_only=True)
         step, _, _, damaged = reader.read_latest_good()
         reader.close()
@@ -435,4 +436,45 @@ def test_a_full_disk_stops_the_run_in_one_line_with_its_checkpoints_intact(tmp_p
         (disk / "filler").unlink()
         again = run_cli([*args, "trainer.max_steps=100"])
         assert again.returncode == 0, again.stderr[-3000:]
-        assert f"resuming from step {step}" in again.stderr or f"resuming from step" in again.stderr
+        assert "resuming from step" in again.stderr, again.stderr[-3000:]
+
+
+# -- too many skipped updates; summary.json without NaN/Infinity ------------------------------------------
+
+
+def _strict_json(path: Path) -> dict:
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{path} holds {constant}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_skipping_more_than_max_skipped_fraction_stops_the_run(tmp_path: Path) -> None:
+    """trainer.nonfinite=skip with 1 of 5 updates skipped: past trainer.max_skipped_fraction=0.1 the run
+    raises TooManySkipped (exit status 3 through the CLI) after writing a strict-JSON summary; at 0.5 it
+    passes."""
+    from test_nonfinite import nan_config
+
+    from lstmlab.train import NonFiniteError, TooManySkipped, train_and_evaluate
+
+    config = nan_config("padding", "skip")
+    config.trainer.max_skipped_fraction = 0.1
+    with pytest.raises(TooManySkipped) as caught:
+        train_and_evaluate(config, tmp_path / "strict")
+    assert isinstance(caught.value, NonFiniteError)  # the CLI ends it with exit status 3
+    assert "1 of 5 updates were skipped" in str(caught.value) and "\n" not in str(caught.value)
+    assert _strict_json(tmp_path / "strict" / "summary.json")["train/skipped"] == 1
+
+    config.trainer.max_skipped_fraction = 0.5
+    summary = train_and_evaluate(config, tmp_path / "lenient")
+    assert summary["train/skipped"] == 1
+
+
+def test_summary_json_has_null_for_values_that_are_not_finite(tmp_path: Path) -> None:
+    from lstmlab.io.rundir import RunDir
+
+    rundir = RunDir(tmp_path)
+    rundir.write_summary({"step": 3, "val/best_loss": float("inf"), "test/loss": float("nan")})
+    saved = _strict_json(tmp_path / "summary.json")
+    assert saved["val/best_loss"] is None and saved["test/loss"] is None
+    assert saved["nonfinite_keys"] == ["test/loss", "val/best_loss"]

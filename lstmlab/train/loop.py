@@ -18,7 +18,9 @@ as ``<name>.damaged``. Under ``trainer.nonfinite=skip`` a run that skipped more 
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -39,6 +41,23 @@ log = logging.getLogger(__name__)
 
 class TooManySkipped(NonFiniteError):
     """``trainer.nonfinite=skip`` skipped more than ``trainer.max_skipped_fraction`` of the updates."""
+
+
+def os_error(err: BaseException) -> OSError | None:
+    """The OSError behind ``err`` (itself, its cause or context; orbax and tensorstore wrap a full disk in
+    their own types, keeping only its message), or None."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):
+            return current
+        text = str(current)
+        for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
+            if os.strerror(code) in text:
+                return OSError(code, os.strerror(code))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 class RunStopped(RuntimeError):
@@ -145,7 +164,10 @@ def _train(run, resolved: dict, hooks: Sequence[Hook],
         ctx = Context(run, trackers, checkpointer, metrics, primary)
         try:
             summary = loop(ctx, default_hooks(ctx, tuple(hooks), on_evaluate))
-        except OSError as err:
+        except Exception as caught:
+            err = os_error(caught)
+            if err is None:
+                raise
             last = checkpointer.latest_step()
             raise RunStopped(f"{err.strerror or err} writing {err.filename or rundir.path}; the run stopped; "
                              f"last checkpoint: {f'step {last}' if last is not None else 'none'} "
