@@ -60,10 +60,25 @@ def _notify(line: str) -> None:
     print(f"lstmlab: {' '.join(line.split())}", file=sys.stderr, flush=True)
 
 
-def _interrupted(where: str) -> None:
-    """One line and exit status 130 for Ctrl-C (SIGINT) outside the training loop."""
-    print(f"lstmlab: interrupted (SIGINT) {where}; nothing was saved", file=sys.stderr)
-    raise SystemExit(130)
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside the training loop (which handles it itself), raised like Ctrl-C's
+    KeyboardInterrupt so that start-up stops where it is."""
+
+    signum = 15
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def _interrupted(err: BaseException) -> None:
+    """One line and exit status 128 + N for SIGINT (Ctrl-C) or SIGTERM outside the training loop."""
+    import signal
+
+    signum = getattr(err, "signum", signal.SIGINT)
+    print(f"lstmlab: interrupted ({signal.Signals(signum).name}) outside the training loop (start-up or final "
+          "evaluation); the checkpoints are as they were; run the same command to resume", file=sys.stderr)
+    raise SystemExit(128 + signum)
 
 
 def run(cfg) -> dict | None:
@@ -122,10 +137,10 @@ def _run(cfg) -> dict:
         where = f" ({err.filename})" if err.filename else ""
         _fail(f"{err.strerror or err}{where}; nothing was trained; check the run directory (hydra.run.dir) "
               "and the data paths")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         if debug:
             raise
-        _interrupted("during start-up, before training began")
+        _interrupted(err)
     except Preempted as err:
         if distributed.is_primary():  # the process that saved the checkpoint
             print(f"lstmlab: {err}", file=sys.stderr)
@@ -345,12 +360,15 @@ def check_sweep_values(overrides: list[str]) -> None:
 
 
 def main() -> None:
+    import signal
+
     try:
+        signal.signal(signal.SIGTERM, _raise_terminated)  # the training loop installs its own
         _main()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        _interrupted("during start-up, before training began")
+        _interrupted(err)
 
 
 def _main() -> None:
