@@ -302,26 +302,34 @@ def test_the_table_has_every_case() -> None:
 
 
 def test_a_second_process_is_refused_while_the_first_runs(tmp_path: Path) -> None:
-    """The first run holds the lock from start-up to its end; a second one started while it runs (after
-    it printed its first progress line) is refused in one line naming the first's PID, and the first run
-    finishes with every step once in metrics.jsonl."""
+    """The first run holds the lock from start-up to its end. It is paused (SIGSTOP) after its first
+    progress line, so that it certainly holds the lock while the same command, and then another config,
+    are started in the same directory: each is refused in one line naming the first's PID and host,
+    exit status 2. Resumed (SIGCONT), the first run finishes with every step once in metrics.jsonl."""
     run_dir = tmp_path / "run"
-    args = [*BASE, "trainer.max_steps=200", "checkpoint.every=100", "diagnostics.every=0", f"hydra.run.dir={run_dir}"]
+    args = [*BASE, "trainer.max_steps=20", "checkpoint.every=10", "diagnostics.every=0", f"hydra.run.dir={run_dir}"]
     first = subprocess.Popen([sys.executable, "-m", "lstmlab", *args], cwd=ROOT, env=cli_env(),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = first.stdout.readline()
-        assert line.startswith("step 2/200 "), line + first.stderr.read()[-2000:]
-        second = run_cli([*args, "seed=1"])  # another config in the same directory
-        assert second.returncode == 2, second.stderr[-2000:]
-        lines = second.stderr.strip().splitlines()
-        assert len(lines) == 1 and f"(pid {first.pid} on host {socket.gethostname()}" in lines[0], lines
-    finally:
+        assert line.startswith("step 2/20 "), line + first.stderr.read()[-2000:]
+        first.send_signal(signal.SIGSTOP)
+        try:
+            for extra in ([], ["seed=1"]):  # the same command, another config
+                second = run_cli([*args, *extra])
+                assert second.returncode == 2, second.stderr[-2000:]
+                lines = second.stderr.strip().splitlines()
+                assert len(lines) == 1 and f"(pid {first.pid} on host {socket.gethostname()}" in lines[0], lines
+        finally:
+            first.send_signal(signal.SIGCONT)
         first.stdout.read()
         first.wait(timeout=600)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            first.kill()
     assert first.returncode == 0, first.stderr.read()[-2000:]
     steps = [json.loads(x)["step"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert steps == list(range(2, 201, 2)), steps
+    assert steps == list(range(2, 21, 2)), steps
 
 
 # -- symbolic links --------------------------------------------------------------------------------------
