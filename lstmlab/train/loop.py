@@ -110,17 +110,18 @@ def train_and_evaluate(config: Config, run_dir: str | Path, *, config_dict: dict
     or gradient norm under ``trainer.nonfinite=stop`` (:class:`TooManySkipped` past
     ``trainer.max_skipped_fraction`` under ``skip``), Preempted after SIGTERM/SIGINT (checkpoint
     saved), :class:`RunStopped` when a write fails mid-run (e.g. disk full)."""
-    tell = notify or (lambda line: log.warning("%s", line))
+    inform = notify or (lambda line: log.info("%s", line))  # progress of the run
+    warn = notify or (lambda line: log.warning("%s", line))  # damaged files set aside
     resolved = config_dict if config_dict is not None else asdict(config)
     run = setup(config, run_dir, config_dict=resolved, lock=True)
     rundir, primary = run.rundir, distributed.is_primary()
     try:
         if run.finished is not None:
             if primary:
-                tell(f"already finished at step {run.start} (trainer.max_steps={config.trainer.max_steps}); "
+                inform(f"already finished at step {run.start} (trainer.max_steps={config.trainer.max_steps}); "
                      f"summary: {rundir.path / 'summary.json'}")
             return run.finished
-        return _train(run, resolved, hooks, on_evaluate, tell)
+        return _train(run, resolved, hooks, on_evaluate, inform, warn, notify_problems=notify is not None)
     finally:
         if run.lock is not None:
             run.lock.release()
@@ -128,7 +129,8 @@ def train_and_evaluate(config: Config, run_dir: str | Path, *, config_dict: dict
 
 def _train(run, resolved: dict, hooks: Sequence[Hook],
            on_evaluate: Callable[[int, dict[str, float]], None] | None,
-           tell: Callable[[str], None]) -> dict[str, Any]:
+           inform: Callable[[str], None], warn: Callable[[str], None], *,
+           notify_problems: bool = False) -> dict[str, Any]:
     config, rundir, primary = run.config, run.rundir, distributed.is_primary()
     if primary:
         rundir.create()
@@ -139,21 +141,21 @@ def _train(run, resolved: dict, hooks: Sequence[Hook],
         if primary:
             for step, report in run.damaged.items():
                 moved = checkpointer.set_aside(step)
-                tell(f"{report}; moved to {moved.name}; resuming from "
+                warn(f"{report}; moved to {moved.name}; resuming from "
                      f"{f'step {run.start}' if run.start else 'the start'}")
             if run.damaged and not run.start:  # no good checkpoint: keep the history, do not erase it
                 for name, moved in set_aside_history(rundir.path).items():
-                    tell(f"{rundir.path / name} kept as {moved.name} (no good checkpoint to resume from)")
+                    warn(f"{rundir.path / name} kept as {moved.name} (no good checkpoint to resume from)")
             if run.start:
-                tell(f"resuming from step {run.start} of {rundir.checkpoints}")
+                inform(f"resuming from step {run.start} of {rundir.checkpoints}")
             if run.changes:
                 rundir.record_changes(run.start, run.changes)
-                tell("changed on resume at step {}: {}".format(run.start, ", ".join(
+                inform("changed on resume at step {}: {}".format(run.start, ", ".join(
                     f"{k}={a!r} -> {b!r}" for k, (a, b) in run.changes.items())))
             rundir.write_config(resolved)
             metrics = rundir.metrics(resume_step=run.start)
-            if metrics.problem:
-                tell(metrics.problem)
+            if metrics.problem and notify_problems:  # else JsonlTracker has logged it
+                warn(metrics.problem)
             rundir.cut_samples(run.start)
             trackers = Trackers(metrics)
             wandb = config.logger.wandb
