@@ -313,7 +313,10 @@ def normalize_overrides(argv: list[str]) -> list[str]:
 
 
 def check_experiment_override(overrides: list[str]) -> None:
-    """Exit 2 with a hint for ``experiment=NAME`` without ``+``: it renames the run but loads nothing."""
+    """Exit 2 with a hint for ``experiment=NAME`` naming an experiment without any ``+experiment=``: it
+    only sets the run's label and loads nothing."""
+    if any(arg.lstrip("+").startswith("experiment=") and arg.startswith("+") for arg in overrides):
+        return
     for arg in overrides:
         if arg.startswith("experiment="):
             name = arg.partition("=")[2]

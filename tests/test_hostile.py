@@ -72,6 +72,7 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     check: Callable[[Path, Path], None] | None = None  # more assertions after the run (run_dir, tmp)
     one_line: bool = True
+    base: list[str] | None = None  # instead of BASE
 
 
 def _no_newline_file(run_dir: Path, tmp: Path) -> list[str]:
@@ -241,7 +242,8 @@ CASES = [
     Case("multirun with a bad type", lambda r, t: ["-m", "model.hidden_size=8,abc",
                                                    f"hydra.sweep.dir={t / 'sweep'}"], 2,
          "model.hidden_size=abc", check=lambda r, t: _absent(t / "sweep")),
-    Case("experiment without +", ["experiment=charlm"], 2, "use +experiment=charlm", existing=False),
+    Case("experiment without +", ["experiment=charlm"], 2, "use +experiment=charlm", existing=False,
+         base=[o for o in BASE if not o.startswith(("+experiment", "data."))]),
     Case("unknown data key", ["data.nope=1"], 2, "data.nope is not an option of data set 'shakespeare'; valid: "
          "seq_len, batch_size", existing=False),
     # 8. smaller
@@ -273,7 +275,7 @@ def test_hostile_case(case: Case, finished: Path, tmp_path: Path) -> None:
     try:
         if not any(a.startswith("hydra.run.dir=") for a in args) and "-m" not in args:
             args.append(f"hydra.run.dir={run_dir}")
-        result = run_cli([*BASE, *args], **case.env)
+        result = run_cli([*(BASE if case.base is None else case.base), *args], **case.env)
     finally:
         if lock is not None:
             lock.release()
