@@ -489,3 +489,23 @@ def test_summary_json_has_null_for_values_that_are_not_finite(tmp_path: Path) ->
     saved = _strict_json(tmp_path / "summary.json")
     assert saved["val/best_loss"] is None and saved["test/loss"] is None
     assert saved["nonfinite_keys"] == ["test/loss", "val/best_loss"]
+
+
+def test_a_read_only_run_directory_ends_in_one_line_and_is_left_as_it_was(finished: Path, tmp_path: Path) -> None:
+    """A finished run on a file system remounted read-only (root bypasses mode bits, a read-only mount it
+    does not), resumed with more steps: one line, exit status 2, nothing changed; a new run directory
+    there: the same."""
+    with tmpfs(tmp_path / "disk", "16m") as disk:
+        run_dir = disk / "run"
+        shutil.copytree(finished, run_dir, symlinks=True)
+        remount = subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True, text=True)
+        if remount.returncode:
+            pytest.skip(f"cannot remount read-only here ({remount.stderr.strip()})")
+        before = snapshot(run_dir)
+        for target, says in ((run_dir, "is not writable"), (disk / "new", "cannot be made")):
+            result = run_cli([*BASE, *ALLOW_6, f"hydra.run.dir={target}"])
+            lines = result.stderr.strip().splitlines()
+            assert result.returncode == 2, result.stderr[-3000:]
+            assert len(lines) == 1 and says in lines[0], lines
+        assert snapshot(run_dir) == before
+        assert not (disk / "new").exists()
