@@ -7,6 +7,9 @@ them); from Python, build a :class:`Config` directly and pass it to
 :func:`lstmlab.train.train_and_evaluate`. The ``data`` group is a free dict because each data set takes
 its own options; its keys are checked against the data set's factory by :func:`lstmlab.data.build`
 before any work is done.
+
+The resume policy lives here too: :data:`RESUME_FREE_KEYS` lists the keys a resumed run may change
+freely; any other change is refused unless named in ``resume.allow_changes`` (:class:`ResumeConfig`).
 """
 
 from __future__ import annotations

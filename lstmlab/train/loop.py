@@ -171,10 +171,10 @@ def _train(run, resolved: dict, hooks: Sequence[Hook],
             if err is None:
                 raise
             last = checkpointer.latest_step()
+            remedy = "free the space" if err.errno in (errno.ENOSPC, errno.EDQUOT) else "fix the cause"
             raise RunStopped(f"{err.strerror or err} writing {err.filename or rundir.path}; the run stopped; "
                              f"last checkpoint: {f'step {last}' if last is not None else 'none'} "
-                             f"in {rundir.checkpoints}; free the space and run the same command to resume"
-                             ) from err
+                             f"in {rundir.checkpoints}; {remedy} and run the same command to resume") from err
         last = checkpointer.latest_step()
         summary["checkpoint_bytes"] = checkpointer.step_size(last) if last is not None else 0
         if primary:
