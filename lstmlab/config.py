@@ -306,12 +306,14 @@ class DistributedConfig:
 
 
 #: Keys a resumed run may change freely: they do not alter the run's trajectory (its parameters,
-#: batches, dropout keys and learning rates step by step), only what is logged, shown, sampled or kept.
+#: batches, dropout keys and learning rates step by step), only what is logged, shown, sampled or kept,
+#: or how the same computation is laid out (``trainer.devices``, ``trainer.split_per_device``: a run may
+#: move between machines; results agree to rounding).
 #: A key is listed, or lies under a listed section (``logger`` covers ``logger.wandb.mode``). Changing
 #: any other key on resume is refused unless named in ``resume.allow_changes``.
 RESUME_FREE_KEYS = ("experiment", "logger", "sample", "checkpoint", "distributed", "resume", "hydra",
                     "trainer.progress", "trainer.log_every", "trainer.eval_every", "trainer.eval_max_batches",
-                    "trainer.max_skipped_fraction")
+                    "trainer.max_skipped_fraction", "trainer.devices", "trainer.split_per_device")
 
 
 def resume_free(key: str) -> bool:
