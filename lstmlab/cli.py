@@ -9,6 +9,12 @@ loss or gradient norm under ``trainer.nonfinite=stop`` ends with exit status 3; 
 checkpoint and end with 128 + the signal number (130, 143). The library raises these as exceptions
 (:class:`~lstmlab.config.ConfigError`, :class:`~lstmlab.train.NonFiniteError`,
 :class:`~lstmlab.train.Preempted`); only this module turns them into messages and exit statuses.
+
+Exit statuses: 2 bad input (a bad value, a run directory that cannot be written or holds a symbolic
+link, a run directory in use by another process, a resume that would change the run), 3 a stopped run
+(non-finite values, too many skipped updates, a write that failed mid-run such as a full disk; the
+checkpoints are intact), 130/143 SIGINT/SIGTERM (also Ctrl-C during start-up, before anything was
+saved). Each ends with one line on stderr.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ if TYPE_CHECKING:
 
 EXIT_BAD_INPUT = 2
 EXIT_NONFINITE = 3
+EXIT_STOPPED = 3
 _NEW_DIRS: list[Path] = []  # the run directory and the parents of it that did not exist at the start
 
 
@@ -45,8 +52,33 @@ def register_schema() -> None:
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    print(f"lstmlab: error: {message}", file=sys.stderr)
+    print(f"lstmlab: error: {' '.join(message.split())}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def _notify(line: str) -> None:
+    print(f"lstmlab: {' '.join(line.split())}", file=sys.stderr, flush=True)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside the training loop (which handles it itself), raised like Ctrl-C's
+    KeyboardInterrupt so that start-up stops where it is."""
+
+    signum = 15
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def _interrupted(err: BaseException) -> None:
+    """One line and exit status 128 + N for SIGINT (Ctrl-C) or SIGTERM outside the training loop."""
+    import signal
+
+    signum = getattr(err, "signum", signal.SIGINT)
+    print(f"lstmlab: interrupted ({signal.Signals(signum).name}) outside the training loop (start-up or final "
+          "evaluation); the checkpoints are as they were; run the same command to resume", file=sys.stderr)
+    raise SystemExit(128 + signum)
 
 
 def run(cfg) -> dict | None:
@@ -71,8 +103,10 @@ def _run(cfg) -> dict:
 
     from lstmlab.config import ConfigError
     from lstmlab.io.checkpoint import quiet_closed_loop_callbacks
+    from lstmlab.io.files import UnsafePathError
+    from lstmlab.io.lock import RunLockedError
     from lstmlab.study import run_gradnorm_study
-    from lstmlab.train import NonFiniteError, Preempted, distributed, train_and_evaluate
+    from lstmlab.train import NonFiniteError, Preempted, RunStopped, distributed, train_and_evaluate
 
     quiet_closed_loop_callbacks()
     for noisy in ("absl", "orbax", "jax", "wandb"):  # Hydra sets the root logger to INFO
@@ -86,18 +120,31 @@ def _run(cfg) -> dict:
         if config.runner not in runners:
             raise ConfigError(f"runner={config.runner!r} is not a runner; valid: {', '.join(runners)}")
         distributed.set_cpu_devices(config)  # trainer.devices / split_per_device; before JAX starts
-        summary = runners[config.runner](config, run_dir, config_dict=resolved)
+        if config.runner == "train":
+            summary = train_and_evaluate(config, run_dir, config_dict=resolved, notify=_notify)
+        else:
+            summary = runners[config.runner](config, run_dir, config_dict=resolved)
         if distributed.is_primary():
             print("\n".join(result_lines(summary, run_dir)), flush=True)
         return summary
-    except ConfigError as err:
+    except (ConfigError, UnsafePathError, RunLockedError) as err:
         if debug:
             raise
         _fail(str(err))
-    except NonFiniteError as err:
+    except (NonFiniteError, RunStopped) as err:
         if debug:
             raise
-        _fail(str(err), EXIT_NONFINITE)
+        _fail(str(err), EXIT_STOPPED)
+    except OSError as err:  # before training: the run directory or the data cannot be used
+        if debug:
+            raise
+        where = f" ({err.filename})" if err.filename else ""
+        _fail(f"{err.strerror or err}{where}; nothing was trained; check the run directory (hydra.run.dir) "
+              "and the data paths")
+    except KeyboardInterrupt as err:
+        if debug:
+            raise
+        _interrupted(err)
     except Preempted as err:
         if distributed.is_primary():  # the process that saved the checkpoint
             print(f"lstmlab: {err}", file=sys.stderr)
@@ -119,8 +166,12 @@ def result_lines(summary: dict, run_dir: Path) -> list[str]:
 def _remove_new_empty_dirs() -> None:
     """Remove the run directory (and its parents) that Hydra made for this run if nothing was written
     into them, e.g. because the config failed its checks. Directories that existed before are kept."""
+    from lstmlab.io.lock import LOCK_NAME
+
     for directory in _NEW_DIRS:  # deepest first
         try:
+            if [p.name for p in directory.iterdir()] == [LOCK_NAME]:  # the lock of a run that wrote nothing
+                (directory / LOCK_NAME).unlink()
             directory.rmdir()  # only ever removes an empty directory
         except OSError:
             break
@@ -179,8 +230,32 @@ def check_overrides(overrides: list[str]) -> str:
     except Exception as err:  # Hydra and OmegaConf raise many types; all are bad input here
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        _fail(describe_config_error(err))
+        _fail(_data_key_hint(err, overrides) or describe_config_error(err))
     return run_dir
+
+
+def _data_key_hint(err: BaseException, overrides: list[str]) -> str | None:
+    """For ``data.KEY=...`` with a KEY the data set does not take: one line listing the valid keys."""
+    import re
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    found = re.search(r"Could not override 'data\.([^']+)'", str(err))
+    if not found:
+        return None
+    key = found.group(1)
+    rest = [arg for arg in overrides if not arg.lstrip("+").startswith(f"data.{key}=")]
+    try:
+        from lstmlab import data as data_lib
+
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = compose("config", overrides=rest)
+        name = OmegaConf.select(cfg, "data.name")
+        valid = [v for v in data_lib.options(name) if v != "seed"]
+    except Exception:  # the rest of the overrides fail too: the plain message will do
+        return None
+    return f"data.{key} is not an option of data set {name!r}; valid: {', '.join(valid)}"
 
 
 def describe_config_error(err: BaseException) -> str:
@@ -188,6 +263,11 @@ def describe_config_error(err: BaseException) -> str:
     import re
 
     text = str(err)
+    lexer = re.match(r"LexerNoViableAltException: (.*)", text.strip())
+    if lexer or type(err).__name__ == "OverrideParseException":
+        what = lexer.group(1) if lexer else " ".join(text.split())
+        return (f"cannot parse the override {what}: quote a value that has spaces, quotes or characters "
+                "other than ASCII letters, digits and _-+./:@, e.g. key='é' or key=\"it's\"")
     missing = re.search(r"Could not find '([^/']+)/([^']+)'", text)
     if missing:
         group, choice = missing.groups()
@@ -240,26 +320,114 @@ def register_resolvers() -> None:
 register_resolvers()
 
 
+def normalize_overrides(argv: list[str]) -> list[str]:
+    """``argv`` with ``+resume.KEY=...`` (and ``++resume.KEY``) as ``resume.KEY=...``: ``resume`` is in
+    the schema, and Hydra refuses ``+`` for a key that exists."""
+    return [arg.lstrip("+") if arg.lstrip("+").startswith("resume.") else arg for arg in argv]
+
+
+def check_experiment_override(overrides: list[str]) -> None:
+    """Exit 2 with a hint for ``experiment=NAME`` naming an experiment without any ``+experiment=``: it
+    only sets the run's label and loads nothing."""
+    if any(arg.lstrip("+").startswith("experiment=") and arg.startswith("+") for arg in overrides):
+        return
+    for arg in overrides:
+        if arg.startswith("experiment="):
+            name = arg.partition("=")[2]
+            known = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
+            if name in known:
+                _fail(f"{arg} only sets the run's label and loads no experiment; use +experiment={name} "
+                      f"(valid experiments: {', '.join(known)})")
+
+
+def check_sweep_values(overrides: list[str]) -> None:
+    """For a multirun: compose the config once per value of each swept key (the other keys at their
+    first value), so that a bad value of any job ends in one line and exit status 2 before any job runs."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as err:  # Hydra's grammar errors
+        _fail(describe_config_error(err))
+    import re
+
+    def quote(value: str) -> str:
+        if re.fullmatch(r"[\w\-+./:@]*", value, flags=re.ASCII):
+            return value
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    firsts, sweeps = [], []
+    for arg, override in zip(overrides, parsed):
+        if override.is_sweep_override():
+            try:
+                values = [quote(v) for v in override.sweep_string_iterator()]
+            except Exception:  # interval and glob sweeps cannot be listed: the sweeper checks them
+                continue
+            key = arg.partition("=")[0]
+            if not values:
+                continue
+            firsts.append(f"{key}={values[0]}")
+            sweeps.append((len(firsts) - 1, key, values))
+        else:
+            firsts.append(arg)
+    check_overrides(firsts)
+    for index, key, values in sweeps:
+        for value in values[1:]:
+            check_overrides([*firsts[:index], f"{key}={value}", *firsts[index + 1:]])
+
+
 def main() -> None:
+    import signal
+
+    try:
+        signal.signal(signal.SIGTERM, _raise_terminated)  # the training loop installs its own
+        _main()
+    except KeyboardInterrupt as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        _interrupted(err)
+
+
+def _main() -> None:
     import hydra
 
     register_schema()
-    argv = sys.argv[1:]
+    argv = normalize_overrides(sys.argv[1:])
+    sys.argv = [sys.argv[0], *argv]
     multirun = [arg for arg in argv if arg in MULTIRUN_FLAGS]
     if multirun:  # Hydra's argparse takes overrides only before its first flag: put -m in front, so
         # that "+experiment=gradnorm -m cell.recurrent_scale=0.5,1.0" sweeps as written
         argv = [multirun[0], *[arg for arg in argv if arg not in MULTIRUN_FLAGS]]
         sys.argv = [sys.argv[0], *argv]
+    overrides = [arg for arg in argv if not arg.startswith("-")]
+    check_experiment_override(overrides)
+    other_flags = [arg for arg in argv if arg.startswith("-") and arg not in MULTIRUN_FLAGS]
+    if multirun and not any(arg.split("=")[0] in _HYDRA_FLAGS for arg in other_flags):
+        check_sweep_values(overrides)
     if not any(arg.split("=")[0] in _HYDRA_FLAGS for arg in argv):
-        run_dir = check_overrides([arg for arg in argv if not arg.startswith("-")])
+        run_dir = check_overrides(overrides)
         if not any(arg.startswith("hydra.run.dir=") for arg in argv):
             # Pin the time-stamped default, so that the directory Hydra makes is the one we know of.
             quoted = run_dir.replace("\\", "\\\\").replace("'", "\\'")
             sys.argv.append(f"hydra.run.dir='{quoted}'")
         path = Path(run_dir).absolute()
+        check_run_dir(path)
         _NEW_DIRS[:] = [p for p in (path, *path.parents) if not p.exists()]
     app = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")(run)
     app()
+
+
+def check_run_dir(path: Path) -> None:
+    """Exit 2 with one line if ``path`` cannot be a run directory (a file, not writable, a name too
+    long, a symbolic link where lstmlab writes), before Hydra makes it."""
+    from lstmlab.io.rundir import RunDir
+
+    try:
+        RunDir(path).check()
+    except (ValueError, OSError) as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        _fail(str(err))
 
 
 if __name__ == "__main__":

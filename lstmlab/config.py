@@ -7,6 +7,9 @@ them); from Python, build a :class:`Config` directly and pass it to
 :func:`lstmlab.train.train_and_evaluate`. The ``data`` group is a free dict because each data set takes
 its own options; its keys are checked against the data set's factory by :func:`lstmlab.data.build`
 before any work is done.
+
+The resume policy lives here too: :data:`RESUME_FREE_KEYS` lists the keys a resumed run may change
+freely; any other change is refused unless named in ``resume.allow_changes`` (:class:`ResumeConfig`).
 """
 
 from __future__ import annotations
@@ -158,8 +161,12 @@ class TrainerConfig:
     nonfinite: str = "stop"  # stop | skip
     progress: str = "auto"  # auto (bar on a terminal, lines otherwise) | bar | lines | none
     eval_max_batches: int = 0  # 0: whole split
+    # nonfinite=skip: a run that skipped more than this fraction of its updates ends with exit status 3
+    max_skipped_fraction: float = 0.5
 
     def check(self) -> None:
+        if not 0 <= self.max_skipped_fraction <= 1:
+            raise ConfigError(f"trainer.max_skipped_fraction={self.max_skipped_fraction!r} must be in [0, 1]")
         for key, value, low in (("max_steps", self.max_steps, 1), ("eval_every", self.eval_every, 1),
                                 ("log_every", self.log_every, 1), ("eval_max_batches", self.eval_max_batches, 0)):
             _int_at_least(f"trainer.{key}", value, low)
@@ -306,6 +313,59 @@ class DistributedConfig:
             raise ConfigError(f"distributed.initialization_timeout={self.initialization_timeout} must be >= 1 (s)")
 
 
+#: Keys a resumed run may change freely: they do not alter the run's trajectory (its parameters,
+#: batches, dropout keys and learning rates step by step), only what is logged, shown, sampled or kept,
+#: or how the same computation is laid out (``trainer.devices``, ``trainer.split_per_device``: a run may
+#: move between machines; results agree to rounding).
+#: A key is listed, or lies under a listed section (``logger`` covers ``logger.wandb.mode``). Changing
+#: any other key on resume is refused unless named in ``resume.allow_changes``.
+RESUME_FREE_KEYS = ("experiment", "logger", "sample", "checkpoint", "distributed", "resume", "hydra",
+                    "trainer.progress", "trainer.log_every", "trainer.eval_every", "trainer.eval_max_batches",
+                    "trainer.max_skipped_fraction", "trainer.devices", "trainer.split_per_device")
+
+
+def resume_free(key: str) -> bool:
+    """Whether ``key`` (dotted) may change on resume without ``resume.allow_changes`` (see
+    :data:`RESUME_FREE_KEYS`)."""
+    return any(key == free or key.startswith(free + ".") for free in RESUME_FREE_KEYS)
+
+
+def flat_keys(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested dict as {"a.b": value}; lists are values."""
+    out: dict[str, Any] = {}
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict) and value:
+                out.update(flat_keys(value, name + "."))
+            else:
+                out[name] = value
+    return out
+
+
+def resume_changes(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """{key: (saved value, current value)} for every key of two resolved configs that differs and is
+    not :func:`resume_free` (a key missing on one side counts as changed, with None)."""
+    a, b = flat_keys(saved), flat_keys(current)
+    return {key: (a.get(key), b.get(key)) for key in sorted(set(a) | set(b))
+            if not resume_free(key) and a.get(key) != b.get(key)}
+
+
+@dataclass
+class ResumeConfig:
+    """What a resumed run may change. ``allow_changes``: keys (dotted, e.g. ``trainer.max_steps``) whose
+    new value is accepted although it alters the run's trajectory; the change is recorded with its step
+    in ``resume_changes.jsonl``. Given as ``+resume.allow_changes=[trainer.max_steps]``."""
+
+    allow_changes: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        for key in self.allow_changes:
+            if not isinstance(key, str) or not key or resume_free(key):
+                raise ConfigError(f"resume.allow_changes has {key!r}; valid: dotted keys that alter the run "
+                                  f"(not {', '.join(RESUME_FREE_KEYS)}, which may change freely)")
+
+
 @dataclass
 class Config:
     seed: int = 0
@@ -321,6 +381,7 @@ class Config:
     sample: SampleConfig = field(default_factory=SampleConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    resume: ResumeConfig = field(default_factory=ResumeConfig)
 
     def check(self) -> None:
         """Every section in turn (the ``data`` keys are checked by the data set's factory)."""
@@ -334,7 +395,7 @@ class Config:
         self.optim.check(self.trainer.max_steps)
         self.diagnostics.check(self.model.bidirectional)
         self.distributed.check()
-
+        self.resume.check()
 
 
 def check_numbers(config: Config) -> None:

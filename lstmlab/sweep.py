@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 from hydra.experimental.callback import Callback
 
+from lstmlab.io.files import atomic_write_text
+
 JOB_FILE = "job.json"
 OVERRIDES_FILE = "overrides.yaml"
 ERROR_FILE = "error.txt"
@@ -55,10 +57,9 @@ def error_line(err: BaseException) -> str:
 
 
 def write_json(path: Path, record: dict[str, Any]) -> None:
-    """Replace ``path`` with ``record`` atomically (a private temporary name: parallel writers are safe)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    """Replace ``path`` with ``record`` atomically (an unpredictable temporary name: parallel writers
+    are safe; a symbolic link at ``path`` is refused)."""
+    atomic_write_text(path, json.dumps(record, indent=2, default=str) + "\n")
 
 
 def record_job(run_dir: Path, record: dict[str, Any]) -> None:
@@ -145,9 +146,7 @@ def write_jobs_csv(sweep_dir: str | Path) -> list[dict[str, Any]]:
     writer.writeheader()
     for job in jobs:
         writer.writerow({**job, "overrides": " ".join(job.get("overrides", []))})
-    tmp = sweep_dir / f".{JOBS_CSV}.{os.getpid()}.tmp"
-    tmp.write_text(buffer.getvalue())
-    os.replace(tmp, sweep_dir / JOBS_CSV)
+    atomic_write_text(sweep_dir / JOBS_CSV, buffer.getvalue())
     return jobs
 
 

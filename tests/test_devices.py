@@ -30,6 +30,7 @@ from lstmlab.train import train_and_evaluate
 
 def config(devices, max_steps):
     c = Config()
+    c.resume.allow_changes = ["trainer.max_steps"]  # the second half of a run resumes with more steps
     c.data = {"name": "shakespeare", "plays": "macbeth", "seq_len": 8, "batch_size": 8}
     c.model.hidden_size, c.model.dropout = 8, 0.2
     c.trainer.devices, c.trainer.max_steps = devices, max_steps

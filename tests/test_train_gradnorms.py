@@ -124,7 +124,9 @@ def test_probes_are_logged_at_init_and_every_n_steps_and_resume_exactly(tmp_path
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train_and_evaluate(diag_config(4), straight)
     train_and_evaluate(diag_config(2), resumed)
-    train_and_evaluate(diag_config(4), resumed)
+    longer = diag_config(4)
+    longer.resume.allow_changes = ["trainer.max_steps"]  # a resume that changes max_steps must say so
+    train_and_evaluate(longer, resumed)
 
     with np.load(straight / "gradnorms.npz") as a, np.load(resumed / "gradnorms.npz") as b:
         assert list(a["steps"]) == [0, 2, 4]

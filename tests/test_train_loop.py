@@ -44,7 +44,9 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train_and_evaluate(tiny_config(6), straight)
     train_and_evaluate(tiny_config(3), resumed)
-    train_and_evaluate(tiny_config(6), resumed)
+    longer = tiny_config(6)
+    longer.resume.allow_changes = ["trainer.max_steps"]  # a resume that changes max_steps must say so
+    train_and_evaluate(longer, resumed)
     a, b = saved_state(straight, 6), saved_state(resumed, 6)
     assert sorted(a) == sorted(b)
     assert any(k.startswith("carries.") for k in a), "the TBPTT carry must be part of the state"

@@ -92,6 +92,29 @@ def wandb_mode(configured: str | None) -> str:
     return WandbConfig(mode=configured).resolved_mode()
 
 
+def wandb_login_problem() -> str | None:
+    """Why ``logger.wandb.mode=online`` cannot log in without asking (one line), or None: no
+    ``WANDB_API_KEY``, no ``WANDB_IDENTITY_TOKEN_FILE`` and no ``~/.netrc`` (or ``$NETRC``) entry for
+    the wandb host (``WANDB_BASE_URL``, default ``api.wandb.ai``). Reads only; no network."""
+    import netrc
+    import os
+    from urllib.parse import urlparse
+
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return None
+    base = os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
+    host = urlparse(base).hostname or base
+    path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
+    try:
+        entry = netrc.netrc(str(path)).authenticators(host) if path.is_file() else None
+    except (OSError, netrc.NetrcParseError):
+        entry = None
+    if entry and entry[2]:
+        return None
+    return (f"logger.wandb.mode=online but no wandb credentials for {host} (no WANDB_API_KEY, no entry in "
+            f"{path}); run `wandb login`, set WANDB_API_KEY, or use logger.wandb.mode=offline or disabled")
+
+
 def run_id(run_dir: Path) -> str:
     """A wandb run id derived from the run directory, so a resumed run continues the same wandb run."""
     digest = hashlib.sha1(str(Path(run_dir).absolute()).encode()).hexdigest()[:12]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import time
 
 import jax
 
@@ -37,8 +39,55 @@ def initialize(cfg: DistributedConfig) -> None:
     if not wanted(cfg) or jax.distributed.is_initialized():
         return
     check(cfg)
+    if cfg.coordinator_address is not None:
+        check_coordinator(cfg.coordinator_address, cfg.process_id, cfg.initialization_timeout)
     jax.distributed.initialize(coordinator_address=cfg.coordinator_address, num_processes=cfg.num_processes,
                                process_id=cfg.process_id, initialization_timeout=cfg.initialization_timeout)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``) as (host, port)."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def check_coordinator(address: str, process_id: int | None, timeout: float,
+                      connect_timeout: float = 2.0) -> None:
+    """ConfigError (one line naming ``distributed.coordinator_address``) unless the coordinator can be
+    used, before JAX's native client would abort the process: its host must resolve; process 0 (which
+    runs the coordinator) must be able to bind its port; every other process must reach it with a TCP
+    connect within ``timeout`` seconds (retried, since process 0 may start later)."""
+    from lstmlab.config import ConfigError
+
+    host, port = split_address(address)
+    key = f"distributed.coordinator_address={address!r}"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise ConfigError(f"{key}: host {host!r} does not resolve ({err.strerror}); valid: the host:port of "
+                          "process 0") from None
+    if process_id == 0:
+        family, kind, proto, _, sockaddr = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as err:
+                raise ConfigError(f"{key}: process 0 runs the coordinator but cannot listen there "
+                                  f"({err.strerror}); valid: an address of this host with a free port") from None
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=connect_timeout):
+                return
+        except OSError as err:
+            reason = err.strerror or type(err).__name__
+        if time.monotonic() + 0.5 >= deadline:
+            raise ConfigError(f"{key}: the coordinator (process 0) is not reachable ({reason}) after "
+                              f"{timeout:g} s (distributed.initialization_timeout); valid: the host:port where "
+                              "process 0 runs, reachable from this host")
+        time.sleep(0.5)
 
 
 def is_primary() -> bool:

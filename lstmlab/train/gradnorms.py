@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -51,6 +50,7 @@ from flax import nnx
 from lstmlab import cells, diagnostics
 from lstmlab.config import Config
 from lstmlab.data import Batch, DataSpec, Dataset
+from lstmlab.io.files import load_npz_or_set_aside, save_npz
 from lstmlab.tasks import task_for
 
 log = logging.getLogger(__name__)
@@ -175,10 +175,13 @@ class GradNormRecorder:
         self.series: dict[str, list[np.ndarray]] = {}
         path = self.run_dir / NPZ
         if start > 0 and path.exists():  # resume: keep what was recorded up to the restored step
-            with np.load(path) as saved:
+            saved, problem = load_npz_or_set_aside(path, required=("steps",))
+            if problem:  # damaged: set aside (never erased), the curves start afresh
+                log.warning("%s", problem)
+            elif saved is not None:
                 keep = saved["steps"] <= start
                 self.steps = [int(s) for s in saved["steps"][keep]]
-                self.series = {k: list(saved[k][keep]) for k in saved.files if k not in ("steps", "loss")}
+                self.series = {k: list(v[keep]) for k, v in saved.items() if k not in ("steps", "loss")}
 
     def due(self, step: int) -> bool:
         return self.every > 0 and step % self.every == 0 and step not in self.steps
@@ -202,9 +205,7 @@ class GradNormRecorder:
 
     def save(self) -> Path:
         path = self.run_dir / NPZ
-        partial = path.with_name(NPZ + ".partial.npz")
-        np.savez(partial, **self.arrays())
-        os.replace(partial, path)
+        save_npz(path, self.arrays(), root=self.run_dir)  # atomic, never through a symbolic link
         return path
 
     def finish(self, step: int, trackers) -> dict[str, Path]:

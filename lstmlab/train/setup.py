@@ -1,6 +1,10 @@
 """From a config to one :class:`Run`: data, model, optimiser, mesh, training state, the step it starts
 at and the run directory. :func:`setup` checks everything and reads an existing checkpoint, but writes
-nothing, so bad input leaves the run directory as it was.
+nothing (except, with ``lock=True``, the run directory's ``.lock``), so bad input leaves the run
+directory as it was. Checked before anything is written: every config section, the data, sampling
+against the data's vocabulary, wandb credentials for ``logger.wandb.mode=online``, the run directory's
+entries (:meth:`~lstmlab.io.rundir.RunDir.check`), disk space for ``checkpoint.keep`` checkpoints, and on
+resume the resume policy (:func:`check_resume`).
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from lstmlab import cells, data as data_lib, interop
-from lstmlab.config import CellConfig, Config, ConfigError, one_line
-from lstmlab.io.checkpoint import Checkpointer, unflatten
+from lstmlab.config import RESUME_FREE_KEYS, CellConfig, Config, ConfigError, one_line, resume_changes
+from lstmlab.io.checkpoint import Checkpointer, check_checkpoint_space, disk_size, state_nbytes, unflatten
+from lstmlab.io.lock import RunLock
 from lstmlab.io.rundir import RunDir
 from lstmlab.nn import RecurrentModel
 from lstmlab.tasks import Task, task_for
@@ -153,6 +158,63 @@ def resume_state(ckpt_dir: Path, state: dict[str, Any], meta: dict[str, Any]
         raise ConfigError(one_line(err) + "; use a new hydra.run.dir or the original model config") from err
 
 
+def check_sampling(config: Config, dataset: data_lib.Dataset) -> None:
+    """ConfigError unless ``sample.*`` works with the data's vocabulary (language-model data with
+    ``sample.enabled`` and ``sample.length > 0``): ``sample.prime`` non-empty and made of its characters,
+    ``sample.top_k`` at most its size."""
+    s = config.sample
+    vocab = task_for(dataset.spec).vocab(dataset)
+    if vocab is None or not (s.enabled and s.length):
+        return
+    if not s.prime:
+        raise ConfigError("sample.prime is empty; valid: at least one character of the data's vocabulary")
+    try:
+        vocab.encode(s.prime)
+    except ValueError as err:
+        chars = vocab.chars
+        hint = repr(chars[:40] + ("..." if len(chars) > 40 else ""))
+        raise ConfigError(f"sample.prime={s.prime!r}: {one_line(err)}; valid: characters of {hint} "
+                          "(or sample.enabled=false)") from None
+    if s.top_k > vocab.size:
+        raise ConfigError(f"sample.top_k={s.top_k} is more than the data's {vocab.size}-character vocabulary; "
+                          f"valid: 0 (off) to {vocab.size}")
+
+
+def check_logger(config: Config) -> None:
+    """ConfigError if ``logger.wandb.mode`` resolves to ``online`` without wandb credentials."""
+    from lstmlab.io.trackers import wandb_login_problem
+
+    if config.logger.wandb.resolved_mode() == "online":
+        problem = wandb_login_problem()
+        if problem:
+            raise ConfigError(problem)
+
+
+def check_resume(config: Config, current: dict[str, Any], rundir: RunDir, start: int
+                 ) -> dict[str, tuple[Any, Any]]:
+    """The resume policy, for a run resuming from step ``start`` > 0 with the resolved config
+    ``current``. Returns the changed keys that alter the run's trajectory and are allowed by
+    ``resume.allow_changes`` ({key: (saved, current)}). ConfigError (one line naming the keys and saved
+    values) for such a change not allowed, and for ``trainer.max_steps`` below ``start``. Keys that may
+    change freely: :data:`lstmlab.config.RESUME_FREE_KEYS`. Without a readable ``config.yaml`` nothing
+    can be compared and nothing is refused."""
+    saved = rundir.read_config()
+    changes = resume_changes(saved, current) if saved is not None else {}
+    allowed = set(config.resume.allow_changes)
+    refused = {k: v for k, v in changes.items() if k not in allowed}
+    if refused:
+        listed = ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in refused.items())
+        keys = ",".join(refused)
+        raise ConfigError(f"resuming {rundir.path} from step {start} would change what the run trained with: "
+                          f"saved {listed}; rerun with the saved values, a new hydra.run.dir, or "
+                          f"+resume.allow_changes=[{keys}] to continue with the change recorded "
+                          f"(free to change: {', '.join(RESUME_FREE_KEYS)})")
+    if config.trainer.max_steps < start:
+        raise ConfigError(f"trainer.max_steps={config.trainer.max_steps} is below step {start} of the checkpoint "
+                          f"in {rundir.checkpoints}; valid: trainer.max_steps >= {start}")
+    return changes
+
+
 @dataclass
 class Run:
     """Everything a training run needs, built and checked by :func:`setup`."""
@@ -172,6 +234,10 @@ class Run:
     jit_eval_step: Callable
     rundir: RunDir | None = None
     damaged: dict[int, str] = field(default_factory=dict)  # newer checkpoints that could not be read
+    lock: RunLock | None = None  # held from before the checkpoints were read (setup(lock=True))
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # allowed by resume.allow_changes
+    finished: dict[str, Any] | None = None  # the saved summary of a run already at trainer.max_steps
+    checkpoint_bytes: int = 0  # one checkpoint's size: on disk if one is, else the state's arrays
 
     @property
     def one_step_in_flight(self) -> bool:
@@ -214,11 +280,22 @@ class Run:
         return steps.shard_batch(self.dataset.train_batch(step), self.mesh)
 
 
-def setup(config: Config, run_dir: str | Path | None = None) -> Run:
+def setup(config: Config, run_dir: str | Path | None = None, *, config_dict: dict | None = None,
+          lock: bool = False) -> Run:
     """Check ``config``, build the run and, when ``run_dir`` holds checkpoints, restore the newest good
-    one. Joins the other processes of a ``jax.distributed`` run. Writes nothing."""
+    one. Joins the other processes of a ``jax.distributed`` run. Writes nothing, except that with
+    ``lock`` process 0 takes the run directory's lock (:class:`~lstmlab.io.lock.RunLock`; raises
+    :class:`~lstmlab.io.lock.RunLockedError` if another process holds it) before it reads the
+    checkpoints; the caller releases ``run.lock``. ``config_dict``: the resolved config as
+    ``config.yaml`` holds it (default ``asdict(config)``), compared with the saved one on resume."""
     config.check()  # every section checks itself (lstmlab.config); the data keys are checked next
+    rundir = RunDir(run_dir) if run_dir is not None else None
+    if rundir is not None:
+        rundir.check()
+    if config.distributed.process_id in (None, 0):
+        check_logger(config)
     dataset = build_dataset(config)
+    check_sampling(config, dataset)
     spec = dataset.spec
     distributed.initialize(config.distributed)  # joins the other processes; before JAX uses a device
     model = build_model(config, spec)
@@ -233,12 +310,34 @@ def setup(config: Config, run_dir: str | Path | None = None) -> Run:
             raise ConfigError(f"model.init_from={config.model.init_from}: {one_line(err)}") from err
     vocab = task_for(spec).vocab(dataset)
     meta = {"vocab": vocab.to_json() if vocab is not None else None, "model": model_signature(config, spec)}
-    rundir = RunDir(run_dir) if run_dir is not None else None
-    start, damaged = 0, {}
+    start, damaged, held, changes, finished = 0, {}, None, {}, None
+    checkpoint_bytes = state_nbytes(state)
     if rundir is not None:
-        state, start, damaged = resume_state(rundir.checkpoints, state, meta)
+        primary = distributed.is_primary()
+        if lock and primary:
+            held = RunLock(rundir.path).acquire()
+        try:
+            state, start, damaged = resume_state(rundir.checkpoints, state, meta)
+            if start:
+                current = config_dict if config_dict is not None else asdict(config)
+                changes = check_resume(config, current, rundir, start)
+                checkpoint_bytes = max(checkpoint_bytes, disk_size(rundir.checkpoints / str(start)))
+                if start >= config.trainer.max_steps and not changes:
+                    finished = rundir.read_summary()
+            if primary and finished is None:
+                try:
+                    check_checkpoint_space(rundir.checkpoints, config.checkpoint.keep, checkpoint_bytes,
+                                           keep_best=config.checkpoint.keep_best)
+                except ValueError as err:
+                    raise ConfigError(one_line(err)) from None
+        except BaseException:
+            if held is not None:
+                held.release()
+            raise
     return Run(config=config, dataset=dataset, task=task_for(spec), model=model, graphdef=graphdef, tx=tx,
                mesh=mesh, state=steps.place_state(state, mesh, spec.stateful), start=start, meta=meta,
                batch_size=batch_size, jit_train_step=steps.make_train_step(graphdef, tx, config, spec),
                jit_eval_step=steps.make_eval_step(graphdef, spec), rundir=rundir,
-               damaged=damaged)
+               damaged=damaged, lock=held, changes=changes, finished=finished,
+               checkpoint_bytes=checkpoint_bytes)
+
