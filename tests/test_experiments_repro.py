@@ -108,11 +108,13 @@ def test_commands_compose_and_rows_name_configurations_they_run(path):
 
 def tiny_runs(paper: str, tmp_path: Path) -> list[tuple[dict, dict]]:
     """(flattened config, summary) of a shrunken run of every experiment the paper's files name."""
-    experiments = set()
+    experiments, probes = set(), []
     for path in (EXPERIMENTS / paper).glob("expected*.yaml"):
         experiments |= {c["experiment"] for c in composed(load(path)["command"])}
+        if load(path)["metric"].startswith("diag/"):  # per-timestep gradient norms: the probes on
+            probes = ["diagnostics.every=2"]
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", f"+experiment={','.join(sorted(experiments))}", *TINY, "diagnostics.every=2",
+    result = run_cli(["-m", f"+experiment={','.join(sorted(experiments))}", *TINY, *probes,
                       "trainer.progress=none", f"hydra.sweep.dir={sweep}"], timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     out = []
