@@ -39,8 +39,10 @@ def conf_dir() -> Path:
     for candidate in (package / "conf", package.parent / "conf"):
         if (candidate / "config.yaml").is_file():
             return candidate
-    raise FileNotFoundError(f"lstmlab's Hydra configs are missing (looked in {package / 'conf'} and "
-                            f"{package.parent / 'conf'}); reinstall the package")
+    raise FileNotFoundError(
+        f"lstmlab's Hydra configs are missing (looked in {package / 'conf'} and "
+        f"{package.parent / 'conf'}); reinstall the package"
+    )
 
 
 def register_schema() -> None:
@@ -76,8 +78,11 @@ def _interrupted(err: BaseException) -> None:
     import signal
 
     signum = getattr(err, "signum", signal.SIGINT)
-    print(f"lstmlab: interrupted ({signal.Signals(signum).name}) outside the training loop (start-up or final "
-          "evaluation); the checkpoints are as they were; run the same command to resume", file=sys.stderr)
+    print(
+        f"lstmlab: interrupted ({signal.Signals(signum).name}) outside the training loop (start-up or final "
+        "evaluation); the checkpoints are as they were; run the same command to resume",
+        file=sys.stderr,
+    )
     raise SystemExit(128 + signum)
 
 
@@ -96,10 +101,10 @@ def _run(cfg) -> dict:
     """Turn the composed config into a :class:`Config` and run it with ``runner``:
     ``train`` (:func:`lstmlab.train.train_and_evaluate`) or ``gradnorm``
     (:func:`lstmlab.study.run_gradnorm_study`)."""
+    import logging
+
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
-
-    import logging
 
     from lstmlab.config import ConfigError
     from lstmlab.io.checkpoint import quiet_closed_loop_callbacks
@@ -139,8 +144,10 @@ def _run(cfg) -> dict:
         if debug:
             raise
         where = f" ({err.filename})" if err.filename else ""
-        _fail(f"{err.strerror or err}{where}; nothing was trained; check the run directory (hydra.run.dir) "
-              "and the data paths")
+        _fail(
+            f"{err.strerror or err}{where}; nothing was trained; check the run directory (hydra.run.dir) "
+            "and the data paths"
+        )
     except KeyboardInterrupt as err:
         if debug:
             raise
@@ -148,7 +155,7 @@ def _run(cfg) -> dict:
     except Preempted as err:
         if distributed.is_primary():  # the process that saved the checkpoint
             print(f"lstmlab: {err}", file=sys.stderr)
-        raise SystemExit(128 + err.signum)
+        raise SystemExit(128 + err.signum) from None
     finally:
         _remove_new_empty_dirs()
 
@@ -178,18 +185,40 @@ def _remove_new_empty_dirs() -> None:
 
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
-_HYDRA_FLAGS = ("-m", "--multirun", "-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info",
-                "--shell-completion", "-sc", "-cp", "--config-path", "-cn", "--config-name", "-cd",
-                "--config-dir", "--version", "-p", "--package", "--resolve", "--experimental-rerun")
+_HYDRA_FLAGS = (
+    "-m",
+    "--multirun",
+    "-h",
+    "--help",
+    "--hydra-help",
+    "-c",
+    "--cfg",
+    "-i",
+    "--info",
+    "--shell-completion",
+    "-sc",
+    "-cp",
+    "--config-path",
+    "-cn",
+    "--config-name",
+    "-cd",
+    "--config-dir",
+    "--version",
+    "-p",
+    "--package",
+    "--resolve",
+    "--experimental-rerun",
+)
 
 
-def compose(experiment: str | None, overrides: list[str] = ()) -> tuple["Config", dict]:
+def compose(experiment: str | None, overrides: list[str] = ()) -> tuple[Config, dict]:
     """The config of ``+experiment=EXPERIMENT`` with ``overrides`` (Hydra's override syntax, as on the
     command line), type-checked against the schema: the :class:`~lstmlab.config.Config` and its resolved
     dict (what ``config.yaml`` holds). ``experiment=None`` composes the root config alone. Raises
     :class:`~lstmlab.config.ConfigError` with a one-line message for a bad group choice, key or type.
     The way to load a named experiment from Python, and what :mod:`lstmlab.search` builds trials with."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf, open_dict
 
@@ -266,8 +295,10 @@ def describe_config_error(err: BaseException) -> str:
     lexer = re.match(r"LexerNoViableAltException: (.*)", text.strip())
     if lexer or type(err).__name__ == "OverrideParseException":
         what = lexer.group(1) if lexer else " ".join(text.split())
-        return (f"cannot parse the override {what}: quote a value that has spaces, quotes or characters "
-                "other than ASCII letters, digits and _-+./:@, e.g. key='é' or key=\"it's\"")
+        return (
+            f"cannot parse the override {what}: quote a value that has spaces, quotes or characters "
+            "other than ASCII letters, digits and _-+./:@, e.g. key='é' or key=\"it's\""
+        )
     missing = re.search(r"Could not find '([^/']+)/([^']+)'", text)
     if missing:
         group, choice = missing.groups()
@@ -336,8 +367,10 @@ def check_experiment_override(overrides: list[str]) -> None:
             name = arg.partition("=")[2]
             known = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
             if name in known:
-                _fail(f"{arg} only sets the run's label and loads no experiment; use +experiment={name} "
-                      f"(valid experiments: {', '.join(known)})")
+                _fail(
+                    f"{arg} only sets the run's label and loads no experiment; use +experiment={name} "
+                    f"(valid experiments: {', '.join(known)})"
+                )
 
 
 def check_sweep_values(overrides: list[str]) -> None:
@@ -373,7 +406,7 @@ def check_sweep_values(overrides: list[str]) -> None:
     check_overrides(firsts)
     for index, key, values in sweeps:
         for value in values[1:]:
-            check_overrides([*firsts[:index], f"{key}={value}", *firsts[index + 1:]])
+            check_overrides([*firsts[:index], f"{key}={value}", *firsts[index + 1 :]])
 
 
 def main() -> None:

@@ -68,8 +68,10 @@ class CellConfig:
         except ValueError as err:
             raise ConfigError(f"cell.{one_line(err)}") from err
         if self.input_init not in cells.INPUT_INITIALIZERS:
-            raise ConfigError(f"cell.input_init={self.input_init!r} is not an initialiser; valid: "
-                              f"{', '.join(cells.INPUT_INITIALIZERS)}")
+            raise ConfigError(
+                f"cell.input_init={self.input_init!r} is not an initialiser; valid: "
+                f"{', '.join(cells.INPUT_INITIALIZERS)}"
+            )
         if not self.recurrent_scale >= 0:
             raise ConfigError(f"cell.recurrent_scale={self.recurrent_scale!r} must be >= 0")
         if not (self.chrono_tmax == 0 or self.chrono_tmax > 2):
@@ -167,8 +169,12 @@ class TrainerConfig:
     def check(self) -> None:
         if not 0 <= self.max_skipped_fraction <= 1:
             raise ConfigError(f"trainer.max_skipped_fraction={self.max_skipped_fraction!r} must be in [0, 1]")
-        for key, value, low in (("max_steps", self.max_steps, 1), ("eval_every", self.eval_every, 1),
-                                ("log_every", self.log_every, 1), ("eval_max_batches", self.eval_max_batches, 0)):
+        for key, value, low in (
+            ("max_steps", self.max_steps, 1),
+            ("eval_every", self.eval_every, 1),
+            ("log_every", self.log_every, 1),
+            ("eval_max_batches", self.eval_max_batches, 0),
+        ):
             _int_at_least(f"trainer.{key}", value, low)
         if self.devices is not None:
             _int_at_least("trainer.devices", self.devices, 1)
@@ -253,8 +259,9 @@ class DiagnosticsConfig:
         if self.jacobian not in JACOBIANS:
             raise ConfigError(f"diagnostics.jacobian={self.jacobian!r}; valid: {', '.join(JACOBIANS)}")
         if self.every and bidirectional:
-            raise ConfigError("diagnostics.every > 0 needs model.bidirectional=false (the probes follow "
-                              "one direction of time)")
+            raise ConfigError(
+                "diagnostics.every > 0 needs model.bidirectional=false (the probes follow one direction of time)"
+            )
 
     def check_study(self) -> None:
         """What the gradient-norm study (``runner=gradnorm``) needs besides :meth:`check`."""
@@ -287,28 +294,31 @@ class DistributedConfig:
 
     def wanted(self) -> bool:
         """Whether this asks for ``jax.distributed`` (``enabled`` or any address/count/id set)."""
-        return bool(self.enabled or self.coordinator_address or self.num_processes is not None
-                    or self.process_id is not None)
+        return bool(
+            self.enabled or self.coordinator_address or self.num_processes is not None or self.process_id is not None
+        )
 
     def check(self) -> None:
         import re
 
         address = self.coordinator_address
         if address is not None and not re.fullmatch(r"\[?[^\s\]]+\]?:\d{1,5}", address):
-            raise ConfigError(f"distributed.coordinator_address={address!r} must be host:port, "
-                              "e.g. 10.0.0.1:12355")
-        explicit = {"coordinator_address": address, "num_processes": self.num_processes,
-                    "process_id": self.process_id}
+            raise ConfigError(f"distributed.coordinator_address={address!r} must be host:port, e.g. 10.0.0.1:12355")
+        explicit = {"coordinator_address": address, "num_processes": self.num_processes, "process_id": self.process_id}
         unset = [k for k, v in explicit.items() if v is None]
         if len(unset) < 3 and unset:
-            raise ConfigError(f"distributed.{unset[0]} is not set; distributed.coordinator_address, num_processes "
-                              "and process_id go together (or set only distributed.enabled=true where JAX finds "
-                              "them)")
+            raise ConfigError(
+                f"distributed.{unset[0]} is not set; distributed.coordinator_address, num_processes "
+                "and process_id go together (or set only distributed.enabled=true where JAX finds "
+                "them)"
+            )
         if self.num_processes is not None and self.num_processes < 1:
             raise ConfigError(f"distributed.num_processes={self.num_processes} must be >= 1")
         if self.process_id is not None and not 0 <= self.process_id < self.num_processes:
-            raise ConfigError(f"distributed.process_id={self.process_id} must be in "
-                              f"[0, {self.num_processes - 1}] (distributed.num_processes={self.num_processes})")
+            raise ConfigError(
+                f"distributed.process_id={self.process_id} must be in "
+                f"[0, {self.num_processes - 1}] (distributed.num_processes={self.num_processes})"
+            )
         if self.initialization_timeout < 1:
             raise ConfigError(f"distributed.initialization_timeout={self.initialization_timeout} must be >= 1 (s)")
 
@@ -319,9 +329,22 @@ class DistributedConfig:
 #: move between machines; results agree to rounding).
 #: A key is listed, or lies under a listed section (``logger`` covers ``logger.wandb.mode``). Changing
 #: any other key on resume is refused unless named in ``resume.allow_changes``.
-RESUME_FREE_KEYS = ("experiment", "logger", "sample", "checkpoint", "distributed", "resume", "hydra",
-                    "trainer.progress", "trainer.log_every", "trainer.eval_every", "trainer.eval_max_batches",
-                    "trainer.max_skipped_fraction", "trainer.devices", "trainer.split_per_device")
+RESUME_FREE_KEYS = (
+    "experiment",
+    "logger",
+    "sample",
+    "checkpoint",
+    "distributed",
+    "resume",
+    "hydra",
+    "trainer.progress",
+    "trainer.log_every",
+    "trainer.eval_every",
+    "trainer.eval_max_batches",
+    "trainer.max_skipped_fraction",
+    "trainer.devices",
+    "trainer.split_per_device",
+)
 
 
 def resume_free(key: str) -> bool:
@@ -347,8 +370,11 @@ def resume_changes(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, 
     """{key: (saved value, current value)} for every key of two resolved configs that differs and is
     not :func:`resume_free` (a key missing on one side counts as changed, with None)."""
     a, b = flat_keys(saved), flat_keys(current)
-    return {key: (a.get(key), b.get(key)) for key in sorted(set(a) | set(b))
-            if not resume_free(key) and a.get(key) != b.get(key)}
+    return {
+        key: (a.get(key), b.get(key))
+        for key in sorted(set(a) | set(b))
+        if not resume_free(key) and a.get(key) != b.get(key)
+    }
 
 
 @dataclass
@@ -362,8 +388,10 @@ class ResumeConfig:
     def check(self) -> None:
         for key in self.allow_changes:
             if not isinstance(key, str) or not key or resume_free(key):
-                raise ConfigError(f"resume.allow_changes has {key!r}; valid: dotted keys that alter the run "
-                                  f"(not {', '.join(RESUME_FREE_KEYS)}, which may change freely)")
+                raise ConfigError(
+                    f"resume.allow_changes has {key!r}; valid: dotted keys that alter the run "
+                    f"(not {', '.join(RESUME_FREE_KEYS)}, which may change freely)"
+                )
 
 
 @dataclass

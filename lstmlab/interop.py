@@ -17,15 +17,16 @@ PyTorch and Keras are optional: they are imported inside the functions that need
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 DIRECTIONS = ("fwd", "bwd")
 _META_KEY = "__lstmlab_meta__"
-Params = dict[str, dict[str, dict[str, np.ndarray]]]   # {"layer0": {"fwd": {"w_i": ...}}}
+Params = dict[str, dict[str, dict[str, np.ndarray]]]  # {"layer0": {"fwd": {"w_i": ...}}}
 
 
 def _require(module: str, caller: str, display: str, install: str):
@@ -78,9 +79,15 @@ class Ported:
 
     def stack_kwargs(self) -> dict[str, Any]:
         """Keyword arguments that build a matching :class:`~lstmlab.nn.RecurrentStack` (with ``rngs``)."""
-        return {"cell": self.cell, "input_size": self.input_size, "hidden_size": self.hidden_size,
-                "num_layers": self.num_layers, "bidirectional": self.bidirectional,
-                "time_major": self.time_major, **self.options}
+        return {
+            "cell": self.cell,
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "bidirectional": self.bidirectional,
+            "time_major": self.time_major,
+            **self.options,
+        }
 
     def stack(self, *, seed: int = 0, **kwargs: Any):
         """A new :class:`~lstmlab.nn.RecurrentStack` holding these weights (``kwargs``: its other
@@ -94,19 +101,27 @@ class Ported:
 
     def save(self, path: str | Path) -> None:
         """Write the parameters and the cell name/options to the ``.npz`` file ``path``."""
-        meta = {"cell": self.cell, "options": self.options, "bidirectional": self.bidirectional,
-                "time_major": self.time_major}
+        meta = {
+            "cell": self.cell,
+            "options": self.options,
+            "bidirectional": self.bidirectional,
+            "time_major": self.time_major,
+        }
         save_params(path, self.params, meta=meta)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Ported":
+    def load(cls, path: str | Path) -> Ported:
         """Read a file written by :meth:`save`."""
         params, meta = _read_npz(path)
         if meta is None:
-            raise ValueError(f"{path} has no cell name (written by save_params, not Ported.save); "
-                             f"use load_params")
-        return cls(cell=meta["cell"], params=params, options=meta["options"],
-                   bidirectional=meta["bidirectional"], time_major=meta["time_major"])
+            raise ValueError(f"{path} has no cell name (written by save_params, not Ported.save); use load_params")
+        return cls(
+            cell=meta["cell"],
+            params=params,
+            options=meta["options"],
+            bidirectional=meta["bidirectional"],
+            time_major=meta["time_major"],
+        )
 
 
 def _check_stack_params(params: Params, source: str) -> tuple[int, bool]:
@@ -117,12 +132,12 @@ def _check_stack_params(params: Params, source: str) -> tuple[int, bool]:
             raise ValueError(f"{source}: expected keys layer0..layer{len(layers) - 1}; got {key!r}")
     directions = {tuple(sorted(params[k])) for k in layers}
     if directions not in ({("fwd",)}, {("bwd", "fwd")}):
-        raise ValueError(f"{source}: each layer needs 'fwd' (and 'bwd' when bidirectional); "
-                         f"got {sorted(directions)}")
+        raise ValueError(f"{source}: each layer needs 'fwd' (and 'bwd' when bidirectional); got {sorted(directions)}")
     return len(layers), directions == {("bwd", "fwd")}
 
 
 # -- lstmlab stacks -------------------------------------------------------------------------------
+
 
 def _directions(stack) -> list[list[Any]]:
     """Per layer, the Recurrent modules of a RecurrentStack: [fwd] or [fwd, bwd]."""
@@ -131,9 +146,10 @@ def _directions(stack) -> list[list[Any]]:
 
 def stack_params(stack) -> Params:
     """The parameters of a :class:`~lstmlab.nn.RecurrentStack` as nested dicts of NumPy arrays."""
-    return {f"layer{k}": {d: {n: np.asarray(v) for n, v in rec.cell_params().items()}
-                          for d, rec in zip(DIRECTIONS, recs)}
-            for k, recs in enumerate(_directions(stack))}
+    return {
+        f"layer{k}": {d: {n: np.asarray(v) for n, v in rec.cell_params().items()} for d, rec in zip(DIRECTIONS, recs)}
+        for k, recs in enumerate(_directions(stack))
+    }
 
 
 def load_into(stack, params: Params | Ported):
@@ -147,10 +163,16 @@ def load_into(stack, params: Params | Ported):
     num_layers, bidirectional = _check_stack_params(params, "params")
     recs = _directions(stack)
     if num_layers != len(recs) or bidirectional != stack.bidirectional:
-        raise ValueError(f"params have {num_layers} layer(s){' bidirectional' * bidirectional}; the stack has "
-                         f"{len(recs)}{' bidirectional' * stack.bidirectional}")
-    expected = {f"layer{k}/{d}/{n}": np.shape(v) for k, rs in enumerate(recs) for d, r in zip(DIRECTIONS, rs)
-                for n, v in r.cell_params().items()}
+        raise ValueError(
+            f"params have {num_layers} layer(s){' bidirectional' * bidirectional}; the stack has "
+            f"{len(recs)}{' bidirectional' * stack.bidirectional}"
+        )
+    expected = {
+        f"layer{k}/{d}/{n}": np.shape(v)
+        for k, rs in enumerate(recs)
+        for d, r in zip(DIRECTIONS, rs)
+        for n, v in r.cell_params().items()
+    }
     check_compatible(expected, flatten(params))
     for k, rs in enumerate(recs):
         for d, rec in zip(DIRECTIONS, rs):
@@ -160,6 +182,7 @@ def load_into(stack, params: Params | Ported):
 
 
 # -- PyTorch --------------------------------------------------------------------------------------
+
 
 def _torch_kind(torch, module) -> tuple[str, dict[str, Any]]:
     if isinstance(module, torch.nn.LSTM):
@@ -192,6 +215,7 @@ def from_torch(module) -> Ported:
     H, G = module.hidden_size, {"lstm": 4, "gru": 3, "rnn": 1}[cell]
     params: Params = {}
     for k, d, suffix in _torch_names(module.num_layers, module.bidirectional):
+
         def get(name: str) -> np.ndarray:
             if not module.bias and name.startswith("bias"):
                 return np.zeros((G * H,), np.float32)
@@ -221,14 +245,17 @@ def to_torch(params: Params | Ported, module) -> None:
     cell, _ = _torch_kind(torch, module)
     num_layers, bidirectional = _check_stack_params(params, "params")
     if (num_layers, bidirectional) != (module.num_layers, bool(module.bidirectional)):
-        raise ValueError(f"params have {num_layers} layer(s), bidirectional={bidirectional}; the torch module "
-                         f"has {module.num_layers}, bidirectional={bool(module.bidirectional)}")
+        raise ValueError(
+            f"params have {num_layers} layer(s), bidirectional={bidirectional}; the torch module "
+            f"has {module.num_layers}, bidirectional={bool(module.bidirectional)}"
+        )
     for k, d, suffix in _torch_names(module.num_layers, module.bidirectional):
         p = params[f"layer{k}"][d]
         extra = sorted(set(p) - {"w_i", "w_h", "b", "b_i", "b_h"})
         if extra:
-            raise ValueError(f"layer{k}/{d}/{extra[0]} has no torch counterpart (torch.nn.{type(module).__name__} "
-                             f"has no peepholes)")
+            raise ValueError(
+                f"layer{k}/{d}/{extra[0]} has no torch counterpart (torch.nn.{type(module).__name__} has no peepholes)"
+            )
         if cell == "gru":
             biases = {"bias_ih": p["b_i"], "bias_hh": p["b_h"]}
         else:
@@ -242,14 +269,16 @@ def to_torch(params: Params | Ported, module) -> None:
                     continue
                 target = getattr(module, f"{name}_l{k}{suffix}")
                 if tuple(target.shape) != tuple(np.shape(value)):
-                    raise ValueError(f"{name}_l{k}{suffix} has shape {tuple(target.shape)}; layer{k}/{d} gives "
-                                     f"{tuple(np.shape(value))}")
+                    raise ValueError(
+                        f"{name}_l{k}{suffix} has shape {tuple(target.shape)}; layer{k}/{d} gives "
+                        f"{tuple(np.shape(value))}"
+                    )
                 target.copy_(torch.tensor(np.array(value, np.float32), dtype=target.dtype))
 
 
 # -- Keras 3 ----------------------------------------------------------------------------------------
 
-_KERAS_GRU_TO_OURS = (1, 0, 2)   # keras column blocks z, r, h -> lstmlab r, z, n
+_KERAS_GRU_TO_OURS = (1, 0, 2)  # keras column blocks z, r, h -> lstmlab r, z, n
 
 
 def _blocks(a: np.ndarray, order: Sequence[int]) -> np.ndarray:
@@ -262,8 +291,9 @@ def _keras_activation(fn) -> str:
     return getattr(fn, "__name__", str(fn))
 
 
-def _from_keras_rnn(keras, layer, where: str, backward: bool = False
-                    ) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+def _from_keras_rnn(
+    keras, layer, where: str, backward: bool = False
+) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     """(cell, options, params) of one Keras LSTM, GRU or SimpleRNN layer; ``backward``: the backward
     layer of a Bidirectional wrapper (which flips its outputs back into time order, as lstmlab's
     backward direction gives them)."""
@@ -278,29 +308,40 @@ def _from_keras_rnn(keras, layer, where: str, backward: bool = False
         if act not in names:
             raise ValueError(f"{where}: SimpleRNN activation={act!r}; lstmlab's rnn has tanh, relu, linear")
         H = weights[1].shape[0]
-        return "rnn", {"activation": names[act]}, {
-            "w_i": weights[0], "w_h": weights[1], "b": bias if bias is not None else np.zeros(H, np.float32)}
+        return (
+            "rnn",
+            {"activation": names[act]},
+            {"w_i": weights[0], "w_h": weights[1], "b": bias if bias is not None else np.zeros(H, np.float32)},
+        )
     rec_act = _keras_activation(cell.recurrent_activation)
     if (act, rec_act) != ("tanh", "sigmoid"):
-        raise ValueError(f"{where}: activation={act!r}, recurrent_activation={rec_act!r}; lstmlab's cells use "
-                         f"tanh and sigmoid")
+        raise ValueError(
+            f"{where}: activation={act!r}, recurrent_activation={rec_act!r}; lstmlab's cells use tanh and sigmoid"
+        )
     H = weights[1].shape[0]
-    if isinstance(layer, keras.layers.LSTM):   # keras gates i, f, c, o = lstmlab i, f, g, o
-        return "lstm", {}, {"w_i": weights[0], "w_h": weights[1],
-                            "b": bias if bias is not None else np.zeros(4 * H, np.float32)}
+    if isinstance(layer, keras.layers.LSTM):  # keras gates i, f, c, o = lstmlab i, f, g, o
+        return (
+            "lstm",
+            {},
+            {"w_i": weights[0], "w_h": weights[1], "b": bias if bias is not None else np.zeros(4 * H, np.float32)},
+        )
     if isinstance(layer, keras.layers.GRU):
         w_i, w_h = (_blocks(w, _KERAS_GRU_TO_OURS) for w in weights)
         zeros = np.zeros(3 * H, np.float32)
-        if cell.reset_after:          # bias (2, 3H): input bias, recurrent bias
+        if cell.reset_after:  # bias (2, 3H): input bias, recurrent bias
             b_i, b_h = (bias[0], bias[1]) if bias is not None else (zeros, zeros)
             options = {}
-        else:                         # bias (3H,): one bias, added outside r * (...)
+        else:  # bias (3H,): one bias, added outside r * (...)
             b_i, b_h = (bias if bias is not None else zeros), zeros
             options = {"reset_after": False}
-        return "gru", options, {"w_i": w_i, "w_h": w_h, "b_i": _blocks(b_i, _KERAS_GRU_TO_OURS),
-                                "b_h": _blocks(b_h, _KERAS_GRU_TO_OURS)}
-    raise TypeError(f"{where}: expected a Keras LSTM, GRU, SimpleRNN or Bidirectional layer; "
-                    f"got {type(layer).__name__}")
+        return (
+            "gru",
+            options,
+            {"w_i": w_i, "w_h": w_h, "b_i": _blocks(b_i, _KERAS_GRU_TO_OURS), "b_h": _blocks(b_h, _KERAS_GRU_TO_OURS)},
+        )
+    raise TypeError(
+        f"{where}: expected a Keras LSTM, GRU, SimpleRNN or Bidirectional layer; got {type(layer).__name__}"
+    )
 
 
 def from_keras(layers) -> Ported:
@@ -317,8 +358,7 @@ def from_keras(layers) -> Ported:
     """
     keras = _require("keras", "from_keras", "Keras 3", "keras")
     if isinstance(layers, keras.Model):
-        layers = [layer for layer in layers.layers
-                  if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))]
+        layers = [layer for layer in layers.layers if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))]
     elif not isinstance(layers, (list, tuple)):
         layers = [layers]
     if not layers:
@@ -331,8 +371,10 @@ def from_keras(layers) -> Ported:
         if isinstance(layer, keras.layers.Bidirectional):
             if layer.merge_mode != "concat":
                 raise ValueError(f"{where}: Bidirectional merge_mode={layer.merge_mode!r}; lstmlab concatenates")
-            parts = [_from_keras_rnn(keras, layer.forward_layer, where),
-                     _from_keras_rnn(keras, layer.backward_layer, where, backward=True)]
+            parts = [
+                _from_keras_rnn(keras, layer.forward_layer, where),
+                _from_keras_rnn(keras, layer.backward_layer, where, backward=True),
+            ]
         else:
             parts = [_from_keras_rnn(keras, layer, where)]
         bidirectional.add(len(parts) == 2)
@@ -340,13 +382,16 @@ def from_keras(layers) -> Ported:
             kinds.add((cell, json.dumps(options, sort_keys=True), p["w_h"].shape[0]))
             params.setdefault(f"layer{k}", {})[d] = p
     if len(kinds) > 1 or len(bidirectional) > 1:
-        raise ValueError(f"from_keras: a stack needs one cell, its options and hidden size, and all layers "
-                         f"bidirectional or none; got {sorted(kinds)}")
+        raise ValueError(
+            f"from_keras: a stack needs one cell, its options and hidden size, and all layers "
+            f"bidirectional or none; got {sorted(kinds)}"
+        )
     cell, options, _ = kinds.pop()
     return Ported(cell, params, json.loads(options), bidirectional.pop(), time_major=False)
 
 
 # -- Flax -------------------------------------------------------------------------------------------
+
 
 def _flax_cell(cell) -> tuple[str, dict[str, np.ndarray]]:
     """(cell name, params) of one Flax cell: an nnx LSTMCell, OptimizedLSTMCell, GRUCell or SimpleCell,
@@ -358,8 +403,11 @@ def _flax_cell(cell) -> tuple[str, dict[str, np.ndarray]]:
         kind = type(cell).__name__
         for attr, want in (("gate_fn", "sigmoid"), ("activation_fn", "tanh")):
             fn = getattr(cell, attr, None)
-            if fn is not None and getattr(fn, "__name__", want) != want and not (
-                    kind == "SimpleCell" and attr == "activation_fn"):
+            if (
+                fn is not None
+                and getattr(fn, "__name__", want) != want
+                and not (kind == "SimpleCell" and attr == "activation_fn")
+            ):
                 raise ValueError(f"flax {kind} {attr}={getattr(fn, '__name__', fn)}; lstmlab uses {want}")
 
         def val(v):
@@ -367,25 +415,39 @@ def _flax_cell(cell) -> tuple[str, dict[str, np.ndarray]]:
 
         if kind == "LSTMCell":
             gates = [("ii", "hi"), ("if_", "hf"), ("ig", "hg"), ("io", "ho")]
-            return "lstm", {"w_i": np.concatenate([val(getattr(cell, i).kernel) for i, _ in gates], axis=1),
-                            "w_h": np.concatenate([val(getattr(cell, h).kernel) for _, h in gates], axis=1),
-                            "b": np.concatenate([val(getattr(cell, h).bias) for _, h in gates])}
+            return "lstm", {
+                "w_i": np.concatenate([val(getattr(cell, i).kernel) for i, _ in gates], axis=1),
+                "w_h": np.concatenate([val(getattr(cell, h).kernel) for _, h in gates], axis=1),
+                "b": np.concatenate([val(getattr(cell, h).bias) for _, h in gates]),
+            }
         if kind == "OptimizedLSTMCell":
-            return "lstm", {"w_i": val(cell.dense_i.kernel), "w_h": val(cell.dense_h.kernel),
-                            "b": val(cell.dense_h.bias)}
+            return "lstm", {
+                "w_i": val(cell.dense_i.kernel),
+                "w_h": val(cell.dense_h.kernel),
+                "b": val(cell.dense_h.bias),
+            }
         if kind == "GRUCell":
             H = cell.dense_h.kernel[...].shape[0]
-            return "gru", {"w_i": val(cell.dense_i.kernel), "w_h": val(cell.dense_h.kernel),
-                           "b_i": val(cell.dense_i.bias), "b_h": np.zeros(3 * H, np.float32)}
+            return "gru", {
+                "w_i": val(cell.dense_i.kernel),
+                "w_h": val(cell.dense_h.kernel),
+                "b_i": val(cell.dense_i.bias),
+                "b_h": np.zeros(3 * H, np.float32),
+            }
         if kind == "SimpleCell":
             if getattr(cell, "residual", False):
                 raise ValueError("flax SimpleCell residual=True has no lstmlab counterpart")
             name = getattr(cell.activation_fn, "__name__", "")
             if name not in ("tanh", "relu"):
-                raise ValueError(f"flax SimpleCell activation_fn={name or cell.activation_fn}; lstmlab's rnn has "
-                                 f"tanh and relu")
-            return "rnn", {"w_i": val(cell.dense_i.kernel), "w_h": val(cell.dense_h.kernel),
-                           "b": val(cell.dense_i.bias), "activation": name}
+                raise ValueError(
+                    f"flax SimpleCell activation_fn={name or cell.activation_fn}; lstmlab's rnn has tanh and relu"
+                )
+            return "rnn", {
+                "w_i": val(cell.dense_i.kernel),
+                "w_h": val(cell.dense_h.kernel),
+                "b": val(cell.dense_i.bias),
+                "activation": name,
+            }
         raise TypeError(f"expected a flax LSTMCell, OptimizedLSTMCell, GRUCell or SimpleCell; got {kind}")
     if not isinstance(cell, Mapping):
         raise TypeError(f"expected a flax nnx cell or a linen params dict; got {type(cell).__name__}")
@@ -394,16 +456,20 @@ def _flax_cell(cell) -> tuple[str, dict[str, np.ndarray]]:
         p = p[next(iter(p))]
     if {"ii", "if", "ig", "io", "hi", "hf", "hg", "ho"} <= set(p):
         gates = [("ii", "hi"), ("if", "hf"), ("ig", "hg"), ("io", "ho")]
-        return "lstm", {"w_i": np.concatenate([_f32(p[i]["kernel"]) for i, _ in gates], axis=1),
-                        "w_h": np.concatenate([_f32(p[h]["kernel"]) for _, h in gates], axis=1),
-                        "b": np.concatenate([_f32(p[h]["bias"]) for _, h in gates])}
+        return "lstm", {
+            "w_i": np.concatenate([_f32(p[i]["kernel"]) for i, _ in gates], axis=1),
+            "w_h": np.concatenate([_f32(p[h]["kernel"]) for _, h in gates], axis=1),
+            "b": np.concatenate([_f32(p[h]["bias"]) for _, h in gates]),
+        }
     if {"ir", "iz", "in", "hr", "hz", "hn"} <= set(p):
         H = _f32(p["hn"]["kernel"]).shape[0]
         zeros = np.zeros(H, np.float32)
-        return "gru", {"w_i": np.concatenate([_f32(p[g]["kernel"]) for g in ("ir", "iz", "in")], axis=1),
-                       "w_h": np.concatenate([_f32(p[g]["kernel"]) for g in ("hr", "hz", "hn")], axis=1),
-                       "b_i": np.concatenate([_f32(p[g]["bias"]) for g in ("ir", "iz", "in")]),
-                       "b_h": np.concatenate([zeros, zeros, _f32(p["hn"]["bias"])])}
+        return "gru", {
+            "w_i": np.concatenate([_f32(p[g]["kernel"]) for g in ("ir", "iz", "in")], axis=1),
+            "w_h": np.concatenate([_f32(p[g]["kernel"]) for g in ("hr", "hz", "hn")], axis=1),
+            "b_i": np.concatenate([_f32(p[g]["bias"]) for g in ("ir", "iz", "in")]),
+            "b_h": np.concatenate([zeros, zeros, _f32(p["hn"]["bias"])]),
+        }
     raise ValueError(f"not the params of a linen LSTMCell, OptimizedLSTMCell or GRUCell: keys {sorted(p)}")
 
 
@@ -432,13 +498,16 @@ def from_flax(cells) -> Ported:
             kinds.add((name, json.dumps(options), p["w_h"].shape[0]))
             params.setdefault(f"layer{k}", {})[d] = p
     if len(kinds) > 1 or len(bidirectional) > 1:
-        raise ValueError(f"from_flax: a stack needs one cell kind and hidden size, and all layers bidirectional "
-                         f"or none; got {sorted(kinds)}")
+        raise ValueError(
+            f"from_flax: a stack needs one cell kind and hidden size, and all layers bidirectional "
+            f"or none; got {sorted(kinds)}"
+        )
     name, options, _ = kinds.pop()
     return Ported(name, params, json.loads(options), bidirectional.pop(), time_major=False)
 
 
 # -- files -------------------------------------------------------------------------------------------
+
 
 def flatten(params: Any, sep: str = "/") -> dict[str, np.ndarray]:
     """Nested dicts (or any pytree, e.g. an nnx State) as ``{"layer0/fwd/w_i": array}``: tree path
@@ -470,7 +539,7 @@ def save_params(path: str | Path, params: Any, meta: dict[str, Any] | None = Non
     if meta is not None:
         flat[_META_KEY] = np.array(json.dumps(meta))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:          # a file object: numpy would otherwise append ".npz"
+    with open(path, "wb") as fh:  # a file object: numpy would otherwise append ".npz"
         np.savez(fh, **flat)
 
 
@@ -494,6 +563,7 @@ def load_params(path: str | Path) -> dict[str, Any]:
 def check_compatible(expected: Any, loaded: Any, source: str = "loaded params") -> None:
     """ValueError (one line, naming the key) unless ``loaded`` has exactly the keys of ``expected`` with
     the same shapes. Both are pytrees (nested dicts) of arrays, or flat ``{key: array or shape}`` dicts."""
+
     def shapes(tree):
         if isinstance(tree, Mapping) and all(isinstance(v, tuple) for v in tree.values()):
             return {k: tuple(v) for k, v in tree.items()}
@@ -559,7 +629,7 @@ def load_matching(template: Any, path: str | Path) -> Any:
         if step is None:
             reasons = "; ".join(damaged.values())
             raise ValueError(f"{directory}: no readable checkpoint{f' ({reasons})' if reasons else ''}")
-        params = {k[len("params."):]: v for k, v in flat.items() if k.startswith("params.")}
+        params = {k[len("params.") :]: v for k, v in flat.items() if k.startswith("params.")}
         return ckpt.unflatten(template, params, f"checkpoint {directory / str(step)}")
     flat, _ = _read_npz(path)
     flat = flatten(flat)
@@ -582,5 +652,19 @@ def load_matching(template: Any, path: str | Path) -> Any:
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), leaves)
 
 
-__all__ = ["DIRECTIONS", "Ported", "check_compatible", "flatten", "from_flax", "from_keras", "from_torch",
-           "load_into", "load_matching", "load_params", "save_params", "stack_params", "to_torch", "unflatten"]
+__all__ = [
+    "DIRECTIONS",
+    "Ported",
+    "check_compatible",
+    "flatten",
+    "from_flax",
+    "from_keras",
+    "from_torch",
+    "load_into",
+    "load_matching",
+    "load_params",
+    "save_params",
+    "stack_params",
+    "to_torch",
+    "unflatten",
+]

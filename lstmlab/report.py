@@ -76,8 +76,9 @@ def load_run(path: Path) -> Run:
     summary, and the wall time (``job.json``, else the time between ``config.yaml`` and ``summary.json``)."""
     job = _json(path / "job.json")
     summary = _json(path / "summary.json")
-    status = job.get("status") or ("completed" if summary else "failed" if (path / "error.txt").exists()
-                                   else "incomplete")
+    status = job.get("status") or (
+        "completed" if summary else "failed" if (path / "error.txt").exists() else "incomplete"
+    )
     config: dict[str, Any] = {}
     if (path / "config.yaml").exists():
         config = flatten(yaml.safe_load((path / "config.yaml").read_text()) or {})
@@ -132,26 +133,44 @@ def table(runs: list[Run], metric: str, direction: str):
     import pandas as pd
 
     keys = sorted({k for r in runs for k in r.config})
-    varying = [k for k in keys if not k.startswith(IGNORED_PREFIXES)
-               and len({json.dumps(r.config.get(k), default=str) for r in runs}) > 1]
+    varying = [
+        k
+        for k in keys
+        if not k.startswith(IGNORED_PREFIXES) and len({json.dumps(r.config.get(k), default=str) for r in runs}) > 1
+    ]
     rows = []
     for r in runs:
         value = r.metrics.get(metric) if r.status == "completed" else None
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        rows.append({**{k: _cell(r.config.get(k)) for k in varying}, "_value": value if ok else math.nan,
-                     "_failed": r.status == "failed", "_pruned": r.status == "pruned",
-                     "_missing": r.status not in ("failed", "pruned") and not ok,
-                     "_seconds": r.seconds if r.seconds is not None else math.nan, "_run": r.path.name})
+        rows.append(
+            {
+                **{k: _cell(r.config.get(k)) for k in varying},
+                "_value": value if ok else math.nan,
+                "_failed": r.status == "failed",
+                "_pruned": r.status == "pruned",
+                "_missing": r.status not in ("failed", "pruned") and not ok,
+                "_seconds": r.seconds if r.seconds is not None else math.nan,
+                "_run": r.path.name,
+            }
+        )
     df = pd.DataFrame(rows)
     by = varying or (lambda _: "all")
     grouped = df.groupby(by, dropna=False, sort=False)
-    out = grouped.agg(mean=("_value", "mean"), std=("_value", "std"), n=("_value", "count"),
-                      missing=("_missing", "sum"), failed=("_failed", "sum"), pruned=("_pruned", "sum"),
-                      seconds=("_seconds", "mean"), runs=("_run", "count"))
+    out = grouped.agg(
+        mean=("_value", "mean"),
+        std=("_value", "std"),
+        n=("_value", "count"),
+        missing=("_missing", "sum"),
+        failed=("_failed", "sum"),
+        pruned=("_pruned", "sum"),
+        seconds=("_seconds", "mean"),
+        runs=("_run", "count"),
+    )
     out = out.reset_index(drop=not varying)
     out = out.rename(columns={"mean": f"{metric} mean", "std": f"{metric} std"})
-    out = out.sort_values(f"{metric} mean", ascending=direction == "minimize", na_position="last",
-                          kind="stable").reset_index(drop=True)
+    out = out.sort_values(
+        f"{metric} mean", ascending=direction == "minimize", na_position="last", kind="stable"
+    ).reset_index(drop=True)
     return out, varying, df
 
 
@@ -185,8 +204,10 @@ def markdown(df) -> str:
     cells = df.astype(object).where(df.notna(), None)
     cells = cells.map(lambda v: "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v))
     numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |",
-             "|" + "|".join("---:" if n else ":---" for n in numeric) + "|"]
+    lines = [
+        "| " + " | ".join(map(str, df.columns)) + " |",
+        "|" + "|".join("---:" if n else ":---" for n in numeric) + "|",
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False, name=None)]
     return "\n".join(lines)
 
@@ -204,7 +225,7 @@ def draw(df, varying: list[str], metric: str, path: Path) -> None:
     labels = df.apply(label, axis=1) if varying else df["_run"].map(lambda _: "all")
     groups = [(label, df.loc[labels == label, "_value"].dropna().to_numpy()) for label in dict.fromkeys(labels)]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(groups) + 1.2))
-    for i, (label, values) in enumerate(groups):
+    for i, (_label, values) in enumerate(groups):
         ax.scatter(values, [i] * len(values), s=18, alpha=0.7, color="C0")
         if len(values):
             ax.plot([values.mean()] * 2, [i - 0.3, i + 0.3], color="C1")
@@ -232,9 +253,15 @@ def study_figures(directory: Path, out_dir: Path) -> list[str]:
     notes = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna's matplotlib plots are marked experimental
-        for name, plot in (("history", lambda: optuna.visualization.matplotlib.plot_optimization_history(study)),
-                           ("importance", lambda: optuna.visualization.matplotlib.plot_param_importances(
-                               study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)))):
+        for name, plot in (
+            ("history", lambda: optuna.visualization.matplotlib.plot_optimization_history(study)),
+            (
+                "importance",
+                lambda: optuna.visualization.matplotlib.plot_param_importances(
+                    study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0)
+                ),
+            ),
+        ):
             try:
                 ax = plot()
                 ax.figure.set_size_inches(7, 4)
@@ -246,8 +273,13 @@ def study_figures(directory: Path, out_dir: Path) -> list[str]:
     return notes
 
 
-def report(paths: list[Path], metric: str | None = None, direction: str | None = None,
-           expected: Path | None = None, out_dir: Path | None = None) -> tuple[Any, Path]:
+def report(
+    paths: list[Path],
+    metric: str | None = None,
+    direction: str | None = None,
+    expected: Path | None = None,
+    out_dir: Path | None = None,
+) -> tuple[Any, Path]:
     """Build the table for ``paths`` and write report.md, report.csv and the figures to ``out_dir``;
     returns the table and ``out_dir``. Raises FileNotFoundError/ValueError for bad input."""
     runs, studies = find_runs(paths)
@@ -274,10 +306,14 @@ def report(paths: list[Path], metric: str | None = None, direction: str | None =
     for directory in studies[:1]:
         notes += study_figures(directory, out_dir)
     counts = df[["_failed", "_pruned", "_missing"]].sum()
-    lines = [f"# Report: {metric} ({direction})", "",
-             f"{len(runs)} runs in {len(out)} configurations; {int(counts['_failed'])} failed, "
-             f"{int(counts['_pruned'])} pruned, {int(counts['_missing'])} without {metric}. "
-             f"Sources: {', '.join(str(p) for p in paths)}.", ""]
+    lines = [
+        f"# Report: {metric} ({direction})",
+        "",
+        f"{len(runs)} runs in {len(out)} configurations; {int(counts['_failed'])} failed, "
+        f"{int(counts['_pruned'])} pruned, {int(counts['_missing'])} without {metric}. "
+        f"Sources: {', '.join(str(p) for p in paths)}.",
+        "",
+    ]
     if expected_data is not None:
         lines += [f"Paper: {expected_data.get('source', expected)}; diff = mean - paper.", ""]
     lines += [markdown(out), "", "![runs](report.png)"]
@@ -293,8 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lstmlab.report", description=__doc__.split("\n")[0])
     parser.add_argument("paths", nargs="+", type=Path, help="run, sweep or search directories, or a study.db")
     parser.add_argument("--metric", help="a summary.json key (default: the search's metric, else val/loss)")
-    parser.add_argument("--direction", choices=("minimize", "maximize"),
-                        help="default: maximize for accuracy, else minimize")
+    parser.add_argument(
+        "--direction", choices=("minimize", "maximize"), help="default: maximize for accuracy, else minimize"
+    )
     parser.add_argument("--expected", type=Path, help="experiments/PAPER/expected.yaml")
     parser.add_argument("--out", type=Path, help="where report.md/.csv/.png go (default: the first PATH)")
     args = parser.parse_args(argv)

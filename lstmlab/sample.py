@@ -15,8 +15,9 @@ import argparse
 import logging
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import NoReturn
 
 PROG = "python -m lstmlab.sample"
 EXAMPLES = """examples:
@@ -52,6 +53,7 @@ def _int_at_least(low: int, name: str):
         if value < low:
             raise argparse.ArgumentTypeError(f"{name}={value}; valid: an integer >= {low}")
         return value
+
     return parse
 
 
@@ -79,23 +81,43 @@ def _prime(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser (options validated as they are parsed)."""
-    parser = _Parser(prog=PROG, description=__doc__.split("\n")[0],
-                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", type=Path, help="a run directory written by python -m lstmlab "
-                        "(holds config.yaml and checkpoints/)")
-    parser.add_argument("--prime", type=_prime, default="\n",
-                        help="text fed to the model first; every character must be in the model's "
-                             "vocabulary (default: a newline)")
-    parser.add_argument("--length", type=_int_at_least(1, "--length"), default=500,
-                        help="characters to generate, >= 1 (default: 500)")
-    parser.add_argument("--temperature", type=_temperature, default=0.8,
-                        help="softmax temperature, >= 0; 0 = greedy argmax (default: 0.8)")
-    parser.add_argument("--top-k", type=_int_at_least(0, "--top-k"), default=0,
-                        help="draw only from the k likeliest characters, 0..vocabulary size; 0 = all "
-                             "(default: 0)")
+    parser = _Parser(
+        prog=PROG,
+        description=__doc__.split("\n")[0],
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "run_dir", type=Path, help="a run directory written by python -m lstmlab (holds config.yaml and checkpoints/)"
+    )
+    parser.add_argument(
+        "--prime",
+        type=_prime,
+        default="\n",
+        help="text fed to the model first; every character must be in the model's vocabulary (default: a newline)",
+    )
+    parser.add_argument(
+        "--length", type=_int_at_least(1, "--length"), default=500, help="characters to generate, >= 1 (default: 500)"
+    )
+    parser.add_argument(
+        "--temperature",
+        type=_temperature,
+        default=0.8,
+        help="softmax temperature, >= 0; 0 = greedy argmax (default: 0.8)",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=_int_at_least(0, "--top-k"),
+        default=0,
+        help="draw only from the k likeliest characters, 0..vocabulary size; 0 = all (default: 0)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed of the draws (default: 0)")
-    parser.add_argument("--checkpoint", type=_checkpoint, default="latest",
-                        help="latest, best (lowest validation loss), or a step number (default: latest)")
+    parser.add_argument(
+        "--checkpoint",
+        type=_checkpoint,
+        default="latest",
+        help="latest, best (lowest validation loss), or a step number (default: latest)",
+    )
     return parser
 
 
@@ -105,8 +127,9 @@ def check_run_dir(run_dir: Path) -> None:
     import yaml
 
     if not run_dir.exists():
-        raise UsageError(f"run directory {str(run_dir)!r} does not exist; valid: a run directory written "
-                         "by python -m lstmlab")
+        raise UsageError(
+            f"run directory {str(run_dir)!r} does not exist; valid: a run directory written by python -m lstmlab"
+        )
     if not run_dir.is_dir():
         raise UsageError(f"{str(run_dir)!r} is not a directory; valid: a run directory written by python -m lstmlab")
     config_file = run_dir / "config.yaml"
@@ -120,8 +143,10 @@ def check_run_dir(run_dir: Path) -> None:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or type(err).__name__
-        raise UsageError(f"{config_file} is not plain YAML{where} ({problem}); valid: the config.yaml "
-                         "lstmlab wrote, without Python object tags") from None
+        raise UsageError(
+            f"{config_file} is not plain YAML{where} ({problem}); valid: the config.yaml "
+            "lstmlab wrote, without Python object tags"
+        ) from None
     if not isinstance(loaded, dict):
         raise UsageError(f"{config_file} holds a {type(loaded).__name__}, not a mapping of config keys")
 
@@ -141,20 +166,25 @@ def sample(args: argparse.Namespace) -> str:
         raise
     except Exception as err:  # orbax/tensorstore raise many types for a damaged or foreign checkpoint
         reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
-        raise UsageError(f"{args.run_dir}: its checkpoint cannot be read ({reason}); valid: a run directory "
-                         "with an intact checkpoint written by python -m lstmlab") from None
+        raise UsageError(
+            f"{args.run_dir}: its checkpoint cannot be read ({reason}); valid: a run directory "
+            "with an intact checkpoint written by python -m lstmlab"
+        ) from None
     if not meta.get("vocab"):
         raise UsageError(f"{args.run_dir} is not a character model (its checkpoint has no vocabulary)")
     vocab = Vocab.from_json(meta["vocab"])
     if args.top_k > vocab.size:
-        raise UsageError(f"--top-k={args.top_k} exceeds the model's {vocab.size}-character vocabulary; "
-                         f"valid: 0..{vocab.size} (0 = all)")
+        raise UsageError(
+            f"--top-k={args.top_k} exceeds the model's {vocab.size}-character vocabulary; "
+            f"valid: 0..{vocab.size} (0 = all)"
+        )
     try:
         prime = vocab.encode(args.prime)
     except ValueError as err:
         raise UsageError(f"--prime: {err}") from None
-    ids = generate(model, prime, args.length, temperature=args.temperature, top_k=args.top_k,
-                   key=jax.random.PRNGKey(args.seed))
+    ids = generate(
+        model, prime, args.length, temperature=args.temperature, top_k=args.top_k, key=jax.random.PRNGKey(args.seed)
+    )
     return args.prime + vocab.decode(ids)
 
 

@@ -28,9 +28,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from lstmlab.cli import EXIT_BAD_INPUT, conf_dir
 from lstmlab.config import ConfigError
@@ -52,10 +53,10 @@ class SearchConfig:
     space: dict[str, str] = field(default_factory=dict)  # config key -> Hydra sweep expression
     sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe"})  # name + the class's kwargs
     pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none"})  # name + the class's kwargs
-    seed: Optional[int] = 0  # trial N's sampler is seeded with seed + N; None: not seeded
-    storage: Optional[str] = None  # Optuna storage URL or journal:PATH; None: sqlite in the search dir
-    study_name: Optional[str] = None  # None: the search's name
-    dir: Optional[str] = None  # the search directory; None: runs/EXPERIMENT/search/NAME
+    seed: int | None = 0  # trial N's sampler is seeded with seed + N; None: not seeded
+    storage: str | None = None  # Optuna storage URL or journal:PATH; None: sqlite in the search dir
+    study_name: str | None = None  # None: the search's name
+    dir: str | None = None  # the search directory; None: runs/EXPERIMENT/search/NAME
 
 
 @dataclass
@@ -67,15 +68,14 @@ class Dimension:
     choices: list[Any] = field(default_factory=list)
     low: float = 0.0
     high: float = 0.0
-    step: Optional[float] = None
+    step: float | None = None
     log: bool = False
 
     def suggest(self, trial) -> Any:
         if self.kind == "categorical":
             return trial.suggest_categorical(self.key, self.choices)
         if self.kind == "int":
-            return trial.suggest_int(self.key, int(self.low), int(self.high), step=int(self.step or 1),
-                                     log=self.log)
+            return trial.suggest_int(self.key, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
         return trial.suggest_float(self.key, self.low, self.high, step=self.step, log=self.log)
 
     def grid(self) -> list[Any] | None:
@@ -122,9 +122,18 @@ def parse_space(space: dict[str, str]) -> list[Dimension]:
             if not values:
                 raise ConfigError(f"{where} is an empty range (start must be below stop for a positive step)")
             ints = all(isinstance(v, int) for v in values)
-            dims.append(Dimension(key, "int" if ints else "float", low=values[0], high=values[-1],
-                                  step=value.step if len(values) > 1 else 1, choices=values)
-                        if value.step > 0 else Dimension(key, "categorical", choices=values))
+            dims.append(
+                Dimension(
+                    key,
+                    "int" if ints else "float",
+                    low=values[0],
+                    high=values[-1],
+                    step=value.step if len(values) > 1 else 1,
+                    choices=values,
+                )
+                if value.step > 0
+                else Dimension(key, "categorical", choices=values)
+            )
         elif isinstance(value, IntervalSweep):
             if not value.start < value.end:
                 raise ConfigError(f"{where} is an empty range ({value.start} is not below {value.end})")
@@ -134,8 +143,10 @@ def parse_space(space: dict[str, str]) -> list[Dimension]:
             ints = isinstance(value.start, int) and isinstance(value.end, int)
             dims.append(Dimension(key, "int" if ints else "float", low=value.start, high=value.end, log=log))
         else:
-            raise ConfigError(f"{where} is not a search range; use choice(...), range(...) or interval(...) "
-                              f"(a fixed value goes on the command line)")
+            raise ConfigError(
+                f"{where} is not a search range; use choice(...), range(...) or interval(...) "
+                f"(a fixed value goes on the command line)"
+            )
     if not dims:
         raise ConfigError("search.space is empty; give at least one key, e.g. optim.lr: tag(log, interval(1e-4, 1e-2))")
     return dims
@@ -160,9 +171,11 @@ def check_space(dims: list[Dimension], experiment: str | None, base: list[str]) 
     for dim in dims:
         if dim.key not in keys and dim.key not in groups:
             close = difflib.get_close_matches(dim.key, sorted(keys | groups), n=3)
-            raise ConfigError(f"search.space.{dim.key} is not a config key or group"
-                              + (f"; did you mean {', '.join(close)}?" if close else ""))
-        for value in (dim.choices if dim.kind == "categorical" else [dim.low, dim.high]):
+            raise ConfigError(
+                f"search.space.{dim.key} is not a config key or group"
+                + (f"; did you mean {', '.join(close)}?" if close else "")
+            )
+        for value in dim.choices if dim.kind == "categorical" else [dim.low, dim.high]:
             try:
                 compose(experiment, [*base, override(dim.key, value)])
             except ConfigError as err:
@@ -179,19 +192,23 @@ def load_search(name: str, overrides: list[str]) -> SearchConfig:
         raise ConfigError(f"search={name} does not exist; valid: {', '.join(valid) or 'none'}")
     try:
         # search.space.KEY=EXPR: KEY is one config key (dots and all), EXPR is kept as written
-        space = {o.removeprefix("search.space.").partition("=")[0]: o.partition("=")[2]
-                 for o in overrides if o.startswith("search.space.")}
+        space = {
+            o.removeprefix("search.space.").partition("=")[0]: o.partition("=")[2]
+            for o in overrides
+            if o.startswith("search.space.")
+        }
         rest = [o.removeprefix("search.") for o in overrides if not o.startswith("search.space.")]
-        cfg = OmegaConf.merge(OmegaConf.structured(SearchConfig), OmegaConf.load(path),
-                              OmegaConf.from_dotlist(rest))
+        cfg = OmegaConf.merge(OmegaConf.structured(SearchConfig), OmegaConf.load(path), OmegaConf.from_dotlist(rest))
         search = OmegaConf.to_object(cfg)
         search.space.update(space)
     except Exception as err:
         key = getattr(err, "full_key", None) or getattr(err, "key", None)
         lines = [line for line in str(err).splitlines() if line.strip()]
         valid = ", ".join(f.name for f in SearchConfig.__dataclass_fields__.values())
-        raise ConfigError(f"{path.name}: {lines[0] if lines else type(err).__name__}"
-                          + (f" (key search.{key}; valid keys: {valid})" if key else "")) from err
+        raise ConfigError(
+            f"{path.name}: {lines[0] if lines else type(err).__name__}"
+            + (f" (key search.{key}; valid keys: {valid})" if key else "")
+        ) from err
     if search.direction not in DIRECTIONS:
         raise ConfigError(f"search.direction={search.direction!r}; valid: {', '.join(DIRECTIONS)}")
     if search.n_trials < 1:
@@ -214,8 +231,10 @@ def make_sampler(search: SearchConfig, dims: list[Dimension], seed: int | None =
         grid = {d.key: d.grid() for d in dims}
         continuous = [k for k, v in grid.items() if v is None]
         if continuous:
-            raise ConfigError(f"search.sampler.name=grid needs choice(...) or range(...) for every key; "
-                              f"{', '.join(continuous)} is an interval")
+            raise ConfigError(
+                f"search.sampler.name=grid needs choice(...) or range(...) for every key; "
+                f"{', '.join(continuous)} is an interval"
+            )
         size = math.prod(len(v) for v in grid.values())
         search.n_trials = min(search.n_trials, size)  # the grid, once
         return optuna.samplers.GridSampler(grid, **kwargs)
@@ -228,10 +247,14 @@ def make_pruner(search: SearchConfig, max_steps: int, eval_every: int):
 
     kwargs = {k: v for k, v in search.pruner.items() if k != "name"}
     name = search.pruner["name"]
-    classes = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner,
-               "percentile": optuna.pruners.PercentilePruner, "hyperband": optuna.pruners.HyperbandPruner,
-               "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-               "threshold": optuna.pruners.ThresholdPruner}
+    classes = {
+        "none": optuna.pruners.NopPruner,
+        "median": optuna.pruners.MedianPruner,
+        "percentile": optuna.pruners.PercentilePruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+        "threshold": optuna.pruners.ThresholdPruner,
+    }
     if name == "hyperband":
         kwargs.setdefault("min_resource", eval_every)
         kwargs.setdefault("max_resource", max_steps)
@@ -251,8 +274,9 @@ def _construct(cls, kwargs: dict[str, Any], part: str, others: tuple = ()):
         inspect.signature(cls).bind(**kwargs)
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"search.{part}: {cls.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
-                          f": {err}") from err
+        raise ConfigError(
+            f"search.{part}: {cls.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}): {err}"
+        ) from err
 
 
 def open_storage(url: str):
@@ -321,8 +345,9 @@ class Search:
                 trial = optuna.trial.Trial(self.study, orphans[0]._trial_id)
                 log(f"trial {trial.number}: resuming (its worker is gone)")
             else:
-                counted = self.study.get_trials(deepcopy=False, states=(
-                    TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING))
+                counted = self.study.get_trials(
+                    deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+                )
                 if len(counted) >= self.config.n_trials:
                     break
                 trial = self.study.ask()
@@ -331,8 +356,11 @@ class Search:
             overheads.append(self.run_trial(trial, log))
         trials = self.study.get_trials(deepcopy=False)
         counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
-        result: dict[str, Any] = {"trials": len(trials), **{k: v for k, v in counts.items() if v},
-                                  "overhead_seconds": sum(overheads) / len(overheads) if overheads else None}
+        result: dict[str, Any] = {
+            "trials": len(trials),
+            **{k: v for k, v in counts.items() if v},
+            "overhead_seconds": sum(overheads) / len(overheads) if overheads else None,
+        }
         try:
             best = self.study.best_trial
             result.update(best_value=best.value, best_trial=best.number, best_params=best.params)
@@ -363,9 +391,15 @@ class Search:
         params = {d.key: d.suggest(trial) for d in self.dims}
         trial_overrides = [override(k, v) for k, v in params.items()]
         run_dir = self.directory / f"trial_{trial.number:04d}"
-        record: dict[str, Any] = {"job": trial.number, "trial": trial.number, "study": self.study.study_name,
-                                  "overrides": [*self.base, *trial_overrides], "status": "running",
-                                  "host": os.uname().nodename, "pid": os.getpid()}
+        record: dict[str, Any] = {
+            "job": trial.number,
+            "trial": trial.number,
+            "study": self.study.study_name,
+            "overrides": [*self.base, *trial_overrides],
+            "status": "running",
+            "host": os.uname().nodename,
+            "pid": os.getpid(),
+        }
         kill_at = os.environ.get(_KILL_KNOB, "")
 
         def on_evaluate(step: int, metrics: dict[str, float]) -> None:
@@ -409,8 +443,10 @@ class Search:
         overhead = time.perf_counter() - start - training
         shown = " ".join(trial_overrides)
         outcome = f"{self.config.metric} {value:.4g}" if state == TrialState.COMPLETE else record.get("error", "")
-        log(f"trial {trial.number} {record['status']}: {shown}: {outcome} ({record['seconds']:.1f} s, "
-            f"overhead {overhead:.2f} s)")
+        log(
+            f"trial {trial.number} {record['status']}: {shown}: {outcome} ({record['seconds']:.1f} s, "
+            f"overhead {overhead:.2f} s)"
+        )
         return overhead
 
 
@@ -432,8 +468,10 @@ def prepare(argv: list[str]) -> Search:
         elif key.startswith("search."):
             search_overrides.append(arg)
         elif arg.startswith("-"):
-            raise ConfigError(f"unknown option {arg}; usage: python -m lstmlab.search +experiment=NAME "
-                              f"+search=NAME [search.KEY=VALUE] [overrides]")
+            raise ConfigError(
+                f"unknown option {arg}; usage: python -m lstmlab.search +experiment=NAME "
+                f"+search=NAME [search.KEY=VALUE] [overrides]"
+            )
         else:
             base.append(arg)
     if name is None:
@@ -455,17 +493,30 @@ def prepare(argv: list[str]) -> Search:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for attempt in range(2):  # two workers creating the study at once: one creates, the other loads
         try:
-            study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner,
-                                        direction=search.direction, load_if_exists=True)
+            study = optuna.create_study(
+                study_name=study_name,
+                storage=storage,
+                sampler=sampler,
+                pruner=pruner,
+                direction=search.direction,
+                load_if_exists=True,
+            )
             break
         except optuna.exceptions.DuplicatedStudyError:
             if attempt:
                 raise
     if study.direction.name.lower() != search.direction:
-        raise ConfigError(f"study {study_name!r} in {search.storage or directory / 'study.db'} is to "
-                          f"{study.direction.name.lower()}, not {search.direction}; use another study_name")
-    saved = {"name": name, "study_name": study_name, "storage": search.storage or f"sqlite:///{directory / 'study.db'}",
-             "base_overrides": base, "search": OmegaConf.to_container(OmegaConf.structured(search))}
+        raise ConfigError(
+            f"study {study_name!r} in {search.storage or directory / 'study.db'} is to "
+            f"{study.direction.name.lower()}, not {search.direction}; use another study_name"
+        )
+    saved = {
+        "name": name,
+        "study_name": study_name,
+        "storage": search.storage or f"sqlite:///{directory / 'study.db'}",
+        "base_overrides": base,
+        "search": OmegaConf.to_container(OmegaConf.structured(search)),
+    }
     (directory / SEARCH_FILE).write_text(OmegaConf.to_yaml(OmegaConf.create(saved)))
     os.environ.setdefault("WANDB_RUN_GROUP", f"search/{study_name}")
     return Search(name, None, base, search, dims, directory, study, config.trainer.max_steps)
@@ -486,8 +537,11 @@ def main(argv: list[str] | None = None) -> int:
 
     for noisy in ("absl", "orbax", "jax", "wandb"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    print(f"lstmlab: study {search.study.study_name!r} in {search.directory} ({search.config.n_trials} trials, "
-          f"{search.config.metric} {search.config.direction})", flush=True)
+    print(
+        f"lstmlab: study {search.study.study_name!r} in {search.directory} ({search.config.n_trials} trials, "
+        f"{search.config.metric} {search.config.direction})",
+        flush=True,
+    )
     result = search.run(lambda line: print(line, flush=True))
     print("lstmlab: " + json.dumps(result, default=str), flush=True)
     return 0

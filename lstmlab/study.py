@@ -71,8 +71,7 @@ def check_study(config: Config) -> dict[str, Config]:
     return configs
 
 
-def run_gradnorm_study(config: Config, run_dir: str | Path, *,
-                       config_dict: dict | None = None) -> dict[str, Any]:
+def run_gradnorm_study(config: Config, run_dir: str | Path, *, config_dict: dict | None = None) -> dict[str, Any]:
     """Train every cell of ``diagnostics.cells`` in ``run_dir/cells/<cell>`` and compare their gradient
     norms (see the module docstring); returns the summary (also in ``run_dir/summary.json``). Running
     it again with the same ``run_dir`` resumes each cell from its checkpoint."""
@@ -96,10 +95,14 @@ def setting(config: Config, *, short: bool = False) -> str:
     clip = config.optim.clip + (f" {config.optim.clip_threshold:g}" if config.optim.clip != "none" else "")
     if short:
         task = f"{data.get('name')} T={data.get('seq_len')}" if "seq_len" in data else str(data.get("name"))
-        return (f"{task}, scale {config.cell.recurrent_scale:g}, forget bias {config.cell.forget_bias:g}, "
-                f"clip {clip}, H={config.model.hidden_size}")
-    return (f"{task}, recurrent_scale {config.cell.recurrent_scale:g}, forget_bias "
-            f"{config.cell.forget_bias:g}, clip {clip}, hidden_size {config.model.hidden_size}")
+        return (
+            f"{task}, scale {config.cell.recurrent_scale:g}, forget bias {config.cell.forget_bias:g}, "
+            f"clip {clip}, H={config.model.hidden_size}"
+        )
+    return (
+        f"{task}, recurrent_scale {config.cell.recurrent_scale:g}, forget_bias "
+        f"{config.cell.forget_bias:g}, clip {clip}, hidden_size {config.model.hidden_size}"
+    )
 
 
 def load_curves(run_dir: Path, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
@@ -127,7 +130,8 @@ def _rate_rows(curves: dict[str, dict[str, np.ndarray]]) -> tuple[dict, dict]:
             for row, step in probes:
                 try:  # the largest singular value, distances K..1 in "time order"
                     jacobian_fits[f"{name} {key.split('/', 1)[1]}, step {step}"] = fit_decay_rate(
-                        arrays[key][row][::-1, 0])
+                        arrays[key][row][::-1, 0]
+                    )
                 except ValueError:
                     pass
     return norm_fits, jacobian_fits
@@ -136,21 +140,27 @@ def _rate_rows(curves: dict[str, dict[str, np.ndarray]]) -> tuple[dict, dict]:
 def decay_markdown(config: Config, curves: dict[str, dict[str, np.ndarray]]) -> str:
     """The Markdown of ``decay_rates.md``."""
     norm_fits, jacobian_fits = _rate_rows(curves)
-    loss = "the loss at each sequence's last step" if config.diagnostics.loss == "last" else \
-        "the loss at every step"
+    loss = "the loss at each sequence's last step" if config.diagnostics.loss == "last" else "the loss at every step"
     text = [
-        "# Gradient-norm decay rates", "",
+        "# Gradient-norm decay rates",
+        "",
         f"Setting: {setting(config)}; {loss}; probe of {config.diagnostics.batch_size or 'all'} "
-        f"sequences of training batch 0.", "",
+        f"sequences of training batch 0.",
+        "",
         "Rate: the per-step factor exp(slope) of a straight line through log norm against the distance "
         "from the loss (below 1 gradients vanish, above 1 they explode), at initialisation (step 0) and "
-        "at the last probe. `h` is ||dL/dh_t||, `c` is ||dL/dc_t|| (LSTM family).", "",
+        "at the last probe. `h` is ||dL/dh_t||, `c` is ||dL/dc_t|| (LSTM family).",
+        "",
         decay_table(norm_fits),
     ]
     if jacobian_fits:
-        text += ["## Largest singular value of ds_T/ds_{T-k}", "",
-                 f"The same fit of the largest singular value against k (state: {config.diagnostics.jacobian}).",
-                 "", decay_table(jacobian_fits)]
+        text += [
+            "## Largest singular value of ds_T/ds_{T-k}",
+            "",
+            f"The same fit of the largest singular value against k (state: {config.diagnostics.jacobian}).",
+            "",
+            decay_table(jacobian_fits),
+        ]
     return "\n".join(text)
 
 
@@ -163,18 +173,27 @@ def write_plots(config: Config, run_dir: Path, curves: dict[str, dict[str, np.nd
     for row, suffix, when in ((0, "", "at initialisation"), (-1, "_trained", "at the last probe")):
         label = {name: name if row == 0 else f"{name} (step {last_step[name]})" for name in curves}
         paths[f"gradnorm_decay{suffix}"] = plot_norm_decay(
-            {label[n]: a["layer0/h"][row] for n, a in curves.items()}, plot_dir / f"gradnorm_decay{suffix}.png",
-            title=f"||dL/dh_t|| {when}, layer 0\n{where}", ylabel="||dL/dh_t||")
-        spectra = {label[n]: a["jacobian/layer0"][row][:, :SPECTRUM_LINES] for n, a in curves.items()
-                   if "jacobian/layer0" in a}
+            {label[n]: a["layer0/h"][row] for n, a in curves.items()},
+            plot_dir / f"gradnorm_decay{suffix}.png",
+            title=f"||dL/dh_t|| {when}, layer 0\n{where}",
+            ylabel="||dL/dh_t||",
+        )
+        spectra = {
+            label[n]: a["jacobian/layer0"][row][:, :SPECTRUM_LINES] for n, a in curves.items() if "jacobian/layer0" in a
+        }
         if spectra:
             paths[f"jacobian_spectra{suffix}"] = plot_jacobian_spectra(
-                spectra, plot_dir / f"jacobian_spectra{suffix}.png",
-                title=f"Singular values of ds_T/ds_T-k {when} (largest bold), layer 0\n{where}")
+                spectra,
+                plot_dir / f"jacobian_spectra{suffix}.png",
+                title=f"Singular values of ds_T/ds_T-k {when} (largest bold), layer 0\n{where}",
+            )
     for name, arrays in curves.items():
         paths[f"gradnorm_heatmap_{name}"] = plot_norm_heatmap(
-            arrays["layer0/h"], plot_dir / f"gradnorm_heatmap_{name}.png", steps=arrays["steps"],
-            title=f"{name}: log10 ||dL/dh_t|| over training, layer 0")
+            arrays["layer0/h"],
+            plot_dir / f"gradnorm_heatmap_{name}.png",
+            steps=arrays["steps"],
+            title=f"{name}: log10 ||dL/dh_t|| over training, layer 0",
+        )
     return paths
 
 
@@ -191,18 +210,29 @@ def merged_records(run_dir: Path, names: list[str]) -> list[dict[str, Any]]:
     return [{"step": step, **by_step[step]} for step in sorted(by_step)]
 
 
-def write_study(config: Config, run_dir: Path, summaries: dict[str, dict[str, Any]], *, mode: str = "disabled",
-                config_dict: dict | None = None) -> dict[str, Any]:
+def write_study(
+    config: Config,
+    run_dir: Path,
+    summaries: dict[str, dict[str, Any]],
+    *,
+    mode: str = "disabled",
+    config_dict: dict | None = None,
+) -> dict[str, Any]:
     """Write the study's comparison files from the cells' run directories, log them; return the summary."""
     names = list(summaries)
     curves = load_curves(run_dir, names)
-    np.savez(run_dir / "gradnorms.npz",
-             **{f"{name}/{key}": value for name, arrays in curves.items() for key, value in arrays.items()})
+    np.savez(
+        run_dir / "gradnorms.npz",
+        **{f"{name}/{key}": value for name, arrays in curves.items() for key, value in arrays.items()},
+    )
     paths = write_plots(config, run_dir, curves)
     (run_dir / "decay_rates.md").write_text(decay_markdown(config, curves))
 
-    summary: dict[str, Any] = {"step": max(int(s["step"]) for s in summaries.values()), "cells": names,
-                               "setting": setting(config)}
+    summary: dict[str, Any] = {
+        "step": max(int(s["step"]) for s in summaries.values()),
+        "cells": names,
+        "setting": setting(config),
+    }
     for name, cell_summary in summaries.items():
         for key, value in cell_summary.items():
             section, _, rest = key.partition("/")
@@ -221,9 +251,17 @@ def write_study(config: Config, run_dir: Path, summaries: dict[str, dict[str, An
     exit_code = 1
     try:
         if mode != "disabled":
-            trackers.trackers.append(WandbTracker(
-                run_dir, config_dict or asdict(config), mode=mode, project=config.logger.wandb.project,
-                entity=config.logger.wandb.entity, tags=list(config.logger.wandb.tags), name=run_dir.name))
+            trackers.trackers.append(
+                WandbTracker(
+                    run_dir,
+                    config_dict or asdict(config),
+                    mode=mode,
+                    project=config.logger.wandb.project,
+                    entity=config.logger.wandb.entity,
+                    tags=list(config.logger.wandb.tags),
+                    name=run_dir.name,
+                )
+            )
         for record in merged_records(run_dir, names):
             trackers.log(record.pop("step"), record)
         step = summary["step"]
@@ -231,15 +269,23 @@ def write_study(config: Config, run_dir: Path, summaries: dict[str, dict[str, An
         for row, suffix in ((0, "init"), (-1, "trained")):
             norms = {name: a["layer0/h"][row] for name, a in curves.items()}
             length = min(len(v) for v in norms.values())
-            trackers.log_series(step, f"diag/decay_{suffix}", np.arange(length)[::-1],
-                                {name: v[-length:] for name, v in norms.items()},
-                                xname="distance from the loss")
-            spectra = {name: a["jacobian/layer0"][row][:, 0] for name, a in curves.items()
-                       if "jacobian/layer0" in a}
+            trackers.log_series(
+                step,
+                f"diag/decay_{suffix}",
+                np.arange(length)[::-1],
+                {name: v[-length:] for name, v in norms.items()},
+                xname="distance from the loss",
+            )
+            spectra = {name: a["jacobian/layer0"][row][:, 0] for name, a in curves.items() if "jacobian/layer0" in a}
             if spectra:
                 K = min(len(v) for v in spectra.values())
-                trackers.log_series(step, f"diag/jacobian_{suffix}", np.arange(1, K + 1),
-                                    {name: v[:K] for name, v in spectra.items()}, xname="distance k")
+                trackers.log_series(
+                    step,
+                    f"diag/jacobian_{suffix}",
+                    np.arange(1, K + 1),
+                    {name: v[:K] for name, v in spectra.items()},
+                    xname="distance k",
+                )
         trackers.summary({k: v for k, v in summary.items() if isinstance(v, (int, float))})
         exit_code = 0
     finally:

@@ -19,8 +19,9 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hydra.experimental.callback import Callback
 
@@ -83,8 +84,13 @@ def run_job(task: Callable[[Any], Any], cfg: Any) -> Any:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     sweep_dir = Path(hc.sweep.dir)
-    record: dict[str, Any] = {"job": int(hc.job.num), "overrides": list(hc.overrides.task),
-                              "status": "running", "host": os.uname().nodename, "pid": os.getpid()}
+    record: dict[str, Any] = {
+        "job": int(hc.job.num),
+        "overrides": list(hc.overrides.task),
+        "status": "running",
+        "host": os.uname().nodename,
+        "pid": os.getpid(),
+    }
     os.environ.setdefault("WANDB_RUN_GROUP", wandb_group(sweep_dir))
     record_job(run_dir, record)
     start = time.perf_counter()
@@ -99,9 +105,13 @@ def run_job(task: Callable[[Any], Any], cfg: Any) -> Any:
         record["error"] = error_line(err)
         if isinstance(code, int):
             record["exit_code"] = code
-        (run_dir / ERROR_FILE).write_text(record["error"] + "\n\n" + "".join(
-            traceback.format_exception(err.__context__ if isinstance(err, SystemExit) and err.__context__
-                                       else err)))
+        (run_dir / ERROR_FILE).write_text(
+            record["error"]
+            + "\n\n"
+            + "".join(
+                traceback.format_exception(err.__context__ if isinstance(err, SystemExit) and err.__context__ else err)
+            )
+        )
         print(f"lstmlab: job {record['job']} failed: {record['error']}", file=sys.stderr)
         if signalled:
             raise
@@ -128,8 +138,7 @@ def collect_jobs(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 values = json.loads(summary.read_text())
             except json.JSONDecodeError:
                 values = {}
-            record.update({k: v for k, v in values.items()
-                           if k.startswith("val/") and isinstance(v, (int, float))})
+            record.update({k: v for k, v in values.items() if k.startswith("val/") and isinstance(v, (int, float))})
         record["dir"] = path.parent.relative_to(Path(sweep_dir)).as_posix()
         jobs.append(record)
     return sorted(jobs, key=lambda r: (r.get("job", 1 << 30), r["dir"]))
@@ -161,10 +170,14 @@ class SweepCallback(Callback):
             return
         jobs = write_jobs_csv(sweep_dir)
         failed = [job for job in jobs if job.get("status") != "completed"]
-        print(f"lstmlab: {len(jobs) - len(failed)} of {len(jobs)} jobs completed; "
-              f"{sweep_dir / JOBS_CSV}", file=sys.stderr)
+        print(
+            f"lstmlab: {len(jobs) - len(failed)} of {len(jobs)} jobs completed; {sweep_dir / JOBS_CSV}", file=sys.stderr
+        )
         if failed:
             for job in failed:
-                print(f"lstmlab: job {job.get('job')} ({' '.join(job.get('overrides', []))}) "
-                      f"{job.get('status')}: {job.get('error', '')}", file=sys.stderr)
+                print(
+                    f"lstmlab: job {job.get('job')} ({' '.join(job.get('overrides', []))}) "
+                    f"{job.get('status')}: {job.get('error', '')}",
+                    file=sys.stderr,
+                )
             raise SystemExit(1)

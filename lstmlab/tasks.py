@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lstmlab.data import Batch, DataSpec, Dataset
+from lstmlab.data import Batch, Dataset, DataSpec
 
 Array = jax.Array
 LN2 = math.log(2.0)
@@ -45,8 +45,9 @@ class Forecasting(Protocol):
 
     spec: DataSpec
 
-    def forecast_arrays(self, split: str, outputs: np.ndarray, batches: list[Batch],
-                        step: int = 0) -> dict[str, np.ndarray]: ...
+    def forecast_arrays(
+        self, split: str, outputs: np.ndarray, batches: list[Batch], step: int = 0
+    ) -> dict[str, np.ndarray]: ...
 
 
 class Task:
@@ -80,12 +81,14 @@ class Task:
         """Whether evaluation keeps the outputs of a whole split (for the data set's extra metrics)."""
         return True
 
-    def extra_metrics(self, dataset: Dataset, split: str, outputs: np.ndarray,
-                      batches: list[Batch]) -> dict[str, float]:
+    def extra_metrics(
+        self, dataset: Dataset, split: str, outputs: np.ndarray, batches: list[Batch]
+    ) -> dict[str, float]:
         return dataset.extra_metrics(split, outputs, batches)
 
-    def plots(self, dataset: Dataset, split: str, outputs: np.ndarray, batches: list[Batch],
-              plot_dir: Path) -> dict[str, Path]:
+    def plots(
+        self, dataset: Dataset, split: str, outputs: np.ndarray, batches: list[Batch], plot_dir: Path
+    ) -> dict[str, Path]:
         """The task's own plots of ``split`` (after the final test evaluation); {name: path}."""
         return {}
 
@@ -103,7 +106,10 @@ class Task:
         last. The default names the test loss and accuracy."""
         lines = [f"test loss {_fmt(summary.get('test/loss'))} nats"]
         if self.accuracy and "test/accuracy" in summary:
-            lines = [f"test accuracy {_fmt(summary['test/accuracy'], 3, fixed=True)}, loss {_fmt(summary.get('test/loss'))} nats"]
+            lines = [
+                f"test accuracy {_fmt(summary['test/accuracy'], 3, fixed=True)}, "
+                f"loss {_fmt(summary.get('test/loss'))} nats"
+            ]
         return lines
 
 
@@ -230,19 +236,21 @@ class Regression(Task):
     def result_lines(self, summary: dict[str, Any]) -> list[str]:
         if "test/rmse" in summary:  # a forecast, judged against the baselines in original units
             line = f"test RMSE {_fmt(summary['test/rmse'])}"
-            for skill, base, name in (("test/skill", "test/persistence_rmse", "persistence"),
-                                      ("test/seasonal_skill", "test/seasonal_rmse", "seasonal-naive")):
+            for skill, base, name in (
+                ("test/skill", "test/persistence_rmse", "persistence"),
+                ("test/seasonal_skill", "test/seasonal_rmse", "seasonal-naive"),
+            ):
                 if skill in summary:
-                    line += (f", skill {_fmt(summary[skill], 2, fixed=True)} vs {name}"
-                             f" (RMSE {_fmt(summary.get(base))})")
+                    line += f", skill {_fmt(summary[skill], 2, fixed=True)} vs {name} (RMSE {_fmt(summary.get(base))})"
             return [line]
         lines = [f"test MSE {_fmt(summary.get('test/mse', summary.get('test/loss')))}"]
         if "test/fraction_correct" in summary:
             lines.append(_rule_line(summary))
         return lines
 
-    def plots(self, dataset: Dataset, split: str, outputs: np.ndarray, batches: list[Batch],
-              plot_dir: Path) -> dict[str, Path]:
+    def plots(
+        self, dataset: Dataset, split: str, outputs: np.ndarray, batches: list[Batch], plot_dir: Path
+    ) -> dict[str, Path]:
         if not isinstance(dataset, Forecasting):
             return {}
         from lstmlab.io.plots_forecast import plot_forecast
@@ -250,14 +258,16 @@ class Regression(Task):
         path = Path(plot_dir) / "forecast.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         info = dataset.spec.info
-        plot_forecast(str(path), dataset.forecast_arrays(split, outputs, batches),
-                      title=f"{info.get('series', '')}: {split} forecast, one step ahead",
-                      ylabel=info.get("units", ""))
+        plot_forecast(
+            str(path),
+            dataset.forecast_arrays(split, outputs, batches),
+            title=f"{info.get('series', '')}: {split} forecast, one step ahead",
+            ylabel=info.get("units", ""),
+        )
         return {"forecast": path}
 
 
-TASKS: dict[str, Task] = {t.kind: t for t in (LanguageModel(), Symbols(), MultiLabel(), Classification(),
-                                                Regression())}
+TASKS: dict[str, Task] = {t.kind: t for t in (LanguageModel(), Symbols(), MultiLabel(), Classification(), Regression())}
 
 
 def _fmt(value: Any, digits: int = 3, fixed: bool = False) -> str:
@@ -281,7 +291,7 @@ def _percent(fraction: Any) -> str:
 
 
 def _wrong(accuracy: float, errors: float) -> str:
-    """"7 of 370 wrong" (the total from the accuracy: errors / (1 - accuracy)), or "none wrong"."""
+    """ "7 of 370 wrong" (the total from the accuracy: errors / (1 - accuracy)), or "none wrong"."""
     errors = int(round(float(errors)))
     if errors == 0:
         return "none wrong"
@@ -304,4 +314,3 @@ def task_for(spec: DataSpec | str) -> Task:
         return TASKS[kind]
     except KeyError:
         raise ValueError(f"unknown data kind {kind!r}; valid: {', '.join(TASKS)}") from None
-

@@ -51,14 +51,16 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from lstmlab import cells  # noqa: E402
@@ -66,17 +68,21 @@ from lstmlab.nn import Recurrent  # noqa: E402
 from lstmlab.train.distributed import usable_cores  # noqa: E402
 from lstmlab.train.setup import make_mesh  # noqa: E402
 
-torch: Any = None   # imported in main() when available (the [bench] extra is optional)
+torch: Any = None  # imported in main() when available (the [bench] extra is optional)
 
-SHAPES = [(32, 100, 64, 128), (30, 50, 1, 300), (64, 128, 128, 512)]   # (B, T, D, H)
+SHAPES = [(32, 100, 64, 128), (30, 50, 1, 300), (64, 128, 128, 512)]  # (B, T, D, H)
 QUICK_SHAPES = [(32, 100, 64, 128)]
 SMOKE_SHAPES = [(4, 8, 3, 8)]
 # Targets from the speed issue: minimum ratio of lstmlab-fast's throughput to each peer's.
 # The LSTM against torch.nn.LSTM (by hidden size) and Flax's OptimizedLSTMCell; the GRU against torch.nn.GRU
 # ("at least 1.3x Flax OptimizedLSTMCell at every shape; GRU likewise against PyTorch's nn.GRU"). The GRU's
 # ratio to Flax's GRUCell is reported but is not a target.
-TARGETS = {"torch": {"lstm": {128: 0.9, 300: 1.0, 512: 1.0}, "gru": {128: 1.3, 300: 1.3, 512: 1.3}},
-           "flax": {"lstm": 1.3}, "matmul_at_512": 0.8, "charlm_first_step_s": 5.0}
+TARGETS = {
+    "torch": {"lstm": {128: 0.9, 300: 1.0, 512: 1.0}, "gru": {128: 1.3, 300: 1.3, 512: 1.3}},
+    "flax": {"lstm": 1.3},
+    "matmul_at_512": 0.8,
+    "charlm_first_step_s": 5.0,
+}
 
 Step = Callable[[], Any]
 
@@ -87,6 +93,7 @@ def flops(cell: str, B: int, T: int, D: int, H: int) -> float:
 
 # ---------------------------------------------------------------------------------------------------
 # Contenders: each returns (step, compile_seconds); step() runs one training step and blocks.
+
 
 def _jax_step(loss: Callable, *args, mesh: Mesh | None = None) -> tuple[Step, float]:
     """A jitted gradient step of ``loss`` over all but its last argument. With ``mesh``, the arrays of
@@ -109,8 +116,7 @@ def _jax_step(loss: Callable, *args, mesh: Mesh | None = None) -> tuple[Step, fl
     return step, compile_s
 
 
-def lstmlab_step(cell: str, impl: str, B: int, T: int, D: int, H: int, mesh: Mesh | None = None
-                 ) -> tuple[Step, float]:
+def lstmlab_step(cell: str, impl: str, B: int, T: int, D: int, H: int, mesh: Mesh | None = None) -> tuple[Step, float]:
     """:class:`lstmlab.nn.Recurrent`; under a mesh it runs one recurrence per device
     (``batch_axis="data"``, as ``trainer.split_per_device`` builds it)."""
     layer = Recurrent(cell, D, H, rngs=nnx.Rngs(0), impl=impl, batch_axis=None if mesh is None else "data")
@@ -135,7 +141,7 @@ def flax_step(cell: str, B: int, T: int, D: int, H: int, mesh: Mesh | None = Non
 
     def run(params, xs):
         zeros = jnp.zeros((xs.shape[1], H))
-        carry = (zeros, zeros) if cell == "lstm" else zeros   # (c, h) for the LSTM cell, h for the GRU
+        carry = (zeros, zeros) if cell == "lstm" else zeros  # (c, h) for the LSTM cell, h for the GRU
         return nnx.merge(graphdef, params, rest)(xs, initial_carry=carry)
 
     if mesh is not None:
@@ -189,10 +195,12 @@ def split_times(cell: str, shape: tuple[int, int, int, int], reps: int, warmup: 
 
 
 def split_child(cell: str, shape: tuple[int, int, int, int], reps: int, warmup: int) -> dict:
-    mesh = make_mesh(None, shape[0])   # as many devices as divide the batch, as the trainer takes
-    built = {"lstmlab-fast-split": lstmlab_step(cell, "fast", *shape, mesh=mesh),
-             "lstmlab-reference-split": lstmlab_step(cell, "reference", *shape, mesh=mesh),
-             "flax-split": flax_step(cell, *shape, mesh=mesh)}
+    mesh = make_mesh(None, shape[0])  # as many devices as divide the batch, as the trainer takes
+    built = {
+        "lstmlab-fast-split": lstmlab_step(cell, "fast", *shape, mesh=mesh),
+        "lstmlab-reference-split": lstmlab_step(cell, "reference", *shape, mesh=mesh),
+        "flax-split": flax_step(cell, *shape, mesh=mesh),
+    }
     times = time_interleaved({name: step for name, (step, _) in built.items()}, reps, warmup)
     return {"devices": int(mesh.devices.size), "times": times, "compile_s": {name: c for name, (_, c) in built.items()}}
 
@@ -217,15 +225,22 @@ def time_interleaved(steps: dict[str, Step], reps: int, warmup: int) -> dict[str
     times: dict[str, list[float]] = {name: [] for name in steps}
     names = list(steps)
     for r in range(reps):
-        for name in names[r % len(names):] + names[:r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             start = time.perf_counter()
             steps[name]()
             times[name].append(time.perf_counter() - start)
     return times
 
 
-def bench_speed(cell_names: list[str], shapes: list[tuple], reps: int, warmup: int,
-                with_torch: bool, split: bool = True, rounds: int = 1) -> list[dict]:
+def bench_speed(
+    cell_names: list[str],
+    shapes: list[tuple],
+    reps: int,
+    warmup: int,
+    with_torch: bool,
+    split: bool = True,
+    rounds: int = 1,
+) -> list[dict]:
     """Time every contender at every shape. The ``reps`` repetitions are spread over ``rounds``
     rounds; each round times the in-process contenders (interleaved), then ``torch-alone`` and the
     ``-split`` contenders in fresh processes, so a drift of the machine's speed during the run hits
@@ -256,23 +271,35 @@ def bench_speed(cell_names: list[str], shapes: list[tuple], reps: int, warmup: i
             built.update({name: (None, statistics.median(cs)) for name, cs in split_compile.items()})
             fl = flops(cell, *shape)
             mm_fl = 2 * T * B * (D + H) * cells.num_gates(cell) * H
-            row: dict[str, Any] = {"cell": cell, "B": B, "T": T, "D": D, "H": H, "flops": fl,
-                                   "reps": per_round * rounds, "rounds": rounds,
-                                   "matmul_gflops": mm_fl / statistics.median(times["matmul"]) / 1e9,
-                                   "results": {}}
+            row: dict[str, Any] = {
+                "cell": cell,
+                "B": B,
+                "T": T,
+                "D": D,
+                "H": H,
+                "flops": fl,
+                "reps": per_round * rounds,
+                "rounds": rounds,
+                "matmul_gflops": mm_fl / statistics.median(times["matmul"]) / 1e9,
+                "results": {},
+            }
             for name, (_, compile_s) in built.items():
                 med = statistics.median(times[name])
                 row["results"][name] = {
-                    "median_ms": 1e3 * med, "min_ms": 1e3 * min(times[name]), "samples": len(times[name]),
-                    "tokens_per_s": T * B / med, "gflops": fl / med / 1e9,
+                    "median_ms": 1e3 * med,
+                    "min_ms": 1e3 * min(times[name]),
+                    "samples": len(times[name]),
+                    "tokens_per_s": T * B / med,
+                    "gflops": fl / med / 1e9,
                     "compile_s": None if name.startswith("torch") else compile_s,
                 }
             for mine, key in (("lstmlab-fast", "fast"), ("lstmlab-fast-split", "split")):
                 if mine not in row["results"]:
                     continue
                 gflops = row["results"][mine]["gflops"]
-                ratios = {f"{key}/{peer}": gflops / res["gflops"] for peer, res in row["results"].items()
-                          if peer != mine}
+                ratios = {
+                    f"{key}/{peer}": gflops / res["gflops"] for peer, res in row["results"].items() if peer != mine
+                }
                 ratios[f"{key}/matmul"] = gflops / row["matmul_gflops"]
                 row["ratios" if key == "fast" else "split_ratios"] = ratios
             rows.append(row)
@@ -290,7 +317,7 @@ def format_speed_row(row: dict) -> str:
 # ---------------------------------------------------------------------------------------------------
 # Memory against sequence length
 
-MEMORY_SHAPE = (32, 64, 128)   # B, D, H of the lstm in the memory study
+MEMORY_SHAPE = (32, 64, 128)  # B, D, H of the lstm in the memory study
 
 
 def _rss_mib() -> tuple[float, float]:
@@ -315,11 +342,15 @@ def memory_one(T: int, remat_chunk: int | None) -> dict:
     rss_before, _ = _rss_mib()
     jax.block_until_ready(compiled(params, xs))
     _, peak = _rss_mib()
-    return {"T": T, "remat_chunk": remat_chunk,
-            "xla_temp_mb": analysis.temp_size_in_bytes / 2**20,
-            "xla_total_mb": (analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
-                             + analysis.output_size_in_bytes) / 2**20,
-            "rss_before_step_mb": rss_before, "peak_rss_mb": peak}
+    return {
+        "T": T,
+        "remat_chunk": remat_chunk,
+        "xla_temp_mb": analysis.temp_size_in_bytes / 2**20,
+        "xla_total_mb": (analysis.temp_size_in_bytes + analysis.argument_size_in_bytes + analysis.output_size_in_bytes)
+        / 2**20,
+        "rss_before_step_mb": rss_before,
+        "peak_rss_mb": peak,
+    }
 
 
 def bench_memory(lengths: list[int], remat_chunk: int) -> list[dict]:
@@ -330,17 +361,19 @@ def bench_memory(lengths: list[int], remat_chunk: int) -> list[dict]:
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             row = json.loads(out.strip().splitlines()[-1])
             rows.append(row)
-            print(f"memory lstm B,D,H={MEMORY_SHAPE} T={T} remat_chunk={chunk}: XLA temp "
-                  f"{row['xla_temp_mb']:.0f} MiB, XLA total {row['xla_total_mb']:.0f} MiB, "
-                  f"RSS before the step {row['rss_before_step_mb']:.0f} MiB, peak RSS {row['peak_rss_mb']:.0f} MiB",
-                  flush=True)
+            print(
+                f"memory lstm B,D,H={MEMORY_SHAPE} T={T} remat_chunk={chunk}: XLA temp "
+                f"{row['xla_temp_mb']:.0f} MiB, XLA total {row['xla_total_mb']:.0f} MiB, "
+                f"RSS before the step {row['rss_before_step_mb']:.0f} MiB, peak RSS {row['peak_rss_mb']:.0f} MiB",
+                flush=True,
+            )
     return rows
 
 
 # ---------------------------------------------------------------------------------------------------
 # End-to-end hook
 
-CHARLM_STEPS = 50     # timed training steps of the end-to-end charlm measurement (after CHARLM_WARMUP)
+CHARLM_STEPS = 50  # timed training steps of the end-to-end charlm measurement (after CHARLM_WARMUP)
 CHARLM_WARMUP = 5
 
 
@@ -376,19 +409,28 @@ def charlm_one(impl: str, overrides: list[str], steps: int) -> dict:
     t3 = time.perf_counter()
     times = []
     for i in range(1, CHARLM_WARMUP + steps + 1):
-        batch = run.batch(i)   # host data work is timed
+        batch = run.batch(i)  # host data work is timed
         start = time.perf_counter()
         state, metrics = step(state, batch)
         jax.block_until_ready(metrics)
         if i > CHARLM_WARMUP:
             times.append(time.perf_counter() - start)
     tokens = batch_size * seq_len
-    return {"impl": impl, "devices": int(mesh.devices.size), "batch": int(batch_size), "seq_len": int(seq_len),
-            "hidden_size": config.model.hidden_size, "num_layers": config.model.num_layers,
-            "lower_s": t1 - t0, "compile_s": t2 - t1, "first_step_s": t3 - t0,
-            "median_step_ms": 1e3 * statistics.median(times),
-            "tokens_per_s": tokens / statistics.median(times),
-            "tokens_per_s_overall": tokens * len(times) / sum(times), "steps": len(times)}
+    return {
+        "impl": impl,
+        "devices": int(mesh.devices.size),
+        "batch": int(batch_size),
+        "seq_len": int(seq_len),
+        "hidden_size": config.model.hidden_size,
+        "num_layers": config.model.num_layers,
+        "lower_s": t1 - t0,
+        "compile_s": t2 - t1,
+        "first_step_s": t3 - t0,
+        "median_step_ms": 1e3 * statistics.median(times),
+        "tokens_per_s": tokens / statistics.median(times),
+        "tokens_per_s_overall": tokens * len(times) / sum(times),
+        "steps": len(times),
+    }
 
 
 def charlm_throughput(args: argparse.Namespace, rounds: int = 1) -> list[dict]:
@@ -404,8 +446,15 @@ def charlm_throughput(args: argparse.Namespace, rounds: int = 1) -> list[dict]:
     results: dict[tuple[str, int], list[dict]] = {run: [] for run in runs}
     for _ in range(rounds):
         for impl, devices in runs:
-            cmd = [sys.executable, __file__, "--charlm-child", impl, "--charlm-steps", str(args.charlm_steps),
-                   *overrides]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--charlm-child",
+                impl,
+                "--charlm-steps",
+                str(args.charlm_steps),
+                *overrides,
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True, env={**env, "JAX_NUM_CPU_DEVICES": str(devices)})
             if out.returncode != 0:
                 raise RuntimeError(f"charlm child ({impl}) failed: {out.stderr.strip().splitlines()[-1:]}")
@@ -419,10 +468,14 @@ def charlm_throughput(args: argparse.Namespace, rounds: int = 1) -> list[dict]:
         row["tokens_per_s"] = tokens / (row["median_step_ms"] / 1e3)
         row["tokens_per_s_overall"] = statistics.median(r["tokens_per_s_overall"] for r in per_round)
         row["tokens_per_s_rounds"] = [r["tokens_per_s"] for r in per_round]
-        print(f"charlm {row['impl']} on {row['devices']} device(s): first step {row['first_step_s']:.2f} s "
-              f"(lower {row['lower_s']:.2f} + compile {row['compile_s']:.2f} + run), "
-              f"{row['tokens_per_s']:.0f} tokens/s ({row['median_step_ms']:.1f} ms/step; rounds: "
-              + ", ".join(f"{t:.0f}" for t in row["tokens_per_s_rounds"]) + ")", flush=True)
+        print(
+            f"charlm {row['impl']} on {row['devices']} device(s): first step {row['first_step_s']:.2f} s "
+            f"(lower {row['lower_s']:.2f} + compile {row['compile_s']:.2f} + run), "
+            f"{row['tokens_per_s']:.0f} tokens/s ({row['median_step_ms']:.1f} ms/step; rounds: "
+            + ", ".join(f"{t:.0f}" for t in row["tokens_per_s_rounds"])
+            + ")",
+            flush=True,
+        )
         rows.append(row)
     return rows
 
@@ -430,17 +483,23 @@ def charlm_throughput(args: argparse.Namespace, rounds: int = 1) -> list[dict]:
 # ---------------------------------------------------------------------------------------------------
 # Report
 
+
 def markdown(report: dict) -> str:
     load = " -> ".join(f"{report[k][0]:.1f}" for k in ("load_average_before", "load_average_after") if k in report)
-    lines = [f"# lstmlab benchmark\n", f"Machine: {report['machine']}; 1-minute load average {load} "
-             f"(other jobs share the cores when it exceeds the core count). Command: `{report['command']}`\n",
-             "Training step (forward + backward, gradients for parameters and input) of one layer; "
-             f"median of interleaved repetitions, spread over {report.get('rounds', 1)} round(s) (in-process, "
-             "torch alone, split per core). FLOPs = 3 * 2 * T * B * (D + H) * G * H (G = 4 lstm, 3 gru); "
-             "elementwise math not counted.\n"]
+    lines = [
+        "# lstmlab benchmark\n",
+        f"Machine: {report['machine']}; 1-minute load average {load} "
+        f"(other jobs share the cores when it exceeds the core count). Command: `{report['command']}`\n",
+        "Training step (forward + backward, gradients for parameters and input) of one layer; "
+        f"median of interleaved repetitions, spread over {report.get('rounds', 1)} round(s) (in-process, "
+        "torch alone, split per core). FLOPs = 3 * 2 * T * B * (D + H) * G * H (G = 4 lstm, 3 gru); "
+        "elementwise math not counted.\n",
+    ]
     for row in report["speed"]:
-        lines.append(f"\n## {row['cell']} B={row['B']} T={row['T']} D={row['D']} H={row['H']} "
-                     f"(same-size matmul: {row['matmul_gflops']:.0f} GFLOP/s)\n")
+        lines.append(
+            f"\n## {row['cell']} B={row['B']} T={row['T']} D={row['D']} H={row['H']} "
+            f"(same-size matmul: {row['matmul_gflops']:.0f} GFLOP/s)\n"
+        )
         split = row.get("split_ratios", {})
         lines.append("| contender | median ms | tokens/s | GFLOP/s | fast / this | fast-split / this | compile s |")
         lines.append("|---|---:|---:|---:|---:|---:|---:|")
@@ -448,42 +507,57 @@ def markdown(report: dict) -> str:
             ratio = row["ratios"].get(f"fast/{name}", 1.0)
             ratio_split = f"{split.get(f'split/{name}', 1.0):.2f}" if split else "-"
             compile_s = "-" if r["compile_s"] is None else f"{r['compile_s']:.2f}"
-            lines.append(f"| {name} | {r['median_ms']:.2f} | {r['tokens_per_s']:.0f} | {r['gflops']:.1f} | "
-                         f"{ratio:.2f} | {ratio_split} | {compile_s} |")
+            lines.append(
+                f"| {name} | {r['median_ms']:.2f} | {r['tokens_per_s']:.0f} | {r['gflops']:.1f} | "
+                f"{ratio:.2f} | {ratio_split} | {compile_s} |"
+            )
         matmul_split = f"{split['split/matmul']:.2f}" if split else "-"
-        lines.append(f"| matmul ceiling | | | {row['matmul_gflops']:.1f} | {row['ratios']['fast/matmul']:.2f} | "
-                     f"{matmul_split} | |")
+        lines.append(
+            f"| matmul ceiling | | | {row['matmul_gflops']:.1f} | {row['ratios']['fast/matmul']:.2f} | "
+            f"{matmul_split} | |"
+        )
     if report.get("charlm"):
         lines.append("\n## End to end: `+experiment=charlm` training step\n")
-        lines.append("The trainer's jitted step on the experiment's batches, in a fresh process; first step = "
-                     "trace + compile + run (no compilation cache); tokens/s = median over timed steps; each "
-                     "figure the median over the rounds (runs of every configuration in turn).\n")
-        lines.append("| impl | devices | B x T | layers x H | lower s | compile s | first step s | ms/step "
-                     "| tokens/s | tokens/s per round |")
+        lines.append(
+            "The trainer's jitted step on the experiment's batches, in a fresh process; first step = "
+            "trace + compile + run (no compilation cache); tokens/s = median over timed steps; each "
+            "figure the median over the rounds (runs of every configuration in turn).\n"
+        )
+        lines.append(
+            "| impl | devices | B x T | layers x H | lower s | compile s | first step s | ms/step "
+            "| tokens/s | tokens/s per round |"
+        )
         lines.append("|---|---:|---|---|---:|---:|---:|---:|---:|---|")
         for r in report["charlm"]:
-            lines.append(f"| {r['impl']} | {r['devices']} | {r['batch']} x {r['seq_len']} | "
-                         f"{r['num_layers']} x {r['hidden_size']} | "
-                         f"{r['lower_s']:.2f} | {r['compile_s']:.2f} | {r['first_step_s']:.2f} | "
-                         f"{r['median_step_ms']:.1f} | {r['tokens_per_s']:.0f} | "
-                         + ", ".join(f"{t:.0f}" for t in r.get("tokens_per_s_rounds", [])) + " |")
+            lines.append(
+                f"| {r['impl']} | {r['devices']} | {r['batch']} x {r['seq_len']} | "
+                f"{r['num_layers']} x {r['hidden_size']} | "
+                f"{r['lower_s']:.2f} | {r['compile_s']:.2f} | {r['first_step_s']:.2f} | "
+                f"{r['median_step_ms']:.1f} | {r['tokens_per_s']:.0f} | "
+                + ", ".join(f"{t:.0f}" for t in r.get("tokens_per_s_rounds", []))
+                + " |"
+            )
     if report.get("targets"):
         lines.append("\n## Targets\n")
         lines += [f"- {t}" for t in report["targets"]]
     if report.get("memory"):
         lines.append(f"\n## Memory, lstm B,D,H={MEMORY_SHAPE}\n")
-        lines.append("XLA total = temporaries + arguments + outputs (from `memory_analysis()`); RSS of a fresh "
-                     "process before and at the peak of one step.\n")
+        lines.append(
+            "XLA total = temporaries + arguments + outputs (from `memory_analysis()`); RSS of a fresh "
+            "process before and at the peak of one step.\n"
+        )
         lines.append("| T | remat_chunk | XLA temp MiB | XLA total MiB | RSS before MiB | peak RSS MiB |")
         lines.append("|---:|---:|---:|---:|---:|---:|")
         for m in report["memory"]:
-            lines.append(f"| {m['T']} | {m['remat_chunk'] or '-'} | {m['xla_temp_mb']:.0f} | "
-                         f"{m['xla_total_mb']:.0f} | {m['rss_before_step_mb']:.0f} | {m['peak_rss_mb']:.0f} |")
+            lines.append(
+                f"| {m['T']} | {m['remat_chunk'] or '-'} | {m['xla_temp_mb']:.0f} | "
+                f"{m['xla_total_mb']:.0f} | {m['rss_before_step_mb']:.0f} | {m['peak_rss_mb']:.0f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def _verdict(shortfall: float, target: float) -> str:
-    """"met", or by how much (in % of the target) a result fell short of it."""
+    """ "met", or by how much (in % of the target) a result fell short of it."""
     return "met" if shortfall <= 0 else f"MISSED by {100 * shortfall / target:.0f}%"
 
 
@@ -521,26 +595,37 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--smoke", action="store_true", help="tiny shape, 2 repetitions (for the test suite)")
     parser.add_argument("--cells", default="lstm,gru", help="comma-separated: lstm,gru")
     parser.add_argument("--reps", type=int, default=None, help="timed repetitions per contender")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="rounds the repetitions are spread over (default 3; 1 with --quick/--smoke)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="rounds the repetitions are spread over (default 3; 1 with --quick/--smoke)",
+    )
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     parser.add_argument("--memory-lengths", default="1000,4000,16000", help="T values of the memory study")
     parser.add_argument("--remat-chunk", type=int, default=64, help="remat_chunk of the memory study")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory study")
-    parser.add_argument("--charlm", action="store_true",
-                        help="also time +experiment=charlm end to end (compile time and tokens/s)")
+    parser.add_argument(
+        "--charlm", action="store_true", help="also time +experiment=charlm end to end (compile time and tokens/s)"
+    )
     parser.add_argument("--charlm-only", action="store_true", help="only the end-to-end charlm measurement")
     parser.add_argument("--charlm-steps", type=int, default=CHARLM_STEPS, help="timed charlm steps")
-    parser.add_argument("--charlm-override", action="append", default=[],
-                        help="a Hydra override for the charlm measurement (repeatable), e.g. model.hidden_size=64")
+    parser.add_argument(
+        "--charlm-override",
+        action="append",
+        default=[],
+        help="a Hydra override for the charlm measurement (repeatable), e.g. model.hidden_size=64",
+    )
     parser.add_argument("--charlm-child", help=argparse.SUPPRESS)
-    parser.add_argument("--out", default=None,
-                        help="write OUT.json and OUT.md (default: bench-results/<UTC time>/bench.json and .md)")
+    parser.add_argument(
+        "--out", default=None, help="write OUT.json and OUT.md (default: bench-results/<UTC time>/bench.json and .md)"
+    )
     parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--torch-child", nargs=7, help=argparse.SUPPRESS)
     parser.add_argument("--split-child", nargs=7, help=argparse.SUPPRESS)
-    parser.add_argument("--no-split", action="store_true",
-                        help="skip the JAX contenders split over one CPU device per core")
+    parser.add_argument(
+        "--no-split", action="store_true", help="skip the JAX contenders split over one CPU device per core"
+    )
     args = parser.parse_args(argv)
 
     if args.memory_child:
@@ -559,6 +644,7 @@ def main(argv: list[str] | None = None) -> dict:
     global torch
     if args.torch_child:
         import torch
+
         cell, *numbers = args.torch_child
         B, T, D, H, reps, warmup = map(int, numbers)
         step, _ = torch_step(cell, B, T, D, H)
@@ -568,12 +654,14 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out) if args.out else new_results_dir() / "bench"
     tracked = tracked_files([out.with_suffix(".json"), out.with_suffix(".md")]) if out.parent.is_dir() else []
     if tracked:
-        parser.error(f"--out={args.out} would write over {', '.join(map(str, tracked))}, which git tracks; "
-                     "choose another --out")
+        parser.error(
+            f"--out={args.out} would write over {', '.join(map(str, tracked))}, which git tracks; choose another --out"
+        )
     if not args.no_torch:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"   # read when torch loads OpenMP; see the module docstring
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read when torch loads OpenMP; see the module docstring
         try:
             import torch
+
             torch.set_num_threads(os.cpu_count() or 1)
         except ImportError:
             torch = None
@@ -588,7 +676,7 @@ def main(argv: list[str] | None = None) -> dict:
     report: dict[str, Any] = {
         "command": " ".join(["python", "scripts/bench.py"] + (argv if argv is not None else sys.argv[1:])),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus, jax {jax.__version__}"
-                   + (f", torch {torch.__version__}" if with_torch else ""),
+        + (f", torch {torch.__version__}" if with_torch else ""),
     }
     report["load_average_before"] = os.getloadavg()
     report["rounds"] = rounds
@@ -596,9 +684,15 @@ def main(argv: list[str] | None = None) -> dict:
         args.charlm, args.no_memory = True, True
         report["speed"] = []
     else:
-        report["speed"] = bench_speed(args.cells.split(","), shapes, reps, warmup=1 if args.smoke else 3,
-                                      with_torch=with_torch, split=not args.no_split and usable_cores() > 1,
-                                      rounds=rounds)
+        report["speed"] = bench_speed(
+            args.cells.split(","),
+            shapes,
+            reps,
+            warmup=1 if args.smoke else 3,
+            with_torch=with_torch,
+            split=not args.no_split and usable_cores() > 1,
+            rounds=rounds,
+        )
     report["targets"] = [] if args.smoke else check_targets(report["speed"])
     for line in report["targets"]:
         print(line)
@@ -609,8 +703,10 @@ def main(argv: list[str] | None = None) -> dict:
         want = TARGETS["charlm_first_step_s"]
         for fast in (r for r in report["charlm"] if r["impl"] == "fast"):
             got = fast["lower_s"] + fast["compile_s"]
-            report["targets"].append(f"charlm first step on {fast['devices']} device(s) compiled (lower + "
-                                     f"compile) in {got:.2f} s (target <= {want} s) {_verdict(got - want, want)}")
+            report["targets"].append(
+                f"charlm first step on {fast['devices']} device(s) compiled (lower + "
+                f"compile) in {got:.2f} s (target <= {want} s) {_verdict(got - want, want)}"
+            )
             print(report["targets"][-1])
     report["load_average_after"] = os.getloadavg()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -635,8 +731,12 @@ def tracked_files(paths: list[Path]) -> list[Path]:
     tracked = []
     for path in paths:
         try:
-            found = subprocess.run(["git", "ls-files", "--error-unmatch", path.name], cwd=path.parent,
-                                   capture_output=True, text=True).returncode == 0
+            found = (
+                subprocess.run(
+                    ["git", "ls-files", "--error-unmatch", path.name], cwd=path.parent, capture_output=True, text=True
+                ).returncode
+                == 0
+            )
         except (OSError, ValueError):
             found = False
         if found:

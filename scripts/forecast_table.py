@@ -33,12 +33,11 @@ def statsmodels_series() -> dict[str, tuple[np.ndarray, int, int]]:
     from statsmodels import datasets
 
     co2 = datasets.co2.load_pandas().data["co2"]
-    co2 = co2.resample("MS").mean().interpolate().to_numpy()       # 526 months, a few gaps filled
+    co2 = co2.resample("MS").mean().interpolate().to_numpy()  # 526 months, a few gaps filled
     elnino = datasets.elnino.load_pandas().data.drop(columns="YEAR").to_numpy().ravel()  # 732 months
-    nile = datasets.nile.load_pandas().data["volume"].to_numpy()    # 100 years
+    nile = datasets.nile.load_pandas().data["volume"].to_numpy()  # 100 years
     gdp = datasets.macrodata.load_pandas().data["realgdp"].to_numpy()  # 203 quarters
-    return {"co2": (co2, 12, 24), "elnino": (elnino, 12, 24), "nile": (nile, 1, 10),
-            "realgdp": (gdp, 4, 8)}
+    return {"co2": (co2, 12, 24), "elnino": (elnino, 12, 24), "nile": (nile, 1, 10), "realgdp": (gdp, 4, 8)}
 
 
 def runs(csv_dir: Path) -> dict[str, list[str]]:
@@ -47,8 +46,14 @@ def runs(csv_dir: Path) -> dict[str, list[str]]:
     for name, (values, season, seq_len) in statsmodels_series().items():
         path = csv_dir / f"{name}.csv"
         write_csv(path, values)
-        out[name] = ["+experiment=sunspots", "data=csv", f"data.path={path}", "data.column=value",
-                     f"data.season={season}", f"data.seq_len={seq_len}"]
+        out[name] = [
+            "+experiment=sunspots",
+            "data=csv",
+            f"data.path={path}",
+            "data.column=value",
+            f"data.season={season}",
+            f"data.seq_len={seq_len}",
+        ]
     return out
 
 
@@ -92,19 +97,25 @@ def main(argv: list[str] | None = None) -> int:
                 run_dir = out / f"{name}-seed{seed}"
                 summary = train(table[name] + [f"seed={seed}"] + list(args.set), run_dir)
                 summaries.append(summary)
-                print(f"{name} seed {seed}: skill {summary['test/skill']:.3f} "
-                      f"residual={summary['data'].get('residual')} ({time.perf_counter() - start:.0f} s)",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"{name} seed {seed}: skill {summary['test/skill']:.3f} "
+                    f"residual={summary['data'].get('residual')} ({time.perf_counter() - start:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             s0 = summaries[0]
-            rows.append({
-                "series": name, "test windows": s0["data"]["test_windows"],
-                "residual": s0["data"].get("residual"),
-                "rmse": mean_sd([s["test/rmse"] for s in summaries]),
-                "persistence": f"{s0['test/persistence_rmse']:.3g}",
-                "seasonal naive": f"{s0['test/seasonal_rmse']:.3g}",
-                "skill": mean_sd([s["test/skill"] for s in summaries]),
-                "seasonal skill": mean_sd([1 - s["test/rmse"] / s["test/seasonal_rmse"] for s in summaries]),
-            })
+            rows.append(
+                {
+                    "series": name,
+                    "test windows": s0["data"]["test_windows"],
+                    "residual": s0["data"].get("residual"),
+                    "rmse": mean_sd([s["test/rmse"] for s in summaries]),
+                    "persistence": f"{s0['test/persistence_rmse']:.3g}",
+                    "seasonal naive": f"{s0['test/seasonal_rmse']:.3g}",
+                    "skill": mean_sd([s["test/skill"] for s in summaries]),
+                    "seasonal skill": mean_sd([1 - s["test/rmse"] / s["test/seasonal_rmse"] for s in summaries]),
+                }
+            )
     (out / "table.json").write_text(json.dumps(rows, indent=2) + "\n")
     header = list(rows[0])
     print("| " + " | ".join(header) + " |")

@@ -47,20 +47,28 @@ def describe(experiment: str, s: dict) -> str:
     if experiment == "vowels":
         return f"accuracy {s['test/accuracy']:.4f} ({int(s['test/errors'])} wrong of {s['data']['test_size']})"
     if experiment in ("sunspots", "airline"):
-        return (f"RMSE {s['test/rmse']:.1f}, MAE {s['test/mae']:.1f}; persistence {s['test/persistence_rmse']:.1f} / "
-                f"{s['test/persistence_mae']:.1f}; seasonal {s['test/seasonal_rmse']:.1f} / {s['test/seasonal_mae']:.1f}; "
-                f"skill {s['test/skill']:.3f}")
+        return (
+            f"RMSE {s['test/rmse']:.1f}, MAE {s['test/mae']:.1f}; persistence {s['test/persistence_rmse']:.1f} / "
+            f"{s['test/persistence_mae']:.1f}; seasonal {s['test/seasonal_rmse']:.1f} / {s['test/seasonal_mae']:.1f}; "
+            f"skill {s['test/skill']:.3f}"
+        )
     if experiment == "adding":
         return f"{int(s['test/errors'])} wrong of {s['data']['test_size']}, MSE {s['test/mse']:.2e}"
     if experiment.startswith("temporal_order"):
-        return (f"{int(s['test/errors'])} wrong of {s['data']['test_size']} (paper's 0.3 rule), "
-                f"accuracy {s['test/accuracy']:.4f}")
+        return (
+            f"{int(s['test/errors'])} wrong of {s['data']['test_size']} (paper's 0.3 rule), "
+            f"accuracy {s['test/accuracy']:.4f}"
+        )
     if experiment == "copy":
-        return (f"cross-entropy {s['test/cross_entropy']:.4f} (baseline {s['test/baseline_cross_entropy']:.4f}), "
-                f"copied symbols right {s['test/copy_accuracy']:.3f}, sequences right {s['test/fraction_correct']:.3f}")
+        return (
+            f"cross-entropy {s['test/cross_entropy']:.4f} (baseline {s['test/baseline_cross_entropy']:.4f}), "
+            f"copied symbols right {s['test/copy_accuracy']:.3f}, sequences right {s['test/fraction_correct']:.3f}"
+        )
     if experiment == "reber":
-        return (f"{int(s['test/errors'])} wrong of {s['data']['test_size']} (sigmoid > 0.5 rule); "
-                f"paper's top rule: {s['test/fraction_correct_top']:.4f} right")
+        return (
+            f"{int(s['test/errors'])} wrong of {s['data']['test_size']} (sigmoid > 0.5 rule); "
+            f"paper's top rule: {s['test/fraction_correct_top']:.4f} right"
+        )
     return json.dumps({k: v for k, v in s.items() if k.startswith("test/")})
 
 
@@ -69,8 +77,13 @@ def run(args: list[str], run_dir: Path) -> tuple[dict, float, float, tuple[float
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load0, start = os.getloadavg()[0], time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "lstmlab", *args, *QUIET, f"hydra.run.dir={run_dir}"],
-                            cwd=ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "lstmlab", *args, *QUIET, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     wall, load1 = time.perf_counter() - start, os.getloadavg()[0]
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
@@ -96,13 +109,19 @@ def main() -> None:
             summary, wall, cpu, load = run(args, (opts.runs / name).absolute())
             results.append((summary, wall, cpu, load))
             command = "python -m lstmlab " + " ".join(args)
-            print(f"| `{command}` | {describe(experiment, summary)} | {wall:.0f} | {cpu:.0f} | "
-                  f"{load[0]:.1f}-{load[1]:.1f} |", flush=True)
+            print(
+                f"| `{command}` | {describe(experiment, summary)} | {wall:.0f} | {cpu:.0f} | "
+                f"{load[0]:.1f}-{load[1]:.1f} |",
+                flush=True,
+            )
         key = {"vowels": "test/accuracy", "sunspots": "test/skill", "airline": "test/skill"}.get(experiment)
         if key and len(results) > 1:
             values = [r[0][key] for r in results]
-            print(f"| {experiment}, seeds {seeds[0]}-{seeds[-1]} | {key} mean {statistics.mean(values):.4f} "
-                  f"+- {statistics.stdev(values):.4f} (sample std) | | | |", flush=True)
+            print(
+                f"| {experiment}, seeds {seeds[0]}-{seeds[-1]} | {key} mean {statistics.mean(values):.4f} "
+                f"+- {statistics.stdev(values):.4f} (sample std) | | | |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -32,11 +32,18 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], cwd: Path | None = None, timeout: float = 300, module: str = "lstmlab",
-            **env: str) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], cwd: Path | None = None, timeout: float = 300, module: str = "lstmlab", **env: str
+) -> subprocess.CompletedProcess:
     """``python -m lstmlab ARGS`` in a subprocess; returns the completed process (text output)."""
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd or ROOT, env=cli_env(**env),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd or ROOT,
+        env=cli_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

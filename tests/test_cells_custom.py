@@ -23,9 +23,9 @@ LENGTHS = jnp.array([5, 2, 0])
 class MGU(Cell):
     """Minimal gated unit (Zhou et al. 2016) in reset-after form, with a scaled candidate::
 
-        [a_f, a_n] = x_t @ w_i + b,   [u_f, u_n] = h @ w_h
-        f = sigmoid(a_f + u_f),       n = scale * tanh(a_n + f * u_n)
-        h_t = (1 - f) * h + f * n
+    [a_f, a_n] = x_t @ w_i + b,   [u_f, u_n] = h @ w_h
+    f = sigmoid(a_f + u_f),       n = scale * tanh(a_n + f * u_n)
+    h_t = (1 - f) * h + f * n
     """
 
     num_gates = 2
@@ -37,12 +37,15 @@ class MGU(Cell):
             raise ValueError(f"scale={scale!r} must be > 0")
         return {"scale": float(scale)}
 
-    def init(self, key, input_size, hidden_size, *, input_init, recurrent_scale, forget_bias, chrono_tmax,
-             dtype, scale=1.0):
+    def init(
+        self, key, input_size, hidden_size, *, input_init, recurrent_scale, forget_bias, chrono_tmax, dtype, scale=1.0
+    ):
         k_i, k_h = jax.random.split(key)
-        return {"w_i": 0.5 * jax.random.normal(k_i, (input_size, 2 * hidden_size), dtype),
-                "w_h": 0.5 * jax.random.normal(k_h, (hidden_size, 2 * hidden_size), dtype),
-                "b": jnp.zeros((2 * hidden_size,), dtype)}
+        return {
+            "w_i": 0.5 * jax.random.normal(k_i, (input_size, 2 * hidden_size), dtype),
+            "w_h": 0.5 * jax.random.normal(k_h, (hidden_size, 2 * hidden_size), dtype),
+            "b": jnp.zeros((2 * hidden_size,), dtype),
+        }
 
     def forward(self, params, xp, h, *, scale=1.0):
         a_f, a_n = jnp.split(xp, 2, axis=-1)
@@ -62,7 +65,7 @@ class MGU(Cell):
 
     def grads(self, params, dzs, saveds, h_prevs, final_carry, *, scale=1.0):
         du, dn = dzs
-        return jnp.concatenate([du[..., :h_prevs.shape[-1]], dn], axis=-1), {"w_h": matmul_tn(h_prevs, du)}
+        return jnp.concatenate([du[..., : h_prevs.shape[-1]], dn], axis=-1), {"w_h": matmul_tn(h_prevs, du)}
 
 
 @pytest.fixture(autouse=True)
@@ -111,8 +114,17 @@ def _value_and_grads(impl, seq_lengths=None, reverse=False, remat_chunk=None):
     w_out = jax.random.normal(jax.random.key(3), (T, B, H))
 
     def loss(params, xs, h0):
-        final, hs = cells.scan("mgu", params, xs, h0, seq_lengths=seq_lengths, reverse=reverse, impl=impl,
-                               remat_chunk=remat_chunk, scale=0.7)
+        final, hs = cells.scan(
+            "mgu",
+            params,
+            xs,
+            h0,
+            seq_lengths=seq_lengths,
+            reverse=reverse,
+            impl=impl,
+            remat_chunk=remat_chunk,
+            scale=0.7,
+        )
         return jnp.sum(hs * w_out) + jnp.sum(jnp.tanh(final))
 
     program = str(jax.make_jaxpr(loss)(params, xs, h0))
@@ -145,8 +157,7 @@ def test_registered_cell_runs_in_the_nnx_layers_with_its_options():
 
     grads = {}
     for impl in ("fast", "reference"):
-        stack = RecurrentStack("mgu", D, H, num_layers=2, bidirectional=True, rngs=nnx.Rngs(0), impl=impl,
-                               scale=0.5)
+        stack = RecurrentStack("mgu", D, H, num_layers=2, bidirectional=True, rngs=nnx.Rngs(0), impl=impl, scale=0.5)
         grads[impl] = nnx.value_and_grad(loss)(stack)
     assert grads["fast"][1]["layers"][0]["forward"]["w_h"][...].shape == (H, 2 * H)
     np.testing.assert_allclose(grads["fast"][0], grads["reference"][0], rtol=1e-5)
@@ -161,8 +172,16 @@ def test_registered_cell_trains_through_the_config_and_training_api(tmp_path):
     from lstmlab.cli import compose
     from lstmlab.train import train_and_evaluate
 
-    overrides = ["+preset=tiny", "logger.wandb.mode=disabled", "trainer.progress=none", "data.val_size=32",
-                 "data.test_size=32", "data.seq_len=10", "cell.name=mgu", "+cell.extra.scale=0.5"]
+    overrides = [
+        "+preset=tiny",
+        "logger.wandb.mode=disabled",
+        "trainer.progress=none",
+        "data.val_size=32",
+        "data.test_size=32",
+        "data.seq_len=10",
+        "cell.name=mgu",
+        "+cell.extra.scale=0.5",
+    ]
     config, resolved = compose("adding", overrides)
     assert config.cell.options() == {"scale": 0.5}
     summary = train_and_evaluate(config, tmp_path / "run", config_dict=resolved)

@@ -95,14 +95,17 @@ def test_unknown_input_init_names_the_valid_ones():
         cells.init("lstm", jax.random.key(0), D, H, input_init="xavier")
 
 
-@pytest.mark.parametrize("name,variant,expected", [
-    ("lstm", "vanilla", {"w_i", "w_h", "b"}),
-    ("lstm", "FGR", {"w_i", "w_h", "b", "w_fgr"}),
-    ("peephole", "vanilla", {"w_i", "w_h", "b", "p_i", "p_f", "p_o"}),
-    ("peephole", "NP", {"w_i", "w_h", "b"}),
-    ("peephole", "CIFG", {"w_i", "w_h", "b", "p_i", "p_f", "p_o"}),
-    ("peephole", "FGR", {"w_i", "w_h", "b", "p_i", "p_f", "p_o", "w_fgr"}),
-])
+@pytest.mark.parametrize(
+    "name,variant,expected",
+    [
+        ("lstm", "vanilla", {"w_i", "w_h", "b"}),
+        ("lstm", "FGR", {"w_i", "w_h", "b", "w_fgr"}),
+        ("peephole", "vanilla", {"w_i", "w_h", "b", "p_i", "p_f", "p_o"}),
+        ("peephole", "NP", {"w_i", "w_h", "b"}),
+        ("peephole", "CIFG", {"w_i", "w_h", "b", "p_i", "p_f", "p_o"}),
+        ("peephole", "FGR", {"w_i", "w_h", "b", "p_i", "p_f", "p_o", "w_fgr"}),
+    ],
+)
 def test_parameters_of_each_variant_and_their_zero_start(name, variant, expected):
     params = cells.init(name, jax.random.key(0), D, H, variant=variant)
     assert set(params) == expected

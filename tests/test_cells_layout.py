@@ -48,12 +48,13 @@ def test_lstm_step_from_pytorch_layout_by_hand():
     x, h0, c0 = (rng.standard_normal(s).astype(np.float32) for s in [(B, D), (B, H), (B, H)])
 
     gates = x @ w["weight_ih"].T + w["bias_ih"] + h0 @ w["weight_hh"].T + w["bias_hh"]
-    i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))  # rows of weight_ih: i, f, g, o
+    i, f, g, o = (gates[:, k * H : (k + 1) * H] for k in range(4))  # rows of weight_ih: i, f, g, o
     c1 = sigmoid(f) * c0 + sigmoid(i) * np.tanh(g)
     h1 = sigmoid(o) * np.tanh(c1)
 
-    carry, out = cells.step("lstm", to_lstmlab("lstm", w), cells.LSTMState(jnp.asarray(h0), jnp.asarray(c0)),
-                            jnp.asarray(x))
+    carry, out = cells.step(
+        "lstm", to_lstmlab("lstm", w), cells.LSTMState(jnp.asarray(h0), jnp.asarray(c0)), jnp.asarray(x)
+    )
     np.testing.assert_allclose(carry.c, c1, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(carry.h, h1, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(out, carry.h)
@@ -64,11 +65,11 @@ def test_gru_step_from_pytorch_layout_by_hand():
     rng = np.random.default_rng(3)
     x, h0 = (rng.standard_normal(s).astype(np.float32) for s in [(B, D), (B, H)])
 
-    gi = x @ w["weight_ih"].T + w["bias_ih"]    # rows r, z, n
+    gi = x @ w["weight_ih"].T + w["bias_ih"]  # rows r, z, n
     gh = h0 @ w["weight_hh"].T + w["bias_hh"]
     r = sigmoid(gi[:, :H] + gh[:, :H])
-    z = sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
-    n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+    z = sigmoid(gi[:, H : 2 * H] + gh[:, H : 2 * H])
+    n = np.tanh(gi[:, 2 * H :] + r * gh[:, 2 * H :])
     h1 = (1 - z) * n + z * h0
 
     h, out = cells.step("gru", to_lstmlab("gru", w), jnp.asarray(h0), jnp.asarray(x))
@@ -91,20 +92,28 @@ def test_rnn_step_from_pytorch_layout_by_hand(activation):
 # Cross-check against PyTorch itself (optional dependency; reported as a skip when absent)
 # ----------------------------------------------------------------------------------------------------
 
+
 def torch_weights(module, suffix=""):
-    return {k: getattr(module, f"{k}_l0{suffix}").detach().numpy()
-            for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    return {
+        k: getattr(module, f"{k}_l0{suffix}").detach().numpy() for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    }
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru", "rnn-tanh", "rnn-relu"])
 def test_sequence_matches_torch(name):
-    torch = pytest.importorskip("torch", reason="optional cross-check; the torch-free layout tests "
-                                                "above always run (pip install torch==2.13.0 to run it)")
+    torch = pytest.importorskip(
+        "torch",
+        reason="optional cross-check; the torch-free layout tests "
+        "above always run (pip install torch==2.13.0 to run it)",
+    )
     torch.manual_seed(0)
     T = 5
     cell, _, activation = name.partition("-")
-    module = {"lstm": lambda: torch.nn.LSTM(D, H), "gru": lambda: torch.nn.GRU(D, H),
-              "rnn": lambda: torch.nn.RNN(D, H, nonlinearity=activation)}[cell]()
+    module = {
+        "lstm": lambda: torch.nn.LSTM(D, H),
+        "gru": lambda: torch.nn.GRU(D, H),
+        "rnn": lambda: torch.nn.RNN(D, H, nonlinearity=activation),
+    }[cell]()
     xs = torch.randn(T, B, D)
     h0 = torch.randn(1, B, H)
     c0 = torch.randn(1, B, H)
@@ -116,8 +125,7 @@ def test_sequence_matches_torch(name):
             ys, hT = module(xs, h0)
             carry = jnp.asarray(h0[0].numpy())
     opts = {"activation": activation} if cell == "rnn" else {}
-    final, hs = cells.scan(cell, to_lstmlab(cell, torch_weights(module)), jnp.asarray(xs.numpy()), carry,
-                           **opts)
+    final, hs = cells.scan(cell, to_lstmlab(cell, torch_weights(module)), jnp.asarray(xs.numpy()), carry, **opts)
     np.testing.assert_allclose(hs, ys.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(final.h if cell == "lstm" else final, hT[0].numpy(), rtol=1e-5, atol=1e-5)
     if cell == "lstm":
@@ -127,8 +135,9 @@ def test_sequence_matches_torch(name):
 def test_padded_bidirectional_lstm_matches_torch_packed_sequence():
     """torch's packed bidirectional LSTM reads each sequence backwards from its own last step, which is
     what ``seq_lengths`` with ``reverse=True`` promises."""
-    torch = pytest.importorskip("torch", reason="optional cross-check; test_cells_scan.py pins the "
-                                                "padded semantics without torch")
+    torch = pytest.importorskip(
+        "torch", reason="optional cross-check; test_cells_scan.py pins the padded semantics without torch"
+    )
     torch.manual_seed(1)
     T, lengths = 5, [5, 3]
     module = torch.nn.LSTM(D, H, bidirectional=True)
@@ -140,10 +149,10 @@ def test_padded_bidirectional_lstm_matches_torch_packed_sequence():
 
     x = jnp.asarray(xs.numpy())
     seq_lengths = jnp.array(lengths)
-    fwd_final, fwd = cells.scan("lstm", to_lstmlab("lstm", torch_weights(module)), x,
-                                seq_lengths=seq_lengths)
-    bwd_final, bwd = cells.scan("lstm", to_lstmlab("lstm", torch_weights(module, "_reverse")), x,
-                                seq_lengths=seq_lengths, reverse=True)
+    fwd_final, fwd = cells.scan("lstm", to_lstmlab("lstm", torch_weights(module)), x, seq_lengths=seq_lengths)
+    bwd_final, bwd = cells.scan(
+        "lstm", to_lstmlab("lstm", torch_weights(module, "_reverse")), x, seq_lengths=seq_lengths, reverse=True
+    )
     np.testing.assert_allclose(fwd, ys[..., :H].numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(bwd, ys[..., H:].numpy(), rtol=1e-5, atol=1e-5)
     for direction, final in enumerate([fwd_final, bwd_final]):

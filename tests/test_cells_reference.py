@@ -51,6 +51,7 @@ def float64():
 # Published equations, in NumPy
 # ----------------------------------------------------------------------------------------------------
 
+
 def sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
 
@@ -73,14 +74,17 @@ def lstm_reference(name, variant, p, xs, h0, c0, gates0=None):
     if variant == "FGR":  # R_fgr[a][b]: from gate a at t-1 into gate b at t
         Hn = h0.shape[1]
         wf = np.asarray(p["w_fgr"])
-        R_fgr = {a: {bb: wf[ia * Hn:(ia + 1) * Hn, ib * Hn:(ib + 1) * Hn].T for ib, bb in enumerate("ifo")}
-                 for ia, a in enumerate("ifo")}
+        R_fgr = {
+            a: {bb: wf[ia * Hn : (ia + 1) * Hn, ib * Hn : (ib + 1) * Hn].T for ib, bb in enumerate("ifo")}
+            for ia, a in enumerate("ifo")
+        }
     y, c = np.asarray(h0), np.asarray(c0)
     prev = dict(zip("ifo", np.split(np.asarray(gates0), 3, axis=-1))) if variant == "FGR" else None
-    g_act = (lambda a: a) if variant == "NIAF" else np.tanh   # input activation g
-    h_act = (lambda a: a) if variant == "NOAF" else np.tanh   # output activation h
+    g_act = (lambda a: a) if variant == "NIAF" else np.tanh  # input activation g
+    h_act = (lambda a: a) if variant == "NOAF" else np.tanh  # output activation h
     hs = []
     for x in np.asarray(xs):
+
         def pre(k):
             a = x @ W[k].T + y @ R[k].T + b[k]
             if variant == "FGR" and k in "ifo":
@@ -152,6 +156,7 @@ def rnn_reference(p, xs, h0, activation):
 # Inputs: every parameter random and non-zero (peepholes, w_fgr, biases), non-zero initial carry
 # ----------------------------------------------------------------------------------------------------
 
+
 def random_inputs(name, opts, seed=0):
     rng = np.random.default_rng(seed)
     shapes = cells.init(name, jax.random.key(0), D, H, **opts)
@@ -172,8 +177,7 @@ def test_scan_equals_published_equations_in_float64(name, opts):
     tol = dict(rtol=0, atol=1e-10)
     if name in ("lstm", "peephole"):
         gates0 = carry.gates if opts["variant"] == "FGR" else None
-        ref_hs, ref_h, ref_c, ref_gates = lstm_reference(name, opts["variant"], params, xs,
-                                                         carry.h, carry.c, gates0)
+        ref_hs, ref_h, ref_c, ref_gates = lstm_reference(name, opts["variant"], params, xs, carry.h, carry.c, gates0)
         np.testing.assert_allclose(final.c, ref_c, **tol)
         np.testing.assert_allclose(final.h, ref_h, **tol)
         if ref_gates is not None:
@@ -199,14 +203,13 @@ def test_gradients_equal_central_finite_differences(name, opts):
     def loss(theta):
         p, x = unravel(theta)
         final, hs = cells.scan(name, p, x, carry, **opts)
-        carry_term = sum(jnp.sum(a * w) for a, w in zip(jax.tree.leaves(final),
-                                                         jax.tree.leaves(carry_weights)))
+        carry_term = sum(jnp.sum(a * w) for a, w in zip(jax.tree.leaves(final), jax.tree.leaves(carry_weights)))
         return jnp.sum(hs * out_weights) + carry_term
 
     grad = jax.jit(jax.grad(loss))(flat)
     eps = 1e-6
     steps = eps * jnp.eye(flat.size, dtype=flat.dtype)
     losses = jax.jit(jax.vmap(loss))(jnp.concatenate([flat + steps, flat - steps]))
-    finite_diff = (losses[:flat.size] - losses[flat.size:]) / (2 * eps)
+    finite_diff = (losses[: flat.size] - losses[flat.size :]) / (2 * eps)
     assert np.abs(np.asarray(grad)).max() > 1e-3  # the loss does depend on the inputs
     np.testing.assert_allclose(grad, finite_diff, rtol=1e-6, atol=1e-8)

@@ -27,8 +27,7 @@ def random_params(name, opts, key, input_size, hidden_size, dtype=jnp.float32):
     """cells.init's shapes filled with random values, so peepholes, w_fgr and biases all matter."""
     shapes = cells.init(name, jax.random.key(0), input_size, hidden_size, **opts)
     keys = jax.random.split(key, len(shapes))
-    return {k: (0.5 * jax.random.normal(kk, v.shape)).astype(dtype)
-            for kk, (k, v) in zip(keys, shapes.items())}
+    return {k: (0.5 * jax.random.normal(kk, v.shape)).astype(dtype) for kk, (k, v) in zip(keys, shapes.items())}
 
 
 def random_carry(name, opts, key, batch_size, hidden_size):
@@ -40,12 +39,13 @@ def random_carry(name, opts, key, batch_size, hidden_size):
 
 def take(carry, b):
     """Sequence b of a batched carry, keeping a batch axis of 1."""
-    return jax.tree.map(lambda a: a[b:b + 1], carry)
+    return jax.tree.map(lambda a: a[b : b + 1], carry)
 
 
 # ----------------------------------------------------------------------------------------------------
 # Padded batches
 # ----------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("name,opts", CASES, ids=CASE_IDS)
@@ -57,11 +57,11 @@ def test_padded_batch_equals_each_sequence_run_alone(name, opts, reverse):
     xs = jax.random.normal(k_x, (T, len(lengths), D))  # the padding holds non-zero garbage on purpose
     carry = random_carry(name, opts, k_c, len(lengths), H)
 
-    final, hs = cells.scan(name, params, xs, carry, seq_lengths=jnp.array(lengths), reverse=reverse,
-                           **opts)
+    final, hs = cells.scan(name, params, xs, carry, seq_lengths=jnp.array(lengths), reverse=reverse, **opts)
     for b, length in enumerate(lengths):
-        alone_final, alone_hs = cells.scan(name, params, xs[:length, b:b + 1], take(carry, b),
-                                           reverse=reverse, **opts)
+        alone_final, alone_hs = cells.scan(
+            name, params, xs[:length, b : b + 1], take(carry, b), reverse=reverse, **opts
+        )
         for got, want in zip(jax.tree.leaves(take(final, b)), jax.tree.leaves(alone_final)):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(hs[:length, b], alone_hs[:, 0], rtol=1e-5, atol=1e-5)
@@ -79,6 +79,7 @@ def test_reverse_padded_reverses_within_length_and_is_its_own_inverse():
 # ----------------------------------------------------------------------------------------------------
 # Transformations and dtypes
 # ----------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name,opts", CASES, ids=CASE_IDS)
 def test_jit_vmap_and_grad_agree_with_eager(name, opts):
@@ -121,7 +122,7 @@ def test_ablated_gate_keeps_its_columns_with_zero_gradient(variant, gate, peepho
     for removed in (grads["w_i"][:, cols], grads["w_h"][:, cols], grads["b"][cols], grads[peephole]):
         assert not np.any(np.asarray(removed))
     kept = [k for k in range(4) if k != gate]
-    assert all(float(jnp.abs(grads["w_i"][:, k * H:(k + 1) * H]).max()) > 0 for k in kept)
+    assert all(float(jnp.abs(grads["w_i"][:, k * H : (k + 1) * H]).max()) > 0 for k in kept)
 
 
 # bfloat16 keeps 8 significant bits, so every rounding is off by up to 2^-9 (0.2%) relative. Against a
@@ -237,7 +238,8 @@ PURITY_SCRIPT = textwrap.dedent("""
 def test_cells_import_no_flax_hydra_and_do_no_io():
     env = dict(os.environ, PYTHONPATH=str(WORKTREE), JAX_PLATFORMS="cpu")
     env.pop("JAX_COMPILATION_CACHE_DIR", None)  # the tests' shared XLA cache is JAX's I/O, not the cells'
-    result = subprocess.run([sys.executable, "-c", PURITY_SCRIPT], env=env, cwd=WORKTREE,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", PURITY_SCRIPT], env=env, cwd=WORKTREE, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "pure"

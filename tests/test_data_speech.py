@@ -34,8 +34,8 @@ def test_japanese_vowels_loads_offline_with_the_published_shape(no_network):
     lengths = [len(s) for s in train[0] + test[0]]
     assert min(lengths) == 7 and max(lengths) == 29
     assert sorted(set(train[1].tolist())) == [str(i) for i in range(1, 10)]
-    assert np.all(np.unique(train[1], return_counts=True)[1] == 30)      # 30 utterances per speaker
-    ds = data.build("vowels", batch_size=16)                             # offline end to end
+    assert np.all(np.unique(train[1], return_counts=True)[1] == 30)  # 30 utterances per speaker
+    ds = data.build("vowels", batch_size=16)  # offline end to end
     assert ds.spec.kind == "classify" and ds.spec.output_size == 9 and ds.spec.input_size == 12
 
 
@@ -43,7 +43,7 @@ def test_vowels_validation_split_is_stratified_and_carved_from_training(vowels):
     spec = vowels.spec
     assert spec.info["train_size"] == 243 and spec.info["val_size"] == 27 and spec.info["test_size"] == 370
     val = list(vowels.eval_batches("val"))
-    assert np.all(np.bincount(_real(val, "labels")) == 3)                # 3 of each speaker's 30
+    assert np.all(np.bincount(_real(val, "labels")) == 3)  # 3 of each speaker's 30
     assert val[0]["inputs"].shape == (32, 29, 12) and val[-1]["weights"].sum() == 27
     test = list(vowels.eval_batches("test"))
     assert _real(test, "labels").shape == (370,)
@@ -62,8 +62,9 @@ def test_padding_lengths_and_normalisation_from_training_frames_only(vowels):
     frames = np.concatenate([x[:n] for x, n in zip(train["inputs"], train["seq_lengths"])])
     assert np.allclose(frames.mean(0), 0, atol=1e-5) and np.allclose(frames.std(0), 1, atol=1e-4)
     test = vowels.sets["test"]
-    assert not np.allclose(np.concatenate([x[:n] for x, n in zip(test["inputs"], test["seq_lengths"])]).mean(0), 0,
-                           atol=1e-3)
+    assert not np.allclose(
+        np.concatenate([x[:n] for x, n in zip(test["inputs"], test["seq_lengths"])]).mean(0), 0, atol=1e-3
+    )
     for x, n in zip(test["inputs"], test["seq_lengths"]):
         assert np.all(x[n:] == 0) and np.all(np.any(x[:n] != 0, axis=-1))
 
@@ -79,12 +80,13 @@ def test_train_batches_are_pure_in_seed_and_step(vowels):
 def test_accuracy_counts_only_real_rows(vowels):
     batches = list(vowels.eval_batches("val"))
     logits = [np.eye(9)[b["labels"]] for b in batches]
-    logits[0][:2] = np.roll(logits[0][:2], 1, axis=-1)       # two wrong
+    logits[0][:2] = np.roll(logits[0][:2], 1, axis=-1)  # two wrong
     m = vowels.extra_metrics("val", logits, batches)
     assert m["errors"] == 2 and m["accuracy"] == pytest.approx(25 / 27)
 
 
 # -- user files -----------------------------------------------------------------------------------
+
 
 def _sequences(rng, n, dim=3, classes=("a", "b")):
     seqs = [rng.normal(size=(rng.integers(2, 6), dim)) + 5.0 for _ in range(n)]
@@ -93,8 +95,16 @@ def _sequences(rng, n, dim=3, classes=("a", "b")):
 
 def _write_ts(path, seqs, labels, header_dims=None):
     dims = header_dims or seqs[0].shape[1]
-    lines = ["@problemName T", "@timeStamps false", "@missing true", "@univariate false", f"@dimensions {dims}",
-             "@equalLength false", f"@classLabel true {' '.join(sorted(set(labels)))}", "@data"]
+    lines = [
+        "@problemName T",
+        "@timeStamps false",
+        "@missing true",
+        "@univariate false",
+        f"@dimensions {dims}",
+        "@equalLength false",
+        f"@classLabel true {' '.join(sorted(set(labels)))}",
+        "@data",
+    ]
     for s, y in zip(seqs, labels):
         lines.append(":".join(",".join("?" if np.isnan(v) else repr(float(v)) for v in col) for col in s.T) + f":{y}")
     path.write_text("\n".join(lines) + "\n")
@@ -108,7 +118,7 @@ def test_ts_file_pair_and_npz_layouts_load_the_same_sequences(tmp_path):
     _write_ts(tmp_path / "My_TEST.ts", *test)
     a = data.build("vowels", path=ts, val_fraction=0.0, batch_size=4)
     assert a.spec.info["test_source"].endswith("My_TEST.ts") and a.spec.info["test_size"] == 6
-    speech.save_npz(str(tmp_path / "my_train.npz"), *train)                   # concatenated + lengths
+    speech.save_npz(str(tmp_path / "my_train.npz"), *train)  # concatenated + lengths
     dense = np.zeros((6, 5, 3))
     for i, s in enumerate(test[0]):
         dense[i, : len(s)] = s
@@ -141,12 +151,13 @@ def test_single_file_gets_a_fixed_stratified_test_part(tmp_path):
     a = data.build("vowels", path=path, seed=0, test_fraction=0.2, val_fraction=0.2, batch_size=4)
     b = data.build("vowels", path=path, seed=5, test_fraction=0.2, val_fraction=0.2, batch_size=4)
     assert np.bincount(a.sets["test"]["labels"]).tolist() == [2, 2]
-    def raw(ds):   # the test frames in file units (the scaler differs: each seed holds out other val data)
+
+    def raw(ds):  # the test frames in file units (the scaler differs: each seed holds out other val data)
         t = ds.sets["test"]
         return np.concatenate([x[:n] * ds.std + ds.mean for x, n in zip(t["inputs"], t["seq_lengths"])])
 
     assert not np.array_equal(a.mean, b.mean)
-    assert np.allclose(raw(a), raw(b), atol=1e-5)                                 # same for every seed
+    assert np.allclose(raw(a), raw(b), atol=1e-5)  # same for every seed
     assert a.spec.info["train_size"] == 12 and a.spec.info["val_size"] == 4
 
 

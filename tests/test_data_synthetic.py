@@ -16,11 +16,12 @@ def _all_eval(ds, split):
 
 # -- shared machinery -----------------------------------------------------------------------------
 
+
 def test_epoch_indices_visit_every_example_once_per_epoch():
     n, b = 10, 4
     seen = np.concatenate([padded.epoch_indices(7, s, b, n) for s in range(5)])  # 20 = two epochs
     assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:]) == list(range(10))
-    assert not np.array_equal(seen[:10], seen[10:])          # a fresh order each epoch
+    assert not np.array_equal(seen[:10], seen[10:])  # a fresh order each epoch
     assert np.array_equal(padded.epoch_indices(7, 3, b, n), seen[12:16])  # pure in the step
 
 
@@ -35,10 +36,16 @@ def test_eval_batches_pad_last_batch_with_zero_weights():
         ds.eval_batches("train")
 
 
-@pytest.mark.parametrize("name, kwargs", [
-    ("adding", dict(seq_len=20)), ("temporal_order", dict(seq_len=20)), ("copy", dict(seq_len=5)),
-    ("reber", dict(train_size=16)), ("adding", dict(seq_len=20, train_size=12)),
-])
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("adding", dict(seq_len=20)),
+        ("temporal_order", dict(seq_len=20)),
+        ("copy", dict(seq_len=5)),
+        ("reber", dict(train_size=16)),
+        ("adding", dict(seq_len=20, train_size=12)),
+    ],
+)
 def test_train_batches_are_pure_in_seed_and_step(name, kwargs):
     a = data.build(name, seed=3, batch_size=4, val_size=8, test_size=8, **kwargs)
     b = data.build(name, seed=3, batch_size=4, val_size=8, test_size=8, **kwargs)
@@ -61,6 +68,7 @@ def test_eval_sets_do_not_depend_on_the_training_seed():
 
 # -- adding ---------------------------------------------------------------------------------------
 
+
 def test_adding_follows_hochreiter_schmidhuber_experiment_4():
     T = 40
     ds = data.build("adding", seed=0, seq_len=T, batch_size=500, val_size=8, test_size=8)
@@ -71,13 +79,16 @@ def test_adding_follows_hochreiter_schmidhuber_experiment_4():
     for x, length, target in zip(batch["inputs"], batch["seq_lengths"], batch["targets"]):
         assert T <= length <= T + T // 10
         values, markers = x[:length, 0], x[:length, 1]
-        assert np.all(x[length:] == 0)                            # padding
+        assert np.all(x[length:] == 0)  # padding
         assert np.all(np.abs(values) <= 1)
         marked = np.flatnonzero(markers == 1.0)
         assert len(marked) == 2
         # X1 is one of the first ten pairs; X2 one of the first T/2 - 1 pairs left unmarked after it
-        valid = [(a, b) for a, b in (marked, marked[::-1])
-                 if a < 10 and b in [i for i in range(length) if i != a][: T // 2 - 1]]
+        valid = [
+            (a, b)
+            for a, b in (marked, marked[::-1])
+            if a < 10 and b in [i for i in range(length) if i != a][: T // 2 - 1]
+        ]
         assert valid, marked
         for i in (0, length - 1):
             if i not in marked:
@@ -85,14 +96,14 @@ def test_adding_follows_hochreiter_schmidhuber_experiment_4():
         others = np.setdiff1d(np.arange(1, length - 1), marked)
         assert np.all(markers[others] == 0.0)
         if 0 in marked:
-            assert values[0] == 0.0                               # "X1 is set to zero"
+            assert values[0] == 0.0  # "X1 is set to zero"
         assert target[0] == pytest.approx(0.5 + values[marked].sum() / 4.0, abs=1e-6)
         if marked[1] >= 10:
-            first.append(marked[0])                               # unambiguous X1
+            first.append(marked[0])  # unambiguous X1
         last.append(marked[1])
-    assert set(first) == set(range(10))                           # every one of the first ten pairs
-    assert max(last) == T // 2 - 1                                # X2's whole range, no further
-    assert 0 in first                                             # the first-pair rule was exercised
+    assert set(first) == set(range(10))  # every one of the first ten pairs
+    assert max(last) == T // 2 - 1  # X2's whole range, no further
+    assert 0 in first  # the first-pair rule was exercised
 
 
 def test_adding_metrics_count_sequences_off_by_more_than_0_04():
@@ -100,12 +111,12 @@ def test_adding_metrics_count_sequences_off_by_more_than_0_04():
     batches = _all_eval(ds, "test")
     targets = np.concatenate([b["targets"] for b in batches])
     errors = np.zeros_like(targets)
-    errors[[1, 4, 7], 0] = [0.05, -0.039, -0.2]                      # rows 1 and 7 are wrong
-    errors[12:] = 9.0                                             # filler rows must not count
-    outputs = [(targets + errors)[i * 8:(i + 1) * 8] for i in range(len(batches))]
+    errors[[1, 4, 7], 0] = [0.05, -0.039, -0.2]  # rows 1 and 7 are wrong
+    errors[12:] = 9.0  # filler rows must not count
+    outputs = [(targets + errors)[i * 8 : (i + 1) * 8] for i in range(len(batches))]
     m = ds.extra_metrics("test", outputs, batches)
     assert m["errors"] == 2 and m["fraction_correct"] == pytest.approx(0.8)
-    assert m["mse"] == pytest.approx((0.05 ** 2 + 0.039 ** 2 + 0.2 ** 2) / 10, rel=1e-4)
+    assert m["mse"] == pytest.approx((0.05**2 + 0.039**2 + 0.2**2) / 10, rel=1e-4)
     assert ds.extra_metrics("test", targets + errors, batches) == m  # concatenated outputs too
 
 
@@ -116,33 +127,37 @@ def test_adding_rejects_too_short_sequences():
 
 # -- temporal order -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("num_relevant, ranges", [
-    (2, [(10, 20), (50, 60)]), (3, [(10, 20), (33, 43), (66, 76)]),
-])
+
+@pytest.mark.parametrize(
+    "num_relevant, ranges",
+    [
+        (2, [(10, 20), (50, 60)]),
+        (3, [(10, 20), (33, 43), (66, 76)]),
+    ],
+)
 def test_temporal_order_follows_experiment_6(num_relevant, ranges):
-    ds = data.build("temporal_order", seq_len=100, num_relevant=num_relevant, batch_size=200,
-                    val_size=8, test_size=8)
-    assert ds.spec.kind == "classify" and ds.spec.output_size == 2 ** num_relevant
+    ds = data.build("temporal_order", seq_len=100, num_relevant=num_relevant, batch_size=200, val_size=8, test_size=8)
+    assert ds.spec.kind == "classify" and ds.spec.output_size == 2**num_relevant
     symbols = ds.spec.info["symbols"]
     batch = ds.train_batch(0)
     assert batch["inputs"].shape == (200, 110, 8)
     labels_seen, positions = set(), []
     for x, length, label in zip(batch["inputs"], batch["seq_lengths"], batch["labels"]):
         assert 100 <= length <= 110
-        assert np.all(x[length:] == 0) and np.all(x[:length].sum(-1) == 1)   # one-hot, padded
+        assert np.all(x[length:] == 0) and np.all(x[:length].sum(-1) == 1)  # one-hot, padded
         seq = [symbols[i] for i in x[:length].argmax(-1)]
         assert seq[0] == "E" and seq[-1] == "B"
-        relevant = [t + 1 for t, s in enumerate(seq) if s in "XY"]      # paper positions, 1-based
+        relevant = [t + 1 for t, s in enumerate(seq) if s in "XY"]  # paper positions, 1-based
         assert len(relevant) == num_relevant
         assert all(lo <= t <= hi for t, (lo, hi) in zip(relevant, ranges))
         assert all(s.startswith("d") for s in seq[1:-1] if s not in "XY")
         order = "".join(seq[t - 1] for t in relevant)
-        assert label == int(order.replace("X", "0").replace("Y", "1"), 2)   # XX->Q=0 ... YY->U=3
+        assert label == int(order.replace("X", "0").replace("Y", "1"), 2)  # XX->Q=0 ... YY->U=3
         labels_seen.add(int(label))
         positions.append(relevant)
-    assert labels_seen == set(range(2 ** num_relevant))
+    assert labels_seen == set(range(2**num_relevant))
     positions = np.array(positions)
-    assert [(lo, hi) for lo, hi in zip(positions.min(0), positions.max(0))] == ranges   # whole ranges
+    assert [(lo, hi) for lo, hi in zip(positions.min(0), positions.max(0))] == ranges  # whole ranges
 
 
 def test_temporal_order_metrics_use_the_paper_0_3_rule():
@@ -150,16 +165,17 @@ def test_temporal_order_metrics_use_the_paper_0_3_rule():
     batches = _all_eval(ds, "test")
     labels = batches[0]["labels"]
     probs = np.full((4, 4), 0.05)
-    probs[np.arange(4), labels] = 0.85                # right: every error < 0.3
-    probs[1] = 0.25                                   # argmax ties at 0: maybe right, not by the rule
+    probs[np.arange(4), labels] = 0.85  # right: every error < 0.3
+    probs[1] = 0.25  # argmax ties at 0: maybe right, not by the rule
     probs[2] = 0.1
-    probs[2, labels[2]] = 0.6                         # argmax right, but |0.6 - 1| > 0.3
+    probs[2, labels[2]] = 0.6  # argmax right, but |0.6 - 1| > 0.3
     m = ds.extra_metrics("test", np.log(probs), batches)
     assert m["fraction_correct"] == 0.5 and m["errors"] == 2
     assert m["accuracy"] == pytest.approx(np.mean(np.log(probs).argmax(-1) == labels))
 
 
 # -- copy -----------------------------------------------------------------------------------------
+
 
 def test_copy_follows_arjovsky_shah_bengio():
     T = 7
@@ -170,12 +186,12 @@ def test_copy_follows_arjovsky_shah_bengio():
     assert batch["inputs"].shape == (16, T + 20, 10) and np.all(batch["inputs"].sum(-1) == 1)
     data_part = ids[:, :10]
     assert data_part.min() >= 1 and data_part.max() <= 8
-    assert np.all(ids[:, 10:10 + T - 1] == 0)           # T - 1 blanks
-    assert np.all(ids[:, 10 + T - 1] == 9)              # the delimiter
+    assert np.all(ids[:, 10 : 10 + T - 1] == 0)  # T - 1 blanks
+    assert np.all(ids[:, 10 + T - 1] == 9)  # the delimiter
     assert np.all(ids[:, -10:] == 0)
     assert np.all(batch["targets"][:, : T + 10] == 0)
     assert np.array_equal(batch["targets"][:, -10:], data_part)
-    assert np.all(batch["mask"] == 1)                   # loss over all T + 20 steps
+    assert np.all(batch["mask"] == 1)  # loss over all T + 20 steps
 
 
 def test_copy_memoryless_strategy_scores_the_baseline():
@@ -183,8 +199,8 @@ def test_copy_memoryless_strategy_scores_the_baseline():
     ds = data.build("copy", seq_len=T, batch_size=4, val_size=6, test_size=6)
     batches = _all_eval(ds, "test")
     probs = np.zeros((8, T + 20, 10))
-    probs[:, : T + 10, 0] = 1.0                         # blank until the copy ...
-    probs[:, T + 10:, 1:9] = 1 / 8                      # ... then a uniform guess among the 8 data symbols
+    probs[:, : T + 10, 0] = 1.0  # blank until the copy ...
+    probs[:, T + 10 :, 1:9] = 1 / 8  # ... then a uniform guess among the 8 data symbols
     with np.errstate(divide="ignore"):
         m = ds.extra_metrics("test", np.maximum(np.log(probs), -1e9), batches)
     assert m["baseline_cross_entropy"] == pytest.approx(10 * math.log(8) / (T + 20))
@@ -196,11 +212,21 @@ def test_copy_memoryless_strategy_scores_the_baseline():
 
 # -- embedded Reber -------------------------------------------------------------------------------
 
-_INNER = r"B((TS*X|PT*VP)(XT*VP)*(S|XT*VV)|PT*VV)E"         # the Reber graph as a regular expression
+_INNER = r"B((TS*X|PT*VP)(XT*VP)*(S|XT*VV)|PT*VV)E"  # the Reber graph as a regular expression
 EMBEDDED = re.compile(rf"B(T{_INNER}T|P{_INNER}P)E")
 # Reber graph written as (node, symbol) -> node, for the legal next symbols.
-_ARCS = {(0, "T"): 1, (0, "P"): 2, (1, "S"): 1, (1, "X"): 3, (2, "T"): 2, (2, "V"): 4,
-         (3, "X"): 2, (3, "S"): 5, (4, "P"): 3, (4, "V"): 5}
+_ARCS = {
+    (0, "T"): 1,
+    (0, "P"): 2,
+    (1, "S"): 1,
+    (1, "X"): 3,
+    (2, "T"): 2,
+    (2, "V"): 4,
+    (3, "X"): 2,
+    (3, "S"): 5,
+    (4, "P"): 3,
+    (4, "V"): 5,
+}
 
 
 def _legal_next(string):
@@ -227,7 +253,7 @@ def test_reber_strings_and_targets_follow_the_grammar():
         assert np.all(mask[:length] == 1) and np.all(mask[length:] == 0) and np.all(x[length:] == 0)
         got = [{symbols[k] for k in np.flatnonzero(t)} for t in targets[:length]]
         assert got == _legal_next(string)
-        assert got[-2] == {string[1]}                                  # the long-lag prediction
+        assert got[-2] == {string[1]}  # the long-lag prediction
 
 
 def test_reber_test_strings_are_not_training_strings():
@@ -235,10 +261,13 @@ def test_reber_test_strings_are_not_training_strings():
     symbols = ds.spec.info["symbols"]
 
     def strings(batches):
-        return {"".join(symbols[i] for i in x[:n].argmax(-1)) for b in batches
-                for x, n in zip(b["inputs"], b["seq_lengths"])}
+        return {
+            "".join(symbols[i] for i in x[:n].argmax(-1))
+            for b in batches
+            for x, n in zip(b["inputs"], b["seq_lengths"])
+        }
 
-    train = strings(ds.train_batch(s) for s in range(2))                # one epoch = all 32
+    train = strings(ds.train_batch(s) for s in range(2))  # one epoch = all 32
     assert train.isdisjoint(strings(ds.eval_batches("test")))
     assert train.isdisjoint(strings(ds.eval_batches("val")))
 
@@ -248,10 +277,10 @@ def test_reber_metrics_threshold_and_top_rules():
     batches = _all_eval(ds, "test")
     legal = batches[0]["targets"]
     logits = np.where(legal > 0, 3.0, -3.0)
-    logits[0, 0, :] += 4.0          # every unit > 0.5: threshold rule fails, ranking still right
-    logits[1, 2, :] *= -1.0         # ranking inverted at one step: both rules fail
+    logits[0, 0, :] += 4.0  # every unit > 0.5: threshold rule fails, ranking still right
+    logits[1, 2, :] *= -1.0  # ranking inverted at one step: both rules fail
     assert batches[0]["mask"][2, -1] == 0
-    logits[2, -1, :] = 5.0          # padding steps do not count
+    logits[2, -1, :] = 5.0  # padding steps do not count
     m = ds.extra_metrics("test", logits, batches)
     assert m["fraction_correct"] == 0.5 and m["errors"] == 2
     assert m["fraction_correct_top"] == 0.75

@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 
 from lstmlab.data import build, names
-from lstmlab.data.text import (CharText, Vocab, markdown_to_play, play_names, play_text, read_text_file,
-                               split_text, text_file)
+from lstmlab.data.text import (
+    CharText,
+    Vocab,
+    markdown_to_play,
+    play_names,
+    play_text,
+    read_text_file,
+    split_text,
+    text_file,
+)
 
 # Numbered lines ("line 0000: a", "line 0001: b", ...): no stretch of it repeats, so a misplaced window
 # shows up as a different string.
@@ -137,8 +145,8 @@ def test_train_streams_reconstruct_the_text_and_reset_exactly_at_wraparound(text
         inputs = data.vocab.decode(np.concatenate([batches[k]["inputs"][b] for k in range(W)]))
         targets = data.vocab.decode(np.concatenate([batches[k]["targets"][b] for k in range(W)]))
         start = b * W * T  # stream b starts at b * len / B (up to the unused tail)
-        assert inputs == train_text[start:start + W * T]
-        assert targets == train_text[start + 1:start + 1 + W * T]
+        assert inputs == train_text[start : start + W * T]
+        assert targets == train_text[start + 1 : start + 1 + W * T]
         # after the wrap the stream repeats itself from its start
         np.testing.assert_array_equal(batches[W]["inputs"][b], batches[0]["inputs"][b])
 
@@ -180,14 +188,17 @@ def test_split_is_contiguous_and_follows_the_fractions():
 # --- bad files and settings -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case, content, message", [
-    ("missing", None, "no such file"),
-    ("directory", "dir", "is a directory"),
-    ("empty", b"", "is empty"),
-    ("binary", b"abc\x00def" * 100, "is binary"),
-    ("latin1", "caf\u00e9 ".encode("latin-1") * 100, "is not UTF-8"),
-    ("short", b"To be, or not to be.\n" * 10, "too short"),
-])
+@pytest.mark.parametrize(
+    "case, content, message",
+    [
+        ("missing", None, "no such file"),
+        ("directory", "dir", "is a directory"),
+        ("empty", b"", "is empty"),
+        ("binary", b"abc\x00def" * 100, "is binary"),
+        ("latin1", "caf\u00e9 ".encode("latin-1") * 100, "is not UTF-8"),
+        ("short", b"To be, or not to be.\n" * 10, "too short"),
+    ],
+)
 def test_bad_files_give_one_line_errors_naming_the_file(tmp_path, case, content, message):
     path = tmp_path / f"{case}.txt"
     if content == "dir":
@@ -205,14 +216,17 @@ def test_file_reading_drops_bom_and_windows_line_ends(tmp_path):
     assert read_text_file(path) == "a\nb\nc\n"
 
 
-@pytest.mark.parametrize("settings, key", [
-    ({"seq_len": 0}, "data.seq_len"),
-    ({"batch_size": 2.5}, "data.batch_size"),
-    ({"eval_batch_size": -1}, "data.eval_batch_size"),
-    ({"splits": [0.9, 0.1]}, "data.splits"),
-    ({"splits": [0.9, 0.1, 0.0]}, "data.splits"),
-    ({"splits": [0.5, 0.3, 0.3]}, "data.splits"),
-])
+@pytest.mark.parametrize(
+    "settings, key",
+    [
+        ({"seq_len": 0}, "data.seq_len"),
+        ({"batch_size": 2.5}, "data.batch_size"),
+        ({"eval_batch_size": -1}, "data.eval_batch_size"),
+        ({"splits": [0.9, 0.1]}, "data.splits"),
+        ({"splits": [0.9, 0.1, 0.0]}, "data.splits"),
+        ({"splits": [0.5, 0.3, 0.3]}, "data.splits"),
+    ],
+)
 def test_bad_settings_name_the_key(text_path, settings, key):
     with pytest.raises(ValueError, match=key):
         text_file(path=text_path, **{"seq_len": 4, "batch_size": 2, **settings})
@@ -248,8 +262,14 @@ def test_play_selection_all_list_and_invalid():
 
 
 def test_heldout_play_is_validation_and_test_and_absent_from_training():
-    data = build("shakespeare", plays=["hamlet", "othello", "macbeth"], heldout="macbeth", seq_len=50,
-                 batch_size=4, eval_batch_size=3)
+    data = build(
+        "shakespeare",
+        plays=["hamlet", "othello", "macbeth"],
+        heldout="macbeth",
+        seq_len=50,
+        batch_size=4,
+        eval_batch_size=3,
+    )
     assert data.spec.info["plays"] == ["hamlet", "othello"] and data.spec.info["heldout"] == "macbeth"
     macbeth = play_text("macbeth")
     evaluated = ""
@@ -290,16 +310,17 @@ def test_split_by_play_splits_every_play_and_by_text_leaves_whole_plays_out():
     assert evaluated(by_play, "val") == "\n".join(p[0] for p in pieces)
     assert evaluated(by_play, "test") == "\n".join(p[1] for p in pieces)
     # train: every play's first 90 %, joined by newlines; its very first character is only an input
-    train = "\n".join(t[:len(t) - len(v) - len(e)] for t, (v, e) in zip(texts, pieces))
+    train = "\n".join(t[: len(t) - len(v) - len(e)] for t, (v, e) in zip(texts, pieces))
     assert by_play.spec.info["chars"]["train"] == len(train) - 1
     window = by_play.train_batch(0)
     assert by_play.vocab.decode(window["targets"][0]) == train[1:51]
     # by text, val and test lie at the end of the concatenation: all of them inside othello
-    assert evaluated(by_text, "test") == texts[1][-len(evaluated(by_text, "test")):]
+    assert evaluated(by_text, "test") == texts[1][-len(evaluated(by_text, "test")) :]
     assert evaluated(by_text, "val") + evaluated(by_text, "test") in texts[1]
     one = build("shakespeare", plays="macbeth", split_by="play", seq_len=50, batch_size=4, eval_batch_size=1)
-    assert evaluated(one, "test") == evaluated(build("shakespeare", seq_len=50, batch_size=4, eval_batch_size=1),
-                                               "test")
+    assert evaluated(one, "test") == evaluated(
+        build("shakespeare", seq_len=50, batch_size=4, eval_batch_size=1), "test"
+    )
     with pytest.raises(ValueError, match="data.split_by='acts' is not a way to split; valid: text, play"):
         build("shakespeare", split_by="acts")
 

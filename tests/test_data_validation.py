@@ -16,14 +16,17 @@ def _dense(n: int = 4, steps: int = 5, dims: int = 3, seed: int = 0) -> np.ndarr
 LABELS = np.array(["a", "b", "a", "b"])
 
 
-@pytest.mark.parametrize("lengths, message", [
-    ([5, -2, 3, 4], r"'lengths'\[1\] is -2; valid: integers 1\.\.5"),
-    ([5, 0, 3, 4], r"'lengths'\[1\] is 0; valid: integers 1\.\.5"),
-    ([5, 2, 3, 6], r"'lengths'\[3\] is 6; valid: integers 1\.\.5"),
-    ([5, 2, 3], r"'lengths' has 3 entries for 4 sequences"),
-    ([5.0, 2.5, 3.0, 4.0], r"'lengths' has dtype float64 with non-integer values"),
-    ([[5, 2, 3, 4]], r"'lengths' has shape \(1, 4\)"),
-])
+@pytest.mark.parametrize(
+    "lengths, message",
+    [
+        ([5, -2, 3, 4], r"'lengths'\[1\] is -2; valid: integers 1\.\.5"),
+        ([5, 0, 3, 4], r"'lengths'\[1\] is 0; valid: integers 1\.\.5"),
+        ([5, 2, 3, 6], r"'lengths'\[3\] is 6; valid: integers 1\.\.5"),
+        ([5, 2, 3], r"'lengths' has 3 entries for 4 sequences"),
+        ([5.0, 2.5, 3.0, 4.0], r"'lengths' has dtype float64 with non-integer values"),
+        ([[5, 2, 3, 4]], r"'lengths' has shape \(1, 4\)"),
+    ],
+)
 def test_bad_lengths_of_dense_features_are_refused_naming_file_and_key(tmp_path, lengths, message):
     path = tmp_path / "dense.npz"
     np.savez(path, features=_dense(), lengths=np.array(lengths), labels=LABELS)
@@ -32,10 +35,13 @@ def test_bad_lengths_of_dense_features_are_refused_naming_file_and_key(tmp_path,
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("lengths, message", [
-    ([6, -1, 2, 3], r"'lengths'\[1\] is -1; valid: integers >= 1"),   # sums to the 10 frames
-    ([5, 0, 2, 3], r"'lengths'\[1\] is 0; valid: integers >= 1"),
-])
+@pytest.mark.parametrize(
+    "lengths, message",
+    [
+        ([6, -1, 2, 3], r"'lengths'\[1\] is -1; valid: integers >= 1"),  # sums to the 10 frames
+        ([5, 0, 2, 3], r"'lengths'\[1\] is 0; valid: integers >= 1"),
+    ],
+)
 def test_bad_lengths_of_concatenated_features_are_refused(tmp_path, lengths, message):
     path = tmp_path / "flat.npz"
     np.savez(path, features=np.ones((10, 3)), lengths=np.array(lengths), labels=LABELS)
@@ -51,11 +57,14 @@ def test_whole_integral_float_lengths_are_accepted(tmp_path):
 
 
 def test_aeon_layout_with_lengths_is_refused_with_the_transpose_hint(tmp_path):
-    features = _dense(steps=7, dims=3).transpose(0, 2, 1)        # (N, channels=3, T=7)
+    features = _dense(steps=7, dims=3).transpose(0, 2, 1)  # (N, channels=3, T=7)
     path = tmp_path / "aeon.npz"
     np.savez(path, features=features, lengths=np.array([7, 6, 5, 4]), labels=LABELS)
-    with pytest.raises(ValueError, match=r"aeon.npz: 'features' \(4, 3, 7\) looks like aeon's \(N, channels, T\); "
-                                         r"transpose to \(N, T, channels\)") as err:
+    with pytest.raises(
+        ValueError,
+        match=r"aeon.npz: 'features' \(4, 3, 7\) looks like aeon's \(N, channels, T\); "
+        r"transpose to \(N, T, channels\)",
+    ) as err:
         speech.load_sequences(str(path))
     assert "\n" not in str(err.value)
 
@@ -66,7 +75,7 @@ def test_aeon_layout_without_lengths_is_refused_and_layout_key_lets_short_sequen
     np.savez(path, features=features, labels=LABELS)
     with pytest.raises(ValueError, match=r"transpose to \(N, T, channels\).*axis 1 \(3\) is shorter than axis 2 \(7\)"):
         speech.load_sequences(str(path))
-    np.savez(path, features=features, labels=LABELS, layout="NTD")   # 3 frames of 7 features, on purpose
+    np.savez(path, features=features, labels=LABELS, layout="NTD")  # 3 frames of 7 features, on purpose
     seqs, _ = speech.load_sequences(str(path))
     assert [s.shape for s in seqs] == [(3, 7)] * 4
     np.savez(path, features=features, labels=LABELS, layout="NCT")
@@ -84,7 +93,7 @@ def test_transposed_concatenated_features_are_refused_with_a_hint(tmp_path):
 def test_japanese_vowels_padded_loads_in_its_layout_and_is_refused_transposed(tmp_path):
     seqs, labels = speech.load_sequences(speech.japanese_vowels_paths()[0])
     longest = max(len(s) for s in seqs)
-    dense = padded.pad_sequences(seqs, longest)                    # (270, 29, 12)
+    dense = padded.pad_sequences(seqs, longest)  # (270, 29, 12)
     lengths = np.array([len(s) for s in seqs])
     for name, extra in (("with.npz", {"lengths": lengths}), ("without.npz", {})):
         np.savez(tmp_path / name, features=dense, labels=labels, **extra)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import ROOT, cli_env, run_cli
 from lstmlab.io.checkpoint import Checkpointer
+
+from conftest import ROOT, cli_env, run_cli
 
 TOLERANCE = 1e-5
 
@@ -53,8 +54,11 @@ train_and_evaluate(config(8, 4), root / "one_then_eight")
 
 
 def losses(run_dir: Path, key: str = "train/loss") -> list[float]:
-    return [json.loads(line)[key] for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-            if key in json.loads(line)]
+    return [
+        json.loads(line)[key]
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+        if key in json.loads(line)
+    ]
 
 
 def params(run_dir: Path, step: int) -> dict[str, np.ndarray]:
@@ -71,9 +75,14 @@ def assert_close_runs(a: Path, b: Path) -> None:
 
 
 def test_eight_devices_follow_one_device_and_checkpoints_move_between_them(tmp_path):
-    result = subprocess.run([sys.executable, "-c", EIGHT_DEVICES, str(tmp_path)], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600,
-                            env=cli_env(XLA_FLAGS="--xla_force_host_platform_device_count=8"))
+    result = subprocess.run(
+        [sys.executable, "-c", EIGHT_DEVICES, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=cli_env(XLA_FLAGS="--xla_force_host_platform_device_count=8"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     one = tmp_path / "one"
     assert len(losses(one)) == 4
@@ -92,10 +101,22 @@ def free_port() -> int:
 
 
 STEPS = 40
-TWO = ["+experiment=charlm", "model.hidden_size=8", "model.num_layers=1", "data.seq_len=8", "data.batch_size=4",
-       f"trainer.max_steps={STEPS}", "trainer.eval_every=10", "trainer.log_every=1", "trainer.eval_max_batches=1",
-       "checkpoint.every=2", "checkpoint.keep=100", "sample.length=5", "logger.wandb.mode=disabled",
-       "trainer.progress=lines"]
+TWO = [
+    "+experiment=charlm",
+    "model.hidden_size=8",
+    "model.num_layers=1",
+    "data.seq_len=8",
+    "data.batch_size=4",
+    f"trainer.max_steps={STEPS}",
+    "trainer.eval_every=10",
+    "trainer.log_every=1",
+    "trainer.eval_max_batches=1",
+    "checkpoint.every=2",
+    "checkpoint.keep=100",
+    "sample.length=5",
+    "logger.wandb.mode=disabled",
+    "trainer.progress=lines",
+]
 
 
 def test_two_processes_follow_one_process_stop_together_and_only_process_0_writes(tmp_path):
@@ -111,12 +132,27 @@ def test_two_processes_follow_one_process_stop_together_and_only_process_0_write
         if int(step_dir.name) > 2:
             shutil.rmtree(step_dir)
     address = f"127.0.0.1:{free_port()}"
-    processes = [subprocess.Popen([sys.executable, "-m", "lstmlab", *TWO, f"hydra.run.dir={two}",
-                                   f"distributed.coordinator_address={address}", "distributed.num_processes=2",
-                                   f"distributed.process_id={i}", "distributed.initialization_timeout=120"],
-                                  cwd=ROOT, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True)
-                 for i in (0, 1)]
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "lstmlab",
+                *TWO,
+                f"hydra.run.dir={two}",
+                f"distributed.coordinator_address={address}",
+                "distributed.num_processes=2",
+                f"distributed.process_id={i}",
+                "distributed.initialization_timeout=120",
+            ],
+            cwd=ROOT,
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in (0, 1)
+    ]
     try:
         deadline = time.monotonic() + 300
         while not (two / "checkpoints" / "6").is_dir():

@@ -9,8 +9,8 @@ from flax import nnx
 
 from lstmlab import cells
 from lstmlab import diagnostics as dg
-from lstmlab.train.optim import clipping
 from lstmlab.nn import RecurrentStack
+from lstmlab.train.optim import clipping
 
 T, B, D, H = 7, 3, 4, 5
 
@@ -28,8 +28,9 @@ def test_state_grad_norms_shapes_under_jit_and_batch_means():
 
     @jax.jit
     def run(params, xs):
-        return dg.state_grad_norms([("lstm", params[0]), ("rnn", params[1])], xs,
-                                   lambda hs: jnp.sum(hs ** 2), seq_lengths=jnp.array([7, 4, 2]))
+        return dg.state_grad_norms(
+            [("lstm", params[0]), ("rnn", params[1])], xs, lambda hs: jnp.sum(hs**2), seq_lengths=jnp.array([7, 4, 2])
+        )
 
     result = run(params, xs)
     assert [h.shape for h in result.h] == [(T, B), (T, B)]
@@ -46,8 +47,7 @@ def test_state_grad_norms_rejects_bad_input_with_a_named_reason():
     layers = stack()
     xs = jnp.zeros((T, B, D))
     with pytest.raises(ValueError, match=r"layers\[1\] takes inputs of size 4, but gets 5"):
-        dg.state_grad_norms([layers[0], ("rnn", cells.init("rnn", jax.random.key(0), D, H))], xs,
-                            jnp.sum)
+        dg.state_grad_norms([layers[0], ("rnn", cells.init("rnn", jax.random.key(0), D, H))], xs, jnp.sum)
     with pytest.raises(ValueError, match="loss_fn must return a scalar"):
         dg.state_grad_norms(layers, xs, lambda hs: hs[-1])
     with pytest.raises(ValueError, match="time-major"):
@@ -64,8 +64,9 @@ def test_end_aligned_batch_mean_puts_every_sequence_end_at_the_last_entry():
     norms = np.array([[1.0, 10.0, 100.0], [2.0, 20.0, 0.0], [3.0, 0.0, 0.0], [4.0, 0.0, 0.0]])
     lengths = jnp.array([4, 2, 1])  # padded steps have norm 0
     # entry t is at distance 3 - t from each end: distance 0 holds 4, 20, 100; distance 1 holds 3, 10
-    np.testing.assert_allclose(dg.batch_mean(norms, lengths, align="end"),
-                               [1.0, 2.0, (3.0 + 10.0) / 2, (4.0 + 20.0 + 100.0) / 3])
+    np.testing.assert_allclose(
+        dg.batch_mean(norms, lengths, align="end"), [1.0, 2.0, (3.0 + 10.0) / 2, (4.0 + 20.0 + 100.0) / 3]
+    )
     np.testing.assert_allclose(dg.batch_mean(norms, lengths), [37.0, 11.0, 3.0, 4.0])
     np.testing.assert_allclose(dg.batch_mean(norms, align="end"), norms.mean(axis=1))
     with pytest.raises(ValueError, match="valid: start, end"):
@@ -84,11 +85,11 @@ def test_jacobian_spectra_of_a_stack_have_one_row_per_distance_in_descending_ord
 
 def test_fit_decay_rate_recovers_a_geometric_rate_and_skips_unusable_points():
     distance = np.arange(20)[::-1]
-    fit = dg.fit_decay_rate(3.0 * 0.8 ** distance)
+    fit = dg.fit_decay_rate(3.0 * 0.8**distance)
     assert fit.rate == pytest.approx(0.8, rel=1e-9)
     assert fit.intercept == pytest.approx(np.log(3.0), rel=1e-9)
     assert fit.r_squared == pytest.approx(1.0) and fit.num_points == 20
-    bent = np.where(distance < 5, 10.0 * 0.5 ** distance, 10.0 * 0.5 ** 5 * 1.2 ** (distance - 5))
+    bent = np.where(distance < 5, 10.0 * 0.5**distance, 10.0 * 0.5**5 * 1.2 ** (distance - 5))
     bent[0], bent[1] = np.nan, 0.0  # distances 19 and 18 are unusable
     late = dg.fit_decay_rate(bent, start=5)
     assert late.rate == pytest.approx(1.2, rel=1e-9) and late.num_points == 13
@@ -104,10 +105,8 @@ def test_plots_write_non_empty_png_files(tmp_path):
     curve = 0.9 ** np.arange(10)[::-1]
     written = [
         dg.plot_norm_decay({"rnn": curve, "lstm": np.append(curve[:-1], np.nan)}, tmp_path / "a/decay.png"),
-        dg.plot_norm_heatmap(np.stack([curve, curve * 2, np.zeros(10)]), tmp_path / "heat.png",
-                             steps=[0, 100, 200]),
-        dg.plot_jacobian_spectra({"lstm": np.outer(curve, [1.0, 0.5]), "rnn": curve},
-                                 tmp_path / "jac.png"),
+        dg.plot_norm_heatmap(np.stack([curve, curve * 2, np.zeros(10)]), tmp_path / "heat.png", steps=[0, 100, 200]),
+        dg.plot_jacobian_spectra({"lstm": np.outer(curve, [1.0, 0.5]), "rnn": curve}, tmp_path / "jac.png"),
     ]
     for path in written:
         data = path.read_bytes()
@@ -120,9 +119,10 @@ def test_plots_write_non_empty_png_files(tmp_path):
 
 def random_grads(scale):
     keys = jax.random.split(jax.random.key(int(scale)), 3)
-    return [{"w_h": scale * jax.random.normal(keys[0], (4, 8)),
-             "b": scale * jax.random.normal(keys[1], (8,))},
-            {"w_h": scale * jax.random.normal(keys[2], (4, 4))}]
+    return [
+        {"w_h": scale * jax.random.normal(keys[0], (4, 8)), "b": scale * jax.random.normal(keys[1], (8,))},
+        {"w_h": scale * jax.random.normal(keys[2], (4, 4))},
+    ]
 
 
 @pytest.mark.parametrize("clip", ["global_norm", "value"])
@@ -137,8 +137,9 @@ def test_applied_update_never_exceeds_the_clipping_threshold(clip, scale):
     else:
         assert max(float(jnp.max(jnp.abs(u))) for u in jax.tree.leaves(updates)) <= threshold
     # our clip_grads is what optax applies, and small gradients pass unchanged
-    jax.tree.map(lambda u, c: np.testing.assert_allclose(-u, c, rtol=1e-6),
-                 updates, dg.clip_grads(grads, clip, threshold))
+    jax.tree.map(
+        lambda u, c: np.testing.assert_allclose(-u, c, rtol=1e-6), updates, dg.clip_grads(grads, clip, threshold)
+    )
     metrics = dg.grad_metrics(grads, clip=clip, clip_threshold=threshold)
     norm = float(metrics["grad/global_norm"])
     assert float(metrics["grad/clipped_norm"]) == pytest.approx(float(dg.global_norm(updates)), rel=1e-5)
@@ -155,13 +156,23 @@ def test_grad_metrics_names_every_parameter_and_layer_and_the_update_ratio():
     metrics = dg.grad_metrics(grads, params=params, updates=updates)
     leaf = float(jnp.linalg.norm(grads[0]["w_h"]))
     assert float(metrics["grad/layer0/w_h"]) == pytest.approx(leaf, rel=1e-6)
-    layer0 = np.sqrt(leaf ** 2 + float(jnp.sum(grads[0]["b"] ** 2)))
+    layer0 = np.sqrt(leaf**2 + float(jnp.sum(grads[0]["b"] ** 2)))
     assert float(metrics["grad/layer0"]) == pytest.approx(layer0, rel=1e-6)
     assert float(metrics["grad/update_ratio"]) == pytest.approx(0.05, rel=1e-6)
     assert float(metrics["grad/clip_factor"]) == 1.0  # clip="none"
-    assert set(metrics) == {"grad/global_norm", "grad/clipped_norm", "grad/clip_factor",
-                            "grad/layer0/w_h", "grad/layer0/b", "grad/layer1/w_h", "grad/layer0",
-                            "grad/layer1", "grad/param_norm", "grad/update_norm", "grad/update_ratio"}
+    assert set(metrics) == {
+        "grad/global_norm",
+        "grad/clipped_norm",
+        "grad/clip_factor",
+        "grad/layer0/w_h",
+        "grad/layer0/b",
+        "grad/layer1/w_h",
+        "grad/layer0",
+        "grad/layer1",
+        "grad/param_norm",
+        "grad/update_norm",
+        "grad/update_ratio",
+    }
     model = RecurrentStack("lstm", 3, 4, num_layers=2, rngs=nnx.Rngs(0))
     names = set(dg.grad_metrics(nnx.state(model, nnx.Param)))
     assert {"grad/layer1/w_h", "grad/layer1"} <= names, sorted(names)

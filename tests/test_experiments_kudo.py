@@ -41,8 +41,7 @@ def test_expected_yaml_parses_with_paper_numbers_and_ranges():
     # the layout python -m lstmlab.report --expected reads: metric, source, rows of {where, value}
     assert data["metric"] in metrics
     assert isinstance(data["source"], str) and data["source"]
-    assert data["rows"] and all(isinstance(r["where"], dict) and math.isfinite(float(r["value"]))
-                                for r in data["rows"])
+    assert data["rows"] and all(isinstance(r["where"], dict) and math.isfinite(float(r["value"])) for r in data["rows"])
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, TINY, run_cli
 from lstmlab.cli import compose
 from lstmlab.report import flatten
+
+from conftest import ROOT, TINY, run_cli
 
 EXPERIMENTS = ROOT / "experiments"
 EXPECTED = sorted(EXPERIMENTS.glob("*/expected*.yaml"))
@@ -114,13 +115,23 @@ def tiny_runs(paper: str, tmp_path: Path) -> list[tuple[dict, dict]]:
         if load(path)["metric"].startswith("diag/"):  # per-timestep gradient norms: the probes on
             probes = ["diagnostics.every=2"]
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", f"+experiment={','.join(sorted(experiments))}", *TINY, *probes,
-                      "trainer.progress=none", f"hydra.sweep.dir={sweep}"], timeout=900)
+    result = run_cli(
+        [
+            "-m",
+            f"+experiment={','.join(sorted(experiments))}",
+            *TINY,
+            *probes,
+            "trainer.progress=none",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     out = []
     for job in sorted(p for p in sweep.iterdir() if (p / "config.yaml").exists()):
-        out.append((flatten(yaml.safe_load((job / "config.yaml").read_text())),
-                    json.loads((job / "summary.json").read_text())))
+        out.append(
+            (flatten(yaml.safe_load((job / "config.yaml").read_text())), json.loads((job / "summary.json").read_text()))
+        )
     assert len(out) == len(experiments)
     return out
 
@@ -130,19 +141,25 @@ def test_runs_write_the_metrics_the_expected_files_compare(paper, tmp_path):
     runs = tiny_runs(paper, tmp_path)
     for path in (EXPERIMENTS / paper).glob("expected*.yaml"):
         data = load(path)
-        names = {c["experiment"] for c in composed(data["command"])
-                 if any(matches(c, row["where"]) for row in data["rows"])}
+        names = {
+            c["experiment"] for c in composed(data["command"]) if any(matches(c, row["where"]) for row in data["rows"])
+        }
         for config, summary in runs:
             if config["experiment"] in names:
                 value = summary.get(data["metric"])
-                assert isinstance(value, (int, float)) and math.isfinite(value), (path.name, data["metric"],
-                                                                                 sorted(summary))
+                assert isinstance(value, (int, float)) and math.isfinite(value), (
+                    path.name,
+                    data["metric"],
+                    sorted(summary),
+                )
 
 
 # -- experiments/pascanu2013/analyse.py ---------------------------------------------------------------
 
-def fake_run(root: Path, name: str, seq_len: int, clip: str, seed: int, accuracy: float | None,
-             norms: list[float]) -> None:
+
+def fake_run(
+    root: Path, name: str, seq_len: int, clip: str, seed: int, accuracy: float | None, norms: list[float]
+) -> None:
     run = root / name
     run.mkdir(parents=True)
     config = {"seed": seed, "data": {"seq_len": seq_len}, "optim": {"lr": 0.01, "clip": clip}}
@@ -150,9 +167,12 @@ def fake_run(root: Path, name: str, seq_len: int, clip: str, seed: int, accuracy
     (run / "job.json").write_text(json.dumps({"status": "completed" if accuracy is not None else "failed"}))
     if accuracy is not None:
         (run / "summary.json").write_text(json.dumps({"test/accuracy": accuracy}))
-    (run / "metrics.jsonl").write_text("".join(
-        json.dumps({"step": 10 * (i + 1), "grad/global_norm": n, "grad/update_norm": n / 10}) + "\n"
-        for i, n in enumerate(norms)))
+    (run / "metrics.jsonl").write_text(
+        "".join(
+            json.dumps({"step": 10 * (i + 1), "grad/global_norm": n, "grad/update_norm": n / 10}) + "\n"
+            for i, n in enumerate(norms)
+        )
+    )
 
 
 def test_pascanu_analyse_counts_successes_and_gradient_norms(tmp_path, monkeypatch, capsys):

@@ -18,29 +18,43 @@ from lstmlab.cells import cudnn
 from lstmlab.nn import RecurrentStack
 
 T, B, D, H = 6, 3, 2, 4
-LENGTHS = jnp.array([6, 3, 0])   # full, partial and empty sequences
+LENGTHS = jnp.array([6, 3, 0])  # full, partial and empty sequences
 
 
 def _inputs(name, **options):
     """Parameters perturbed away from their init (so zero peepholes/biases are exercised), xs, a
     non-zero initial carry and output weights for the loss."""
     params = cells.init(name, jax.random.key(0), D, H, **options)
-    params = {k: v + 0.3 * jax.random.normal(jax.random.key(10 + i), v.shape)
-              for i, (k, v) in enumerate(sorted(params.items()))}
+    params = {
+        k: v + 0.3 * jax.random.normal(jax.random.key(10 + i), v.shape)
+        for i, (k, v) in enumerate(sorted(params.items()))
+    }
     xs = jax.random.normal(jax.random.key(1), (T, B, D))
     leaves, tree = jax.tree.flatten(cells.initial_carry(name, B, H, **options))
-    carry = jax.tree.unflatten(tree, [0.5 * jax.random.normal(jax.random.key(20 + i), a.shape)
-                                      for i, a in enumerate(leaves)])
+    carry = jax.tree.unflatten(
+        tree, [0.5 * jax.random.normal(jax.random.key(20 + i), a.shape) for i, a in enumerate(leaves)]
+    )
     w_out = jax.random.normal(jax.random.key(2), (T, B, H))
     return params, xs, carry, w_out
 
 
 def _loss(name, impl, seq_lengths, reverse, remat_chunk=None, **options):
     """A scalar that depends on every output and on the final carry (non-linearly)."""
+
     def loss(params, xs, carry, w_out):
-        final, hs = cells.scan(name, params, xs, carry, seq_lengths=seq_lengths, reverse=reverse,
-                               impl=impl, remat_chunk=remat_chunk, **options)
+        final, hs = cells.scan(
+            name,
+            params,
+            xs,
+            carry,
+            seq_lengths=seq_lengths,
+            reverse=reverse,
+            impl=impl,
+            remat_chunk=remat_chunk,
+            **options,
+        )
         return jnp.sum(hs * w_out) + sum(jnp.sum(jnp.tanh(leaf)) for leaf in jax.tree.leaves(final))
+
     return loss
 
 
@@ -59,18 +73,28 @@ def _assert_close(got, want, rtol=2e-5, atol=2e-6):
         np.testing.assert_allclose(a / scale, b / scale, rtol=0, atol=rtol * 5)
 
 
-MODES = {"plain": dict(), "reverse": dict(reverse=True), "lengths": dict(seq_lengths=LENGTHS),
-         "lengths_reverse": dict(seq_lengths=LENGTHS, reverse=True)}
+MODES = {
+    "plain": dict(),
+    "reverse": dict(reverse=True),
+    "lengths": dict(seq_lengths=LENGTHS),
+    "lengths_reverse": dict(seq_lengths=LENGTHS, reverse=True),
+}
 CORE = [("lstm", {}), ("peephole", {}), ("gru", {}), ("rnn", {})]
-VARIANTS = ([("peephole", {"variant": v}) for v in cells.VARIANTS if v not in ("vanilla", "FGR")]
-            + [("lstm", {"variant": "CIFG"}), ("lstm", {"variant": "NOG"}),
-               ("rnn", {"activation": "relu"}), ("rnn", {"activation": "identity"}),
-               ("gru", {"reset_after": False})])
+VARIANTS = [("peephole", {"variant": v}) for v in cells.VARIANTS if v not in ("vanilla", "FGR")] + [
+    ("lstm", {"variant": "CIFG"}),
+    ("lstm", {"variant": "NOG"}),
+    ("rnn", {"activation": "relu"}),
+    ("rnn", {"activation": "identity"}),
+    ("gru", {"reset_after": False}),
+]
 
 
 CORE_CASES = [(c, o, m) for c, o in CORE for m in ("plain", "lengths_reverse")] + [
-    ("lstm", {}, "reverse"), ("lstm", {}, "lengths"), ("gru", {}, "reverse"),
-    ("gru", {"reset_after": False}, "plain")]
+    ("lstm", {}, "reverse"),
+    ("lstm", {}, "lengths"),
+    ("gru", {}, "reverse"),
+    ("gru", {"reset_after": False}, "plain"),
+]
 
 
 @pytest.mark.parametrize("name,options,mode", CORE_CASES, ids=[f"{c}-{m}" for c, _, m in CORE_CASES])
@@ -85,8 +109,9 @@ def test_fast_matches_reference_values_and_grads(name, options, mode):
 def test_fast_matches_reference_for_variants(name, options):
     assert cells.has_fast_path(name, **options)
     mode = MODES["lengths_reverse"]
-    _assert_close(_value_and_grads(name, "fast", **mode, **options),
-                  _value_and_grads(name, "reference", **mode, **options))
+    _assert_close(
+        _value_and_grads(name, "fast", **mode, **options), _value_and_grads(name, "reference", **mode, **options)
+    )
 
 
 def _uses_custom_vjp(name, impl, **options):
@@ -110,7 +135,7 @@ def test_variant_without_kernel_falls_back_to_reference():
         loss = _loss("peephole", impl, LENGTHS, True, **options)
         return str(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1, 2)))(params, xs, carry, w_out))
 
-    assert program("fast") == program("reference")   # the very same computation
+    assert program("fast") == program("reference")  # the very same computation
 
 
 def test_fast_works_under_vmap_of_grad():
@@ -134,6 +159,7 @@ def test_bfloat16_fast_is_close_to_reference():
         def loss(p):
             _, hs = cells.scan("lstm", p, xs, impl=impl)
             return jnp.sum(hs.astype(jnp.float32) * w_out)
+
         return jax.value_and_grad(loss)(params)
 
     (v_fast, g_fast), (v_ref, g_ref) = run("fast"), run("reference")
@@ -141,8 +167,9 @@ def test_bfloat16_fast_is_close_to_reference():
     np.testing.assert_allclose(v_fast, v_ref, rtol=3e-2, atol=3e-2)
     for k in g_ref:
         scale = float(jnp.max(jnp.abs(g_ref[k].astype(jnp.float32)))) + 1e-3
-        np.testing.assert_allclose(g_fast[k].astype(jnp.float32) / scale,
-                                   g_ref[k].astype(jnp.float32) / scale, atol=5e-2)
+        np.testing.assert_allclose(
+            g_fast[k].astype(jnp.float32) / scale, g_ref[k].astype(jnp.float32) / scale, atol=5e-2
+        )
 
 
 def test_recurrent_stack_passes_impl_to_every_layer():
@@ -160,7 +187,7 @@ def test_recurrent_stack_passes_impl_to_every_layer():
 
     kernels, (v_got, g_got) = run("fast")
     kernels_ref, (v_ref, g_ref) = run("reference")
-    assert (kernels, kernels_ref) == (4, 0)   # 2 layers x 2 directions
+    assert (kernels, kernels_ref) == (4, 0)  # 2 layers x 2 directions
     np.testing.assert_allclose(v_got, v_ref, rtol=1e-5)
     for a, b in zip(jax.tree.leaves(g_got), jax.tree.leaves(g_ref)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
@@ -169,12 +196,12 @@ def test_recurrent_stack_passes_impl_to_every_layer():
 # ---------------------------------------------------------------------------------------------------
 # remat_chunk
 
+
 # chunk 4 does not divide T = 6: a tail chunk of 2 steps
 @pytest.mark.parametrize("name,impl,chunk", [("lstm", "fast", 4), ("gru", "fast", 2), ("peephole", "reference", 4)])
 def test_remat_chunk_gives_the_same_values_and_grads(name, impl, chunk):
     mode = MODES["lengths_reverse"]
-    _assert_close(_value_and_grads(name, impl, remat_chunk=chunk, **mode),
-                  _value_and_grads(name, impl, **mode))
+    _assert_close(_value_and_grads(name, impl, remat_chunk=chunk, **mode), _value_and_grads(name, impl, **mode))
 
 
 def test_remat_chunk_reduces_compiled_memory():
@@ -220,8 +247,21 @@ def test_cudnn_weight_packing_matches_jax_reference_lstm():
 
     params, xs, carry, _ = _inputs("lstm")
     w_ih, w_hh, b_ih, b_hh = rnn.unpack_lstm_weights(cudnn.pack_weights(params), D, H, 1, False)
-    y, h_n, c_n = rnn.lstm_ref(jnp.swapaxes(xs, 0, 1), carry.h[None], carry.c[None], w_ih, w_hh, b_ih, b_hh,
-                               jnp.full((B,), T, jnp.int32), D, H, 1, 0.0, False)
+    y, h_n, c_n = rnn.lstm_ref(
+        jnp.swapaxes(xs, 0, 1),
+        carry.h[None],
+        carry.c[None],
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        jnp.full((B,), T, jnp.int32),
+        D,
+        H,
+        1,
+        0.0,
+        False,
+    )
     final, hs = cells.scan("lstm", params, xs, carry, impl="reference")
     np.testing.assert_allclose(jnp.swapaxes(y, 0, 1), hs, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(h_n[0], final.h, rtol=1e-5, atol=1e-6)
@@ -234,4 +274,4 @@ def test_cudnn_matches_reference_on_gpu(mode):
     mode = {"plain": {}, "lengths_reverse": dict(seq_lengths=jnp.array([6, 3, 1]), reverse=True)}[mode]
     got = _value_and_grads("lstm", "cudnn", **mode)
     want = _value_and_grads("lstm", "reference", **mode)
-    _assert_close(got, want, rtol=1e-3, atol=1e-4)   # cuDNN may use TF32 matmuls
+    _assert_close(got, want, rtol=1e-3, atol=1e-4)  # cuDNN may use TF32 matmuls

@@ -7,12 +7,12 @@ import io
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
 from lstmlab.train.hooks import Progress, format_value
+
+from conftest import ROOT, run_cli
 
 BENCH = ROOT / "scripts" / "bench.py"
 
@@ -22,8 +22,9 @@ def test_help_shows_usage_examples_and_every_experiment():
     assert result.returncode == 0, result.stderr[-2000:]
     assert "powered by Hydra" not in result.stdout
     assert "Usage:" in result.stdout and "Examples:" in result.stdout
-    groups = dict(line.split(": ", 1) for line in result.stdout.splitlines()
-                  if ": " in line and not line.startswith(" "))
+    groups = dict(
+        line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line and not line.startswith(" ")
+    )
     experiments = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
     assert groups["experiment"].split(", ") == experiments
     assert {"cell", "data", "model", "optim", "trainer"} <= set(groups)

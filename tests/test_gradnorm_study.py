@@ -8,22 +8,34 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli
 from lstmlab import diagnostics as dg
 
-SHRINK = ["model.hidden_size=8", "data.seq_len=30", "data.batch_size=8", "data.val_size=8",
-          "data.test_size=8", "trainer.max_steps=4", "trainer.log_every=2", "trainer.eval_every=4",
-          "diagnostics.every=2", "trainer.progress=none"]
+from conftest import run_cli
+
+SHRINK = [
+    "model.hidden_size=8",
+    "data.seq_len=30",
+    "data.batch_size=8",
+    "data.val_size=8",
+    "data.test_size=8",
+    "trainer.max_steps=4",
+    "trainer.log_every=2",
+    "trainer.eval_every=4",
+    "diagnostics.every=2",
+    "trainer.progress=none",
+]
 CELLS = ["rnn", "lstm", "gru", "peephole"]
-PLOTS = ["gradnorm_decay.png", "gradnorm_decay_trained.png", "jacobian_spectra.png",
-         "jacobian_spectra_trained.png"] + [f"gradnorm_heatmap_{cell}.png" for cell in CELLS]
+PLOTS = ["gradnorm_decay.png", "gradnorm_decay_trained.png", "jacobian_spectra.png", "jacobian_spectra_trained.png"] + [
+    f"gradnorm_heatmap_{cell}.png" for cell in CELLS
+]
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("gradnorm") / "run"
-    result = run_cli(["+experiment=gradnorm", *SHRINK, "logger.wandb.mode=offline", f"hydra.run.dir={run_dir}"],
-                     cwd=run_dir.parent)
+    result = run_cli(
+        ["+experiment=gradnorm", *SHRINK, "logger.wandb.mode=offline", f"hydra.run.dir={run_dir}"], cwd=run_dir.parent
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
 
@@ -66,8 +78,7 @@ def test_study_writes_curves_plots_table_and_the_run_directory_contract(study):
     records = [json.loads(line) for line in (study / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [0, 2, 4]
     assert all(f"diag/{cell}/layer0/h_rate" in r for r in records for cell in CELLS)
-    assert all(f"grad/{cell}/global_norm" in r and f"train/{cell}/loss" in r for r in records[1:]
-               for cell in CELLS)
+    assert all(f"grad/{cell}/global_norm" in r and f"train/{cell}/loss" in r for r in records[1:] for cell in CELLS)
     summary = json.loads((study / "summary.json").read_text())
     assert summary["cells"] == CELLS and summary["step"] == 4
     assert summary["diag/rnn/layer0/h_rate_init"] == pytest.approx(rnn)
@@ -75,8 +86,18 @@ def test_study_writes_curves_plots_table_and_the_run_directory_contract(study):
 
 def test_multirun_grid_writes_one_study_per_setting(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli(["+experiment=gradnorm", "-m", "cell.recurrent_scale=0.5,2.0", "diagnostics.cells=[rnn]",
-                      *SHRINK, "logger.wandb.mode=disabled", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    result = run_cli(
+        [
+            "+experiment=gradnorm",
+            "-m",
+            "cell.recurrent_scale=0.5,2.0",
+            "diagnostics.cells=[rnn]",
+            *SHRINK,
+            "logger.wandb.mode=disabled",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rates = {}
     for job, scale in (("0", 0.5), ("1", 2.0)):
@@ -92,20 +113,24 @@ def test_unknown_runner_ends_in_one_line_exit_2_and_leaves_the_run_directory_alo
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "keep.txt").write_text("precious")
-    result = run_cli(["+experiment=gradnorm", *SHRINK, "runner=gradnrm", "logger.wandb.mode=disabled",
-                      f"hydra.run.dir={run_dir}"])
+    result = run_cli(
+        ["+experiment=gradnorm", *SHRINK, "runner=gradnrm", "logger.wandb.mode=disabled", f"hydra.run.dir={run_dir}"]
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "runner='gradnrm' is not a runner; valid: train, gradnorm" in lines[0]
     assert sorted(p.name for p in run_dir.iterdir()) == ["keep.txt"]
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("cells", ["rnn", "lsmt"], "diagnostics.cells has 'lsmt', not a cell; valid: lstm, peephole, gru, rnn"),
-    ("cells", ["rnn", "rnn"], "names a cell twice"),
-    ("cells", [], "diagnostics.cells is empty"),
-    ("every", 0, "diagnostics.every=0 must be >= 1 for runner=gradnorm"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("cells", ["rnn", "lsmt"], "diagnostics.cells has 'lsmt', not a cell; valid: lstm, peephole, gru, rnn"),
+        ("cells", ["rnn", "rnn"], "names a cell twice"),
+        ("cells", [], "diagnostics.cells is empty"),
+        ("every", 0, "diagnostics.every=0 must be >= 1 for runner=gradnorm"),
+    ],
+)
 def test_study_rejects_bad_settings_before_writing(tmp_path, key, value, message):
     from lstmlab.config import Config, ConfigError
     from lstmlab.study import run_gradnorm_study

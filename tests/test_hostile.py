@@ -15,17 +15,25 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from conftest import ROOT, TINY, cli_env, run_cli
 from lstmlab.io.lock import RunLock
 
-BASE = ["+experiment=charlm_macbeth", *TINY, "data.seq_len=8", "data.batch_size=4", "model.dropout=0.0",
-        "diagnostics.every=2", "diagnostics.batch_size=2"]
+from conftest import ROOT, TINY, cli_env, run_cli
+
+BASE = [
+    "+experiment=charlm_macbeth",
+    *TINY,
+    "data.seq_len=8",
+    "data.batch_size=4",
+    "model.dropout=0.0",
+    "diagnostics.every=2",
+    "diagnostics.batch_size=2",
+]
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
@@ -95,12 +103,14 @@ def _link(name: str) -> Callable[[Path, Path], list[str]]:
             path.unlink()
         path.symlink_to(target)
         return ["+resume.allow_changes=[trainer.max_steps]", "trainer.max_steps=6"]
+
     return prepare
 
 
 def _outside_unchanged(name: str) -> Callable[[Path, Path], None]:
     def check(run_dir: Path, tmp: Path) -> None:
         assert (tmp / f"outside-{name}").read_text() == "outside\n", "a write went through the link"
+
     return check
 
 
@@ -117,6 +127,7 @@ def _replace(name: str, kind: str) -> Callable[[Path, Path], list[str]]:
         else:
             path.write_text("a file\n")
         return ["+resume.allow_changes=[trainer.max_steps]", "trainer.max_steps=6"]
+
     return prepare
 
 
@@ -137,6 +148,7 @@ def _damage_metrics(how: bytes, append: bool) -> Callable[[Path, Path], list[str
         path.write_bytes(path.read_bytes() + how if append else how + path.read_bytes())
         (tmp / "metrics.damaged.expected").write_bytes(path.read_bytes())
         return ["+resume.allow_changes=[trainer.max_steps]", "trainer.max_steps=6"]
+
     return prepare
 
 
@@ -183,78 +195,194 @@ ALLOW_6 = ["+resume.allow_changes=[trainer.max_steps]", "trainer.max_steps=6"]
 
 CASES = [
     # 1. checked before anything is written: sampling and logging against the data and the environment
-    Case("text without newline", _no_newline_file, 2, "sample.prime='\\n': text has characters outside",
-         existing=False),
+    Case(
+        "text without newline", _no_newline_file, 2, "sample.prime='\\n': text has characters outside", existing=False
+    ),
     Case("top_k above vocabulary", ["sample.top_k=1000"], 2, "sample.top_k=1000 is more than the data's"),
     Case("prime outside vocabulary", ["sample.prime='#'"], 2, "sample.prime='#': text has characters outside"),
     Case("prime empty", ["sample.prime=''"], 2, "sample.prime is empty"),
     Case("top_k on a new run", ["sample.top_k=1000"], 2, "sample.top_k=1000", existing=False),
-    Case("wandb online without login", ["logger.wandb.mode=online"], 2, "no wandb credentials",
-         env={"WANDB_API_KEY": "", "NETRC": "/nonexistent/netrc"}),
-    Case("wandb online, new run", ["logger.wandb.mode=online"], 2, "run `wandb login`", existing=False,
-         env={"WANDB_API_KEY": "", "NETRC": "/nonexistent/netrc"}),
-    Case("max_skipped_fraction out of range", ["trainer.max_skipped_fraction=2"], 2,
-         "trainer.max_skipped_fraction=2.0 must be in [0, 1]"),
-    Case("allow_changes of a free key", ["+resume.allow_changes=[logger.wandb.mode]"], 2,
-         "resume.allow_changes has 'logger.wandb.mode'"),
+    Case(
+        "wandb online without login",
+        ["logger.wandb.mode=online"],
+        2,
+        "no wandb credentials",
+        env={"WANDB_API_KEY": "", "NETRC": "/nonexistent/netrc"},
+    ),
+    Case(
+        "wandb online, new run",
+        ["logger.wandb.mode=online"],
+        2,
+        "run `wandb login`",
+        existing=False,
+        env={"WANDB_API_KEY": "", "NETRC": "/nonexistent/netrc"},
+    ),
+    Case(
+        "max_skipped_fraction out of range",
+        ["trainer.max_skipped_fraction=2"],
+        2,
+        "trainer.max_skipped_fraction=2.0 must be in [0, 1]",
+    ),
+    Case(
+        "allow_changes of a free key",
+        ["+resume.allow_changes=[logger.wandb.mode]"],
+        2,
+        "resume.allow_changes has 'logger.wandb.mode'",
+    ),
     # 2. one writer per run directory
     Case("run directory locked", _locked, 2, f"is in use by another lstmlab run (pid {os.getpid()} on host"),
     # 3. symbolic links are never followed
-    Case("metrics.jsonl is a link", _link("metrics.jsonl"), 2, "metrics.jsonl is a symbolic link",
-         check=_outside_unchanged("metrics.jsonl")),
-    Case("samples.txt is a link", _link("samples.txt"), 2, "samples.txt is a symbolic link",
-         check=_outside_unchanged("samples.txt")),
-    Case("config.yaml is a link", _link("config.yaml"), 2, "config.yaml is a symbolic link",
-         check=_outside_unchanged("config.yaml")),
-    Case("summary.json is a link", _link("summary.json"), 2, "summary.json is a symbolic link",
-         check=_outside_unchanged("summary.json")),
+    Case(
+        "metrics.jsonl is a link",
+        _link("metrics.jsonl"),
+        2,
+        "metrics.jsonl is a symbolic link",
+        check=_outside_unchanged("metrics.jsonl"),
+    ),
+    Case(
+        "samples.txt is a link",
+        _link("samples.txt"),
+        2,
+        "samples.txt is a symbolic link",
+        check=_outside_unchanged("samples.txt"),
+    ),
+    Case(
+        "config.yaml is a link",
+        _link("config.yaml"),
+        2,
+        "config.yaml is a symbolic link",
+        check=_outside_unchanged("config.yaml"),
+    ),
+    Case(
+        "summary.json is a link",
+        _link("summary.json"),
+        2,
+        "summary.json is a symbolic link",
+        check=_outside_unchanged("summary.json"),
+    ),
     # 4. the resume policy
     Case("resume with another seed", ["seed=1"], 2, "saved seed=0 (now 1)"),
     Case("resume with another dropout", ["model.dropout=0.1"], 2, "saved model.dropout=0.0 (now 0.1)"),
     Case("resume with another seq_len", ["data.seq_len=9"], 2, "saved data.seq_len=8 (now 9)"),
-    Case("resume with more steps", ["trainer.max_steps=6"], 2,
-         "+resume.allow_changes=[trainer.max_steps] to continue"),
-    Case("resume with fewer steps than the checkpoint", ["trainer.max_steps=2"], 2,
-         "saved trainer.max_steps=4 (now 2)"),
-    Case("fewer steps, allowed", ["+resume.allow_changes=[trainer.max_steps]", "trainer.max_steps=2"], 2,
-         "trainer.max_steps=2 is below step 4 of the checkpoint"),
+    Case("resume with more steps", ["trainer.max_steps=6"], 2, "+resume.allow_changes=[trainer.max_steps] to continue"),
+    Case(
+        "resume with fewer steps than the checkpoint", ["trainer.max_steps=2"], 2, "saved trainer.max_steps=4 (now 2)"
+    ),
+    Case(
+        "fewer steps, allowed",
+        ["+resume.allow_changes=[trainer.max_steps]", "trainer.max_steps=2"],
+        2,
+        "trainer.max_steps=2 is below step 4 of the checkpoint",
+    ),
     Case("resume with another lr", ["optim.lr=0.01"], 2, "saved optim.lr=0.003 (now 0.01)"),
     Case("already finished", [], 0, "lstmlab: already finished at step 4"),
-    Case("already finished, free keys changed", ["trainer.progress=none", "sample.length=5"], 0,
-         "lstmlab: already finished at step 4"),
-    Case("allowed change is recorded", ALLOW_6, 0, "changed on resume at step 4: trainer.max_steps=4 -> 6",
-         unchanged=False, check=_changes_recorded, one_line=False),
+    Case(
+        "already finished, free keys changed",
+        ["trainer.progress=none", "sample.length=5"],
+        0,
+        "lstmlab: already finished at step 4",
+    ),
+    Case(
+        "allowed change is recorded",
+        ALLOW_6,
+        0,
+        "changed on resume at step 4: trainer.max_steps=4 -> 6",
+        unchanged=False,
+        check=_changes_recorded,
+        one_line=False,
+    ),
     # 5. damaged side files: reported, set aside, never blocking a resume
-    Case("random bytes appended to metrics.jsonl", _damage_metrics(b"\x8f\xff\x00garbage\n", True), 0,
-         "damaged line", unchanged=False, check=_metrics_kept_aside, one_line=False),
-    Case("metrics.jsonl line not an object", _damage_metrics(b"[1, 2, 3]\n", False), 0,
-         "a JSON list, not an object", unchanged=False, check=_metrics_kept_aside, one_line=False),
-    Case("corrupt gradnorms.npz", _damage_gradnorms, 0, "resuming from step 4", unchanged=False,
-         check=_gradnorms_kept_aside, one_line=False),
+    Case(
+        "random bytes appended to metrics.jsonl",
+        _damage_metrics(b"\x8f\xff\x00garbage\n", True),
+        0,
+        "damaged line",
+        unchanged=False,
+        check=_metrics_kept_aside,
+        one_line=False,
+    ),
+    Case(
+        "metrics.jsonl line not an object",
+        _damage_metrics(b"[1, 2, 3]\n", False),
+        0,
+        "a JSON list, not an object",
+        unchanged=False,
+        check=_metrics_kept_aside,
+        one_line=False,
+    ),
+    Case(
+        "corrupt gradnorms.npz",
+        _damage_gradnorms,
+        0,
+        "resuming from step 4",
+        unchanged=False,
+        check=_gradnorms_kept_aside,
+        one_line=False,
+    ),
     # 7. one line instead of a traceback
     Case("run directory is a file", _file_as_run_dir, 2, "is a file; valid: a directory"),
-    Case("run directory name too long", lambda r, t: [f"hydra.run.dir={t / ('x' * 300)}"], 2,
-         "File name too long", existing=False),
+    Case(
+        "run directory name too long",
+        lambda r, t: [f"hydra.run.dir={t / ('x' * 300)}"],
+        2,
+        "File name too long",
+        existing=False,
+    ),
     Case("checkpoints is a file", _replace("checkpoints", "file"), 2, "checkpoints is not a directory"),
     Case("summary.json is a directory", _replace("summary.json", "dir"), 2, "summary.json is a directory"),
     Case("non-ASCII character in an override", ["sample.prime=é"], 2, "cannot parse the override sample.prime=é"),
     Case("quote inside an override", ["sample.prime=it's"], 2, "cannot parse the override sample.prime=it's"),
-    Case("multirun with a bad type", lambda r, t: ["-m", "model.hidden_size=8,abc",
-                                                   f"hydra.sweep.dir={t / 'sweep'}"], 2,
-         "model.hidden_size=abc", check=lambda r, t: _absent(t / "sweep")),
-    Case("experiment without +", ["experiment=charlm"], 2, "use +experiment=charlm", existing=False,
-         base=[o for o in BASE if not o.startswith(("+experiment", "data."))]),
-    Case("unknown data key", ["data.nope=1"], 2, "data.nope is not an option of data set 'shakespeare'; valid: "
-         "seq_len, batch_size", existing=False),
+    Case(
+        "multirun with a bad type",
+        lambda r, t: ["-m", "model.hidden_size=8,abc", f"hydra.sweep.dir={t / 'sweep'}"],
+        2,
+        "model.hidden_size=abc",
+        check=lambda r, t: _absent(t / "sweep"),
+    ),
+    Case(
+        "experiment without +",
+        ["experiment=charlm"],
+        2,
+        "use +experiment=charlm",
+        existing=False,
+        base=[o for o in BASE if not o.startswith(("+experiment", "data."))],
+    ),
+    Case(
+        "unknown data key",
+        ["data.nope=1"],
+        2,
+        "data.nope is not an option of data set 'shakespeare'; valid: seq_len, batch_size",
+        existing=False,
+    ),
     # 8. smaller
-    Case("unreachable coordinator", lambda r, t: [
-        f"distributed.coordinator_address=127.0.0.1:{_free_port()}", "distributed.num_processes=2",
-        "distributed.process_id=1", "distributed.initialization_timeout=1"], 2,
-         "is not reachable", existing=False),
-    Case("checkpoint.keep that cannot fit", ["checkpoint.keep=100000000000"], 2,
-         "checkpoint.keep=100000000000: ", existing=False),
-    Case("every checkpoint damaged", _damage_all_checkpoints, 0, "kept as metrics.jsonl.damaged",
-         unchanged=False, check=_history_kept_aside, one_line=False),
+    Case(
+        "unreachable coordinator",
+        lambda r, t: [
+            f"distributed.coordinator_address=127.0.0.1:{_free_port()}",
+            "distributed.num_processes=2",
+            "distributed.process_id=1",
+            "distributed.initialization_timeout=1",
+        ],
+        2,
+        "is not reachable",
+        existing=False,
+    ),
+    Case(
+        "checkpoint.keep that cannot fit",
+        ["checkpoint.keep=100000000000"],
+        2,
+        "checkpoint.keep=100000000000: ",
+        existing=False,
+    ),
+    Case(
+        "every checkpoint damaged",
+        _damage_all_checkpoints,
+        0,
+        "kept as metrics.jsonl.damaged",
+        unchanged=False,
+        check=_history_kept_aside,
+        one_line=False,
+    ),
 ]
 
 
@@ -310,8 +438,14 @@ def test_a_second_process_is_refused_while_the_first_runs(tmp_path: Path) -> Non
     exit status 2. Resumed (SIGCONT), the first run finishes with every step once in metrics.jsonl."""
     run_dir = tmp_path / "run"
     args = [*BASE, "trainer.max_steps=20", "checkpoint.every=10", "diagnostics.every=0", f"hydra.run.dir={run_dir}"]
-    first = subprocess.Popen([sys.executable, "-m", "lstmlab", *args], cwd=ROOT, env=cli_env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "lstmlab", *args],
+        cwd=ROOT,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = first.stdout.readline()
         assert line.startswith("step 2/20 "), line + first.stderr.read()[-2000:]
@@ -364,18 +498,31 @@ def _main_thread_sleeping(pid: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(sys.platform != "linux" or os.uname().machine != "x86_64",
-                    reason="reads /proc/PID/syscall (x86-64 numbers)")
+@pytest.mark.skipif(
+    sys.platform != "linux" or os.uname().machine != "x86_64", reason="reads /proc/PID/syscall (x86-64 numbers)"
+)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_during_start_up_ends_in_one_line_and_130(tmp_path: Path, sig: signal.Signals) -> None:
     """Start-up waits for an unreachable coordinator (retrying for up to 120 s, sleeping between
     attempts); SIGINT (Ctrl-C) or SIGTERM sent while it waits ends the command at once with one line and
     status 130 or 143, and nothing is written."""
     run_dir = tmp_path / "run"
-    args = [*BASE, f"distributed.coordinator_address=127.0.0.1:{_free_port()}", "distributed.num_processes=2",
-            "distributed.process_id=1", "distributed.initialization_timeout=120", f"hydra.run.dir={run_dir}"]
-    process = subprocess.Popen([sys.executable, "-m", "lstmlab", *args], cwd=ROOT, env=cli_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        *BASE,
+        f"distributed.coordinator_address=127.0.0.1:{_free_port()}",
+        "distributed.num_processes=2",
+        "distributed.process_id=1",
+        "distributed.initialization_timeout=120",
+        f"hydra.run.dir={run_dir}",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lstmlab", *args],
+        cwd=ROOT,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 110
         while not _main_thread_sleeping(process.pid):
@@ -399,8 +546,9 @@ def test_ctrl_c_during_start_up_ends_in_one_line_and_130(tmp_path: Path, sig: si
 @contextlib.contextmanager
 def tmpfs(path: Path, size: str):
     path.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
+    )
     if mounted.returncode:
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()})")
     try:
@@ -425,10 +573,24 @@ def test_a_full_disk_stops_the_run_in_one_line_with_its_checkpoints_intact(tmp_p
 
     with tmpfs(tmp_path / "disk", "8m") as disk:
         run_dir = disk / "run"
-        args = [*BASE, "trainer.max_steps=100", "trainer.log_every=1", "checkpoint.every=1", "checkpoint.keep=1",
-                "checkpoint.keep_best=false", "diagnostics.every=0", f"hydra.run.dir={run_dir}"]
-        process = subprocess.Popen([sys.executable, "-m", "lstmlab", *args], cwd=ROOT, env=cli_env(),
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        args = [
+            *BASE,
+            "trainer.max_steps=100",
+            "trainer.log_every=1",
+            "checkpoint.every=1",
+            "checkpoint.keep=1",
+            "checkpoint.keep_best=false",
+            "diagnostics.every=0",
+            f"hydra.run.dir={run_dir}",
+        ]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lstmlab", *args],
+            cwd=ROOT,
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2):  # step 2's line comes after step 1's checkpoint is saved
             line = process.stdout.readline()
         assert line.startswith("step 2/100 "), line + process.stderr.read()[-2000:]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-os.environ["KERAS_BACKEND"] = "jax"   # before keras is imported anywhere in this process
+os.environ["KERAS_BACKEND"] = "jax"  # before keras is imported anywhere in this process
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +32,7 @@ def inputs(seed: int = 0, shape=(B, T, D)) -> np.ndarray:
 
 # -- PyTorch ------------------------------------------------------------------------------------------
 
+
 def torch_module(kind: str, **kwargs):
     torch = pytest.importorskip("torch", reason="PyTorch is in the test extra: pip install torch==2.13.0")
     torch.manual_seed(0)
@@ -41,8 +42,10 @@ def torch_module(kind: str, **kwargs):
     return torch, cls(D, H, **extra, **kwargs)
 
 
-TORCH_SHAPES = {"one layer": {}, "two layers bidirectional batch_first":
-                {"num_layers": 2, "bidirectional": True, "batch_first": True}}
+TORCH_SHAPES = {
+    "one layer": {},
+    "two layers bidirectional batch_first": {"num_layers": 2, "bidirectional": True, "batch_first": True},
+}
 
 
 @pytest.mark.parametrize("shape", list(TORCH_SHAPES))
@@ -56,7 +59,7 @@ def test_from_torch_matches_torch(kind, shape):
     assert ported.num_layers == module.num_layers and ported.bidirectional == module.bidirectional
     _, hs = ported.stack()(jnp.asarray(xs))
     np.testing.assert_allclose(np.asarray(hs), expected, **TOL)
-    if not module.bidirectional:   # the per-layer cell params run in cells.scan directly
+    if not module.bidirectional:  # the per-layer cell params run in cells.scan directly
         _, hs = cells.scan(ported.cell, ported.layer(0), jnp.asarray(xs), **ported.options)
         np.testing.assert_allclose(np.asarray(hs), expected, **TOL)
 
@@ -67,16 +70,18 @@ def test_to_torch_copies_a_stack_into_torch(kind):
     options = {"activation": activation} if activation else {}
     stack = RecurrentStack(cell, D, H, num_layers=2, bidirectional=True, rngs=nnx.Rngs(1), **options)
     for rec in (r for layer in stack.layers for r in (layer.forward, layer.backward)):
-        for name in rec.param_names:   # random biases: lstmlab initialises most of them to zero or one
+        for name in rec.param_names:  # random biases: lstmlab initialises most of them to zero or one
             value = getattr(rec, name)[...]
-            getattr(rec, name)[...] = jax.random.uniform(jax.random.key(len(name)), value.shape, minval=-.5, maxval=.5)
+            getattr(rec, name)[...] = jax.random.uniform(
+                jax.random.key(len(name)), value.shape, minval=-0.5, maxval=0.5
+            )
     torch, module = torch_module(kind, num_layers=2, bidirectional=True)
     interop.to_torch(interop.stack_params(stack), module)
     xs = inputs(shape=(T, B, D))
     with torch.no_grad():
         got = module(torch.from_numpy(xs))[0].numpy()
     np.testing.assert_allclose(got, np.asarray(stack(jnp.asarray(xs))[1]), **TOL)
-    if cell != "gru":   # one lstmlab bias: all of it in bias_ih, zeros in bias_hh
+    if cell != "gru":  # one lstmlab bias: all of it in bias_ih, zeros in bias_hh
         assert not module.bias_hh_l1_reverse.detach().any()
 
 
@@ -96,11 +101,12 @@ def test_missing_torch_is_one_line_saying_how_to_install(monkeypatch):
 
 # -- Keras 3 ------------------------------------------------------------------------------------------
 
+
 def keras_randomised(layer, seed: int):
     """``layer`` built for (B, T, D) inputs with every weight drawn uniformly from [-0.5, 0.5]."""
     layer.build((None, T, D))
     rng = np.random.default_rng(seed)
-    layer.set_weights([rng.uniform(-.5, .5, w.shape).astype(np.float32) for w in layer.get_weights()])
+    layer.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()])
     return layer
 
 
@@ -112,8 +118,9 @@ def keras_layers():
 def test_from_keras_matches_keras(kind):
     layers = keras_layers()
     name, _, act = kind.partition("-")
-    layer = keras_randomised(getattr(layers, name)(H, return_sequences=True, **({"activation": act} if act else {})),
-                             seed=2)
+    layer = keras_randomised(
+        getattr(layers, name)(H, return_sequences=True, **({"activation": act} if act else {})), seed=2
+    )
     xs = inputs()
     ported = interop.from_keras(layer)
     assert ported.time_major is False
@@ -122,11 +129,15 @@ def test_from_keras_matches_keras(kind):
 
 def test_from_keras_sequential_of_two_bidirectional_gru_layers():
     keras = pytest.importorskip("keras", reason="Keras 3 is in the test extra: pip install keras")
-    model = keras.Sequential([keras.Input((T, D)),
-                              keras.layers.Bidirectional(keras.layers.GRU(H, return_sequences=True)),
-                              keras.layers.Bidirectional(keras.layers.GRU(H, return_sequences=True))])
+    model = keras.Sequential(
+        [
+            keras.Input((T, D)),
+            keras.layers.Bidirectional(keras.layers.GRU(H, return_sequences=True)),
+            keras.layers.Bidirectional(keras.layers.GRU(H, return_sequences=True)),
+        ]
+    )
     rng = np.random.default_rng(3)
-    model.set_weights([rng.uniform(-.5, .5, w.shape).astype(np.float32) for w in model.get_weights()])
+    model.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
     xs = inputs()
     ported = interop.from_keras(model)
     assert (ported.cell, ported.num_layers, ported.bidirectional, ported.options) == ("gru", 2, True, {})
@@ -149,6 +160,7 @@ def test_from_keras_refuses_activations_lstmlab_does_not_have():
 
 # -- Flax ---------------------------------------------------------------------------------------------
 
+
 def flax_run(step, carry, xs: np.ndarray) -> np.ndarray:
     """Run a Flax cell step function over xs (B, T, D); returns (B, T, H)."""
     outs = []
@@ -161,8 +173,9 @@ def flax_run(step, carry, xs: np.ndarray) -> np.ndarray:
 def randomised(tree, seed: int):
     leaves, treedef = jax.tree.flatten(tree)
     keys = jax.random.split(jax.random.key(seed), len(leaves))
-    return jax.tree.unflatten(treedef, [jax.random.uniform(k, x.shape, minval=-.5, maxval=.5)
-                                        for k, x in zip(keys, leaves)])
+    return jax.tree.unflatten(
+        treedef, [jax.random.uniform(k, x.shape, minval=-0.5, maxval=0.5) for k, x in zip(keys, leaves)]
+    )
 
 
 def lstmlab_run(ported, xs: np.ndarray) -> np.ndarray:
@@ -201,6 +214,7 @@ def test_from_flax_list_of_cells_is_a_stack():
 
 # -- files --------------------------------------------------------------------------------------------
 
+
 def small_ported() -> interop.Ported:
     stack = RecurrentStack("gru", D, H, num_layers=2, bidirectional=True, rngs=nnx.Rngs(0))
     return interop.Ported("gru", interop.stack_params(stack), bidirectional=True)
@@ -230,8 +244,16 @@ def test_check_compatible_names_the_key_and_both_shapes():
 
 
 def model_params(seed: int, hidden: int = H):
-    model = RecurrentModel("gru", output_size=2, per_step=False, hidden_size=hidden, num_layers=2,
-                           bidirectional=True, input_size=D, rngs=nnx.Rngs(seed))
+    model = RecurrentModel(
+        "gru",
+        output_size=2,
+        per_step=False,
+        hidden_size=hidden,
+        num_layers=2,
+        bidirectional=True,
+        input_size=D,
+        rngs=nnx.Rngs(seed),
+    )
     return nnx.state(model, nnx.Param)
 
 
@@ -265,17 +287,26 @@ def test_load_into_refuses_a_stack_of_another_shape():
     with pytest.raises(ValueError, match="params have 2 layer"):
         interop.load_into(RecurrentStack("gru", D, H, num_layers=1, bidirectional=True, rngs=nnx.Rngs(0)), ported)
     with pytest.raises(ValueError, match=r"'layer0/fwd/w_i' has shape \(3, 12\), expected \(5, 12\)"):
-        interop.load_into(RecurrentStack("gru", D + 2, H, num_layers=2, bidirectional=True, rngs=nnx.Rngs(0)),
-                          ported)
+        interop.load_into(RecurrentStack("gru", D + 2, H, num_layers=2, bidirectional=True, rngs=nnx.Rngs(0)), ported)
 
 
 # -- a run that starts from imported weights ------------------------------------------------------------
 
+
 def _vowels_config(*extra: str):
     from lstmlab.cli import compose
 
-    return compose("vowels", ["+preset=tiny", "logger.wandb.mode=disabled", "trainer.progress=none",
-                              "model.num_layers=1", "model.hidden_size=8", *extra])
+    return compose(
+        "vowels",
+        [
+            "+preset=tiny",
+            "logger.wandb.mode=disabled",
+            "trainer.progress=none",
+            "model.num_layers=1",
+            "model.hidden_size=8",
+            *extra,
+        ],
+    )
 
 
 def test_run_starts_from_another_runs_checkpoint_and_refuses_other_shapes(tmp_path):

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from lstmlab.io import files
-from lstmlab.io.checkpoint import (Checkpointer, check_checkpoint_space, checkpoints_at_once, disk_size,
-                                   state_nbytes)
+from lstmlab.io.checkpoint import Checkpointer, check_checkpoint_space, checkpoints_at_once, disk_size, state_nbytes
 from lstmlab.io.trackers import JsonlTracker
 
 MIB = 1 << 20
@@ -20,9 +19,13 @@ MIB = 1 << 20
 
 def _random_state(seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)  # noise: compression cannot shrink it much
-    return {"params": {"w": rng.normal(size=(512, 256)).astype(np.float32),  # 512 KiB
-                       "b": rng.normal(size=(131072,)).astype(np.float32)},  # 512 KiB
-            "step": np.int64(3)}
+    return {
+        "params": {
+            "w": rng.normal(size=(512, 256)).astype(np.float32),  # 512 KiB
+            "b": rng.normal(size=(131072,)).astype(np.float32),
+        },  # 512 KiB
+        "step": np.int64(3),
+    }
 
 
 def test_disk_size_counts_hard_links_once_and_does_not_follow_links(tmp_path):

@@ -198,16 +198,19 @@ def _good_lines() -> list[bytes]:
     return [json.dumps(r).encode() for r in GOOD]
 
 
-@pytest.mark.parametrize("bad, reason", [
-    (b"\x80\xfe\xff random bytes \x00", "not UTF-8 text"),
-    (b"this is not json", "not JSON"),
-    (b"[1, 2, 3]", "a JSON list, not an object"),
-    (b'"a string"', "a JSON str, not an object"),
-    (b'{"train/loss": 1.0}', "no integer 'step'"),
-    (b'{"step": "4"}', "no integer 'step'"),
-    (b'{"step": 4.5}', "no integer 'step'"),
-    (b'{"step": true}', "no integer 'step'"),
-])
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        (b"\x80\xfe\xff random bytes \x00", "not UTF-8 text"),
+        (b"this is not json", "not JSON"),
+        (b"[1, 2, 3]", "a JSON list, not an object"),
+        (b'"a string"', "a JSON str, not an object"),
+        (b'{"train/loss": 1.0}', "no integer 'step'"),
+        (b'{"step": "4"}', "no integer 'step'"),
+        (b'{"step": 4.5}', "no integer 'step'"),
+        (b'{"step": true}', "no integer 'step'"),
+    ],
+)
 def test_read_jsonl_keeps_good_records_and_sets_a_damaged_file_aside(tmp_path, bad, reason):
     path = tmp_path / "metrics.jsonl"
     lines = _good_lines()
@@ -242,7 +245,7 @@ def test_read_jsonl_drops_a_last_line_cut_short_without_setting_the_file_aside(t
 
 def test_a_second_damaged_file_gets_its_own_name(tmp_path):
     path = tmp_path / "metrics.jsonl"
-    for n in (1, 2):
+    for _ in (1, 2):
         path.write_bytes(b"garbage\n" + _good_lines()[0] + b"\n")
         files.read_jsonl(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.jsonl.damaged", "metrics.jsonl.damaged-2"]
@@ -326,9 +329,16 @@ def test_set_aside_renames_directories_and_never_overwrites(tmp_path):
 
 
 def test_json_safe_replaces_non_finite_values_and_names_their_keys():
-    summary = {"step": 4, "val/loss": float("nan"), "test/loss": np.float32("inf"), "val/best_loss": 1.25,
-               "data": {"curve": [1.0, -float("inf")], "name": "x"}, "n": np.int64(3), "ok": True,
-               "arr": np.array([0.5, np.nan])}
+    summary = {
+        "step": 4,
+        "val/loss": float("nan"),
+        "test/loss": np.float32("inf"),
+        "val/best_loss": 1.25,
+        "data": {"curve": [1.0, -float("inf")], "name": "x"},
+        "n": np.int64(3),
+        "ok": True,
+        "arr": np.array([0.5, np.nan]),
+    }
     safe = files.json_safe(summary)
     assert safe["val/loss"] is None and safe["test/loss"] is None and safe["data"]["curve"] == [1.0, None]
     assert safe["nonfinite_keys"] == ["arr.1", "data.curve.1", "test/loss", "val/loss"]

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env
 from lstmlab.io.files import UnsafePathError
 from lstmlab.io.lock import RunLock, RunLockedError
+
+from conftest import cli_env
 
 HOLD = """
 import sys
@@ -38,16 +39,23 @@ print("acquired")
 
 def _holder(run_dir: Path) -> subprocess.Popen:
     """A process that holds ``run_dir``'s lock once it has printed ``locked``."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
     line = proc.stdout.readline()
     assert line == "locked\n", proc.stderr.read()
     return proc
 
 
 def _try(run_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", TRY, str(run_dir)], capture_output=True, text=True,
-                          env=cli_env(), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", TRY, str(run_dir)], capture_output=True, text=True, env=cli_env(), timeout=120
+    )
 
 
 def test_a_second_process_is_refused_with_the_holders_pid_and_host(tmp_path):

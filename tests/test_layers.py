@@ -12,17 +12,34 @@ import pytest
 
 from conftest import ROOT, cli_env
 
-MODULES = ["lstmlab", "lstmlab.cells", "lstmlab.config", "lstmlab.data", "lstmlab.nn", "lstmlab.io",
-           "lstmlab.io.plots", "lstmlab.io.checkpoint", "lstmlab.io.rundir", "lstmlab.diagnostics",
-           "lstmlab.tasks", "lstmlab.train", "lstmlab.study", "lstmlab.sample", "lstmlab.cli"]
+MODULES = [
+    "lstmlab",
+    "lstmlab.cells",
+    "lstmlab.config",
+    "lstmlab.data",
+    "lstmlab.nn",
+    "lstmlab.io",
+    "lstmlab.io.plots",
+    "lstmlab.io.checkpoint",
+    "lstmlab.io.rundir",
+    "lstmlab.diagnostics",
+    "lstmlab.tasks",
+    "lstmlab.train",
+    "lstmlab.study",
+    "lstmlab.sample",
+    "lstmlab.cli",
+    "lstmlab.search",
+    "lstmlab.report",
+    "lstmlab.sweep",
+    "lstmlab.interop",
+]
 
 
 def test_import_contracts_hold():
     lint = shutil.which("lint-imports")
     if lint is None:
         pytest.fail("lint-imports is missing: pip install -e '.[test]' (import-linter)")
-    result = subprocess.run([lint, "--no-cache"], cwd=ROOT, env=cli_env(), capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run([lint, "--no-cache"], cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "0 broken" in result.stdout
 
@@ -41,13 +58,28 @@ print("clean")
 """
     env = cli_env()
     env.pop("MPLBACKEND", None)
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "clean"
 
 
 def test_no_private_jax_imports():
-    offenders = [str(p.relative_to(ROOT)) for p in Path(ROOT, "lstmlab").rglob("*.py")
-                 if "jax._src" in p.read_text()]
+    offenders = [str(p.relative_to(ROOT)) for p in Path(ROOT, "lstmlab").rglob("*.py") if "jax._src" in p.read_text()]
     assert not offenders, offenders
+
+
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])
+def test_ruff_passes(command):
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.fail("ruff is missing: pip install -e '.[test]'")
+    result = subprocess.run(
+        [ruff, *command, "lstmlab", "tests", "scripts", "experiments"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

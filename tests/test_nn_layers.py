@@ -24,8 +24,11 @@ def close(a, b):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("cell,options", [("peephole", {"variant": "FGR"}), ("gru", {}),
-                                          ("rnn", {"activation": "relu"})], ids=["peephole-FGR", "gru", "rnn-relu"])
+@pytest.mark.parametrize(
+    "cell,options",
+    [("peephole", {"variant": "FGR"}), ("gru", {}), ("rnn", {"activation": "relu"})],
+    ids=["peephole-FGR", "gru", "rnn-relu"],
+)
 def test_recurrent_equals_cells_scan_with_its_cell_params(cell, options):
     layer = Recurrent(cell, D, H, rngs=nnx.Rngs(0), **options)
     assert layer.options == cells.cell_options(cell, **options)
@@ -100,8 +103,7 @@ def test_bidirectional_backward_half_equals_reverse_scan_with_seq_lengths():
     assert hs.shape == (T, B, 2 * H)
     layer = stack.layers[0]
     fwd_carry, fwd = cells.scan("lstm", layer.forward.cell_params(), inputs(), seq_lengths=LENGTHS)
-    bwd_carry, bwd = cells.scan("lstm", layer.backward.cell_params(), inputs(), seq_lengths=LENGTHS,
-                                reverse=True)
+    bwd_carry, bwd = cells.scan("lstm", layer.backward.cell_params(), inputs(), seq_lengths=LENGTHS, reverse=True)
     close(hs[..., :H], fwd)
     close(hs[..., H:], bwd)
     close(carry[0].h, fwd_carry.h)
@@ -145,8 +147,9 @@ def test_learned_initial_carry_of_fgr_has_one_param_per_carry_part():
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["unidirectional", "bidirectional"])
 def test_each_stack_layer_gives_the_initial_carry_it_starts_from(bidirectional):
     """What stateful training passes in (layer.initial_carry per layer) equals the default start."""
-    stack = RecurrentStack("lstm", D, H, num_layers=2, bidirectional=bidirectional, rngs=nnx.Rngs(0),
-                           learn_initial_carry=True)
+    stack = RecurrentStack(
+        "lstm", D, H, num_layers=2, bidirectional=bidirectional, rngs=nnx.Rngs(0), learn_initial_carry=True
+    )
     first = stack.layers[0].forward if bidirectional else stack.layers[0]
     first.initial[0][...] = jnp.full((H,), 0.5)
     explicit = [layer.initial_carry(B) for layer in stack.layers]

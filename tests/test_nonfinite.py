@@ -9,12 +9,13 @@ import math
 import numpy as np
 import pytest
 
-from conftest import run_cli
 from lstmlab import data as data_lib
 from lstmlab.config import Config
 from lstmlab.data.base import DataSpec
 from lstmlab.io.checkpoint import Checkpointer
 from lstmlab.train import NonFiniteError, train_and_evaluate
+
+from conftest import run_cli
 
 BAD_STEP = 2  # the third update (step 3 in metrics.jsonl) sees the planted NaN
 LENGTHS = np.array([5, 3, 4, 2], np.int32)
@@ -68,8 +69,10 @@ def nan_config(where: str, policy: str) -> Config:
     return config
 
 
-@pytest.mark.parametrize("where, quantity", [("valid", "non-finite loss at step 3"),
-                                             ("padding", "non-finite gradient norm (the loss was finite) at step 3")])
+@pytest.mark.parametrize(
+    "where, quantity",
+    [("valid", "non-finite loss at step 3"), ("padding", "non-finite gradient norm (the loss was finite) at step 3")],
+)
 def test_stop_names_the_step_the_quantity_and_the_last_good_checkpoint(tmp_path, where, quantity):
     with pytest.raises(NonFiniteError) as caught:
         train_and_evaluate(nan_config(where, "stop"), tmp_path)
@@ -104,10 +107,24 @@ def test_skip_drops_the_update_and_counts_it_in_the_metrics(tmp_path):
 
 def test_cli_exits_with_status_3_and_one_line_when_the_loss_explodes(tmp_path):
     # A linear RNN with recurrent weights scaled by 1e6: the hidden state overflows float32 in 8 steps.
-    result = run_cli(["+experiment=charlm", "model.hidden_size=8", "model.num_layers=1", "data.seq_len=8",
-                      "data.batch_size=4", "trainer.max_steps=3", "trainer.log_every=1", "checkpoint.every=1",
-                      "logger.wandb.mode=disabled", "trainer.progress=none", "cell=rnn",
-                      "cell.activation=identity", "cell.recurrent_scale=1e6", f"hydra.run.dir={tmp_path}"])
+    result = run_cli(
+        [
+            "+experiment=charlm",
+            "model.hidden_size=8",
+            "model.num_layers=1",
+            "data.seq_len=8",
+            "data.batch_size=4",
+            "trainer.max_steps=3",
+            "trainer.log_every=1",
+            "checkpoint.every=1",
+            "logger.wandb.mode=disabled",
+            "trainer.progress=none",
+            "cell=rnn",
+            "cell.activation=identity",
+            "cell.recurrent_scale=1e6",
+            f"hydra.run.dir={tmp_path}",
+        ]
+    )
     assert result.returncode == 3, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

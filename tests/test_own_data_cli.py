@@ -12,6 +12,7 @@ import yaml
 from PIL import Image
 
 from lstmlab.data.speech import save_npz
+
 from conftest import TINY, run_cli
 
 
@@ -23,8 +24,17 @@ def test_charlm_trains_on_your_own_text(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("the cat sat on the mat.\n" * 200)
     run_dir = tmp_path / "run"
-    result = run_cli(["+experiment=charlm", "data=text", f"data.path={text}", *TINY, "data.batch_size=4",
-                      "data.seq_len=16", f"hydra.run.dir={run_dir}"])
+    result = run_cli(
+        [
+            "+experiment=charlm",
+            "data=text",
+            f"data.path={text}",
+            *TINY,
+            "data.batch_size=4",
+            "data.seq_len=16",
+            f"hydra.run.dir={run_dir}",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = _summary(run_dir)
     assert summary["step"] == 4 and "test/bpc" in summary
@@ -37,11 +47,19 @@ def test_charlm_trains_on_your_own_text(tmp_path):
 def test_vowels_trains_on_your_own_npz_sequences(tmp_path):
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 10)
-    save_npz(str(tmp_path / "mine.npz"), [rng.normal(label, 1.0, (int(rng.integers(3, 8)), 2))
-                                         for label in labels], labels)
+    save_npz(
+        str(tmp_path / "mine.npz"), [rng.normal(label, 1.0, (int(rng.integers(3, 8)), 2)) for label in labels], labels
+    )
     run_dir = tmp_path / "run"
-    result = run_cli(["+experiment=vowels", f"data.path={tmp_path / 'mine.npz'}", "data.batch_size=4",
-                      *TINY, f"hydra.run.dir={run_dir}"])
+    result = run_cli(
+        [
+            "+experiment=vowels",
+            f"data.path={tmp_path / 'mine.npz'}",
+            "data.batch_size=4",
+            *TINY,
+            f"hydra.run.dir={run_dir}",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = _summary(run_dir)
     assert summary["step"] == 4 and 0.0 <= summary["test/accuracy"] <= 1.0
@@ -55,18 +73,36 @@ def test_sunspots_trains_on_your_own_csv_column(tmp_path):
     values = 10 + np.sin(2 * np.pi * t / 12) + 0.01 * t
     (tmp_path / "sales.csv").write_text("month,units\n" + "".join(f"{i},{v:.4f}\n" for i, v in zip(t, values)))
     run_dir = tmp_path / "run"
-    result = run_cli(["+experiment=sunspots", "data=csv", f"data.path={tmp_path / 'sales.csv'}",
-                      "data.column=units", "data.season=12", "data.batch_size=4", *TINY,
-                      f"hydra.run.dir={run_dir}"])
+    result = run_cli(
+        [
+            "+experiment=sunspots",
+            "data=csv",
+            f"data.path={tmp_path / 'sales.csv'}",
+            "data.column=units",
+            "data.season=12",
+            "data.batch_size=4",
+            *TINY,
+            f"hydra.run.dir={run_dir}",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = _summary(run_dir)
     assert summary["step"] == 4 and summary["test/rmse"] > 0 and "test/skill" in summary
 
 
-@pytest.mark.parametrize("experiment, data", [
-    ("charlm", "text"), ("vowels", "vowels"), ("sunspots", "csv"), ("sunspots", "sines"),
-    ("sunspots", "mackey_glass"), ("airline", "csv"), ("airline", "sines"), ("airline", "mackey_glass"),
-])
+@pytest.mark.parametrize(
+    "experiment, data",
+    [
+        ("charlm", "text"),
+        ("vowels", "vowels"),
+        ("sunspots", "csv"),
+        ("sunspots", "sines"),
+        ("sunspots", "mackey_glass"),
+        ("airline", "csv"),
+        ("airline", "sines"),
+        ("airline", "mackey_glass"),
+    ],
+)
 def test_an_experiment_sets_only_data_keys_a_swapped_data_set_takes(experiment, data):
     """Composing is enough to see it: every data key of the experiment with data=DATA is an option of
     that data set (a key only the experiment's own data set knows is refused when training starts)."""

@@ -15,22 +15,39 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, cli_env
 from lstmlab.config import Config
 from lstmlab.io.checkpoint import Checkpointer
 from lstmlab.train import train_and_evaluate
 
+from conftest import ROOT, cli_env
+
 MAX_STEPS = 20
 # charlm keeps its dropout (0.2), so the per-step dropout keys must line up after a resume too.
-COMMAND = ["+experiment=charlm", "model.hidden_size=8", "data.seq_len=8", "data.batch_size=4",
-           f"trainer.max_steps={MAX_STEPS}", "trainer.eval_every=4", "trainer.log_every=1",
-           "trainer.eval_max_batches=1", "checkpoint.every=1", "sample.length=5", "logger.wandb.mode=disabled",
-           "trainer.progress=lines"]  # a line on stdout per logged step: the marker the kills wait for
+COMMAND = [
+    "+experiment=charlm",
+    "model.hidden_size=8",
+    "data.seq_len=8",
+    "data.batch_size=4",
+    f"trainer.max_steps={MAX_STEPS}",
+    "trainer.eval_every=4",
+    "trainer.log_every=1",
+    "trainer.eval_max_batches=1",
+    "checkpoint.every=1",
+    "sample.length=5",
+    "logger.wandb.mode=disabled",
+    "trainer.progress=lines",
+]  # a line on stdout per logged step: the marker the kills wait for
 
 
 def start(run_dir: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lstmlab", *COMMAND, f"hydra.run.dir={run_dir}"], cwd=ROOT,
-                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "lstmlab", *COMMAND, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def steps_on_disk(run_dir: Path) -> list[int]:
@@ -191,7 +208,7 @@ def test_a_damaged_latest_checkpoint_is_reported_and_the_previous_one_used(finis
 def test_a_failed_save_leaves_the_previous_checkpoint_in_place(tmp_path):
     checkpointer = Checkpointer(tmp_path, keep=1)
     checkpointer.save(1, {"w": np.ones(3, np.float32)}, {"note": "good"})
-    with pytest.raises(Exception):  # an object array cannot be written: the save fails midway
+    with pytest.raises(Exception):  # noqa: B017 -- an object array cannot be written: the save fails midway
         checkpointer.save(2, {"w": np.array([object()])}, {"note": "bad"})
     assert checkpointer.steps() == [1]
     flat, meta = Checkpointer(tmp_path, read_only=True).read(1)

@@ -32,23 +32,27 @@ def _assert_one_line_error(result, *fragments: str) -> str:
 def charlm_run(tmp_path_factory) -> Path:
     """A tiny trained charlm run directory."""
     run_dir = tmp_path_factory.mktemp("sample") / "run"
-    result = run_cli(["+experiment=charlm", *TINY, "trainer.max_steps=2", f"hydra.run.dir={run_dir}"],
-                     cwd=run_dir.parent)
+    result = run_cli(
+        ["+experiment=charlm", *TINY, "trainer.max_steps=2", f"hydra.run.dir={run_dir}"], cwd=run_dir.parent
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["--length", "-5"], ["--length=-5; valid: an integer >= 1"]),
-    (["--length", "0"], ["--length=0; valid: an integer >= 1"]),
-    (["--length", "ten"], ["--length='ten' is not an integer"]),
-    (["--temperature", "-1"], ["--temperature=-1; valid: a finite number >= 0"]),
-    (["--temperature", "nan"], ["--temperature=nan; valid: a finite number >= 0"]),
-    (["--top-k", "-3"], ["--top-k=-3; valid: an integer >= 0"]),
-    (["--checkpoint", "last"], ["--checkpoint='last'; valid: latest, best, or a step number"]),
-    (["--prime", ""], ["--prime is empty"]),
-    (["--bogus", "1"], ["unrecognized arguments: --bogus 1"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--length", "-5"], ["--length=-5; valid: an integer >= 1"]),
+        (["--length", "0"], ["--length=0; valid: an integer >= 1"]),
+        (["--length", "ten"], ["--length='ten' is not an integer"]),
+        (["--temperature", "-1"], ["--temperature=-1; valid: a finite number >= 0"]),
+        (["--temperature", "nan"], ["--temperature=nan; valid: a finite number >= 0"]),
+        (["--top-k", "-3"], ["--top-k=-3; valid: an integer >= 0"]),
+        (["--checkpoint", "last"], ["--checkpoint='last'; valid: latest, best, or a step number"]),
+        (["--prime", ""], ["--prime is empty"]),
+        (["--bogus", "1"], ["unrecognized arguments: --bogus 1"]),
+    ],
+)
 def test_bad_options_end_in_one_line_and_exit_2(tmp_path, args, fragments):
     _assert_one_line_error(_sample([str(tmp_path), *args]), *fragments)
 
@@ -68,8 +72,7 @@ def test_a_directory_without_config_is_one_line(tmp_path):
 
 def test_a_config_with_a_python_object_tag_is_refused_and_never_run(tmp_path):
     marker = tmp_path / "the-tag-ran"
-    (tmp_path / "config.yaml").write_text(
-        f"seed: 0\nmodel: !!python/object/apply:os.system ['touch {marker}']\n")
+    (tmp_path / "config.yaml").write_text(f"seed: 0\nmodel: !!python/object/apply:os.system ['touch {marker}']\n")
     line = _assert_one_line_error(_sample([str(tmp_path)]), "config.yaml is not plain YAML at line 2")
     assert "python/object" in line
     assert not marker.exists()
@@ -77,7 +80,7 @@ def test_a_config_with_a_python_object_tag_is_refused_and_never_run(tmp_path):
 
 def test_a_damaged_checkpoint_is_one_line(tmp_path):
     (tmp_path / "config.yaml").write_text("seed: 0\n")
-    (tmp_path / "checkpoints" / "3").mkdir(parents=True)   # a step directory with nothing in it
+    (tmp_path / "checkpoints" / "3").mkdir(parents=True)  # a step directory with nothing in it
     _assert_one_line_error(_sample([str(tmp_path), "--length", "3"]), "its checkpoint cannot be read")
 
 
@@ -102,8 +105,9 @@ def test_help_describes_the_command_with_examples():
 
 
 def test_top_k_beyond_the_vocabulary_is_refused_and_the_vocabulary_size_accepted(charlm_run):
-    line = _assert_one_line_error(_sample([str(charlm_run), "--top-k", "100000", "--length", "5"]),
-                                  "--top-k=100000 exceeds the model's")
+    line = _assert_one_line_error(
+        _sample([str(charlm_run), "--top-k", "100000", "--length", "5"]), "--top-k=100000 exceeds the model's"
+    )
     size = int(re.search(r"valid: 0\.\.(\d+)", line)[1])
     result = _sample([str(charlm_run), "--top-k", str(size), "--length", "5", "--prime", "A"])
     assert result.returncode == 0, result.stderr[-2000:]
@@ -111,8 +115,11 @@ def test_top_k_beyond_the_vocabulary_is_refused_and_the_vocabulary_size_accepted
 
 
 def test_a_prime_outside_the_vocabulary_is_one_line_naming_the_characters(charlm_run):
-    _assert_one_line_error(_sample([str(charlm_run), "--prime", "ab\u2603", "--length", "5"]),
-                           "--prime: text has characters outside the", "'\u2603'")
+    _assert_one_line_error(
+        _sample([str(charlm_run), "--prime", "ab\u2603", "--length", "5"]),
+        "--prime: text has characters outside the",
+        "'\u2603'",
+    )
 
 
 def test_an_unknown_checkpoint_step_is_one_line(charlm_run):

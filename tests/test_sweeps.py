@@ -84,8 +84,10 @@ def test_three_job_multirun_with_one_failure(three_job_sweep):
 
 # -- report on hand-made run directories ---------------------------------------------------------------
 
-def _run_dir(root: Path, name: str, *, seed: int, cell: str, loss: float | None, status: str = "completed",
-             seconds: float = 1.0) -> None:
+
+def _run_dir(
+    root: Path, name: str, *, seed: int, cell: str, loss: float | None, status: str = "completed", seconds: float = 1.0
+) -> None:
     run = root / name
     run.mkdir(parents=True)
     config = {"seed": seed, "cell": {"name": cell}, "optim": {"lr": 0.01}, "logger": {"wandb": {"mode": name}}}
@@ -124,8 +126,7 @@ def test_report_mean_std_count_on_hand_made_runs(tmp_path):
     assert row.loc["lstm", "seconds"] == pytest.approx(statistics.mean([2.0, 3.0, 4.0, 1.0]))
 
     expected = tmp_path / "expected.yaml"
-    expected.write_text(yaml.safe_dump({"source": "Table 1", "rows": [{"where": {"cell.name": "lstm"},
-                                                                      "value": 1.0}]}))
+    expected.write_text(yaml.safe_dump({"source": "Table 1", "rows": [{"where": {"cell.name": "lstm"}, "value": 1.0}]}))
     table, _ = report([runs], metric="val/loss", expected=expected, out_dir=tmp_path / "out")
     row = table.set_index("cell.name")
     assert row.loc["lstm", "paper"] == 1.0
@@ -145,11 +146,21 @@ def test_report_bad_path_is_one_line_exit_2(tmp_path, capsys):
 
 # -- search --------------------------------------------------------------------------------------------
 
+
 def _search_args(directory: Path, *extra: str) -> list[str]:
     # trials differ only in their seed, so that they share compiled programs (XLA's cache) and stay fast
-    return [EXPERIMENT, "+search=vowels", f"search.dir={directory}", "search.n_trials=3",
-            "search.space.model.hidden_size=choice(8)", "search.space.cell=choice(lstm)",
-            "search.space.optim.lr=choice(0.003)", "search.space.seed=range(0, 1000)", *TINY, *extra]
+    return [
+        EXPERIMENT,
+        "+search=vowels",
+        f"search.dir={directory}",
+        "search.n_trials=3",
+        "search.space.model.hidden_size=choice(8)",
+        "search.space.cell=choice(lstm)",
+        "search.space.optim.lr=choice(0.003)",
+        "search.space.seed=range(0, 1000)",
+        *TINY,
+        *extra,
+    ]
 
 
 def test_search_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp_path):
@@ -158,8 +169,11 @@ def test_search_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp_
     directory = tmp_path / "search"
     # the first worker kills itself (SIGKILL) at trial 1's first evaluation: trial 0 is complete, trial 1
     # is running in the study, with its run directory half written
-    first = run_cli(["search.pruner.name=none", *_search_args(directory)], module="lstmlab.search",
-                    LSTMLAB_TEST_SEARCH_KILL_AT="1:2")
+    first = run_cli(
+        ["search.pruner.name=none", *_search_args(directory)],
+        module="lstmlab.search",
+        LSTMLAB_TEST_SEARCH_KILL_AT="1:2",
+    )
     assert first.returncode == -9, first.stderr[-2000:]
     storage = open_storage(f"sqlite:///{directory / 'study.db'}")
     study = optuna.load_study(study_name="vowels", storage=storage)
@@ -179,8 +193,7 @@ def test_search_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp_
     for t in after:
         summary = json.loads((directory / f"trial_{t.number:04d}" / "summary.json").read_text())
         assert t.value == pytest.approx(summary["val/loss"]) and summary["step"] == 4
-    steps = [json.loads(line)["step"] for line in
-             (directory / "trial_0001" / "metrics.jsonl").read_text().splitlines()]
+    steps = [json.loads(line)["step"] for line in (directory / "trial_0001" / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps))  # continued, no step logged twice
 
     ran: list[str] = []  # a third run finds the study finished
@@ -193,8 +206,9 @@ def test_pruner_stops_trials_at_their_first_evaluation(tmp_path):
 
     directory = tmp_path / "search"
     # ThresholdPruner(upper=0): any loss is above 0, so every trial is pruned at its first report
-    search = prepare(_search_args(directory, "search.n_trials=2", "search.pruner.name=threshold",
-                                     "search.pruner.upper=0.0"))
+    search = prepare(
+        _search_args(directory, "search.n_trials=2", "search.pruner.name=threshold", "search.pruner.upper=0.0")
+    )
     result = search.run(log=lambda line: None)
     trials = search.study.get_trials()
     assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"] and result.get("pruned") == 2
@@ -208,11 +222,14 @@ def test_pruner_stops_trials_at_their_first_evaluation(tmp_path):
     assert result["overhead_seconds"] < 2.0
 
 
-@pytest.mark.parametrize("bad, names", [
-    ("search.space.optim.lrr=interval(0.1, 0.2)", "search.space.optim.lrr"),
-    ("search.space.optim.lr=interval(0.1, 0.01)", "empty range"),
-    ("search.sampler.name=annealing", "search.sampler.name='annealing'"),
-])
+@pytest.mark.parametrize(
+    "bad, names",
+    [
+        ("search.space.optim.lrr=interval(0.1, 0.2)", "search.space.optim.lrr"),
+        ("search.space.optim.lr=interval(0.1, 0.01)", "empty range"),
+        ("search.sampler.name=annealing", "search.sampler.name='annealing'"),
+    ],
+)
 def test_bad_search_config_is_one_line_exit_2(tmp_path, bad, names):
     directory = tmp_path / "search"
     proc = run_cli([EXPERIMENT, "+search=vowels", f"search.dir={directory}", bad], module="lstmlab.search")

@@ -4,6 +4,7 @@ shrunken config and writes the whole run directory; data.seq_len is honoured or 
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from conftest import TINY, run_cli
@@ -11,34 +12,55 @@ from conftest import TINY, run_cli
 # Per experiment: overrides that shrink its data (on top of TINY), the metrics its summary must hold.
 SHRINK = {
     "vowels": (["data.batch_size=8"], ["test/accuracy", "test/errors"]),
-    "sunspots": (["data.seq_len=6", "data.batch_size=16"],
-                 ["test/rmse", "test/mae", "test/persistence_rmse", "test/seasonal_rmse", "test/skill"]),
-    "airline": (["data.seq_len=6", "data.batch_size=16"],
-                ["test/rmse", "test/persistence_mae", "test/seasonal_mae", "test/skill"]),
-    "adding": (["data.seq_len=10", "data.batch_size=8", "data.val_size=16", "data.test_size=16"],
-               ["test/mse", "test/fraction_correct", "test/errors"]),
-    "temporal_order": (["data.seq_len=20", "data.batch_size=8", "data.val_size=16", "data.test_size=16"],
-                       ["test/accuracy", "test/fraction_correct", "test/errors"]),
-    "copy": (["data.seq_len=5", "data.batch_size=8", "data.val_size=16", "data.test_size=16"],
-             ["test/cross_entropy", "test/baseline_cross_entropy", "test/copy_accuracy"]),
-    "reber": (["data.seq_len=20", "data.batch_size=8", "data.train_size=16", "data.val_size=16",
-               "data.test_size=16"], ["test/fraction_correct", "test/fraction_correct_top", "test/errors"]),
+    "sunspots": (
+        ["data.seq_len=6", "data.batch_size=16"],
+        ["test/rmse", "test/mae", "test/persistence_rmse", "test/seasonal_rmse", "test/skill"],
+    ),
+    "airline": (
+        ["data.seq_len=6", "data.batch_size=16"],
+        ["test/rmse", "test/persistence_mae", "test/seasonal_mae", "test/skill"],
+    ),
+    "adding": (
+        ["data.seq_len=10", "data.batch_size=8", "data.val_size=16", "data.test_size=16"],
+        ["test/mse", "test/fraction_correct", "test/errors"],
+    ),
+    "temporal_order": (
+        ["data.seq_len=20", "data.batch_size=8", "data.val_size=16", "data.test_size=16"],
+        ["test/accuracy", "test/fraction_correct", "test/errors"],
+    ),
+    "copy": (
+        ["data.seq_len=5", "data.batch_size=8", "data.val_size=16", "data.test_size=16"],
+        ["test/cross_entropy", "test/baseline_cross_entropy", "test/copy_accuracy"],
+    ),
+    "reber": (
+        ["data.seq_len=20", "data.batch_size=8", "data.train_size=16", "data.val_size=16", "data.test_size=16"],
+        ["test/fraction_correct", "test/fraction_correct_top", "test/errors"],
+    ),
 }
 FORECASTS = ("sunspots", "airline")
 
 # Per experiment: what its result lines (the console's last lines) must say, from its own summary.
 RESULT = {
-    "vowels": lambda s: [f"test accuracy {s['test/accuracy']:.3f}", f"{int(s['test/errors'])} of "
-                         if s["test/errors"] else "none wrong"],
-    "sunspots": lambda s: [f"skill {s['test/skill']:.2f} vs persistence",
-                           f"{s['test/seasonal_skill']:.2f} vs seasonal-naive", "test RMSE"],
+    "vowels": lambda s: [
+        f"test accuracy {s['test/accuracy']:.3f}",
+        f"{int(s['test/errors'])} of " if s["test/errors"] else "none wrong",
+    ],
+    "sunspots": lambda s: [
+        f"skill {s['test/skill']:.2f} vs persistence",
+        f"{s['test/seasonal_skill']:.2f} vs seasonal-naive",
+        "test RMSE",
+    ],
     "airline": lambda s: [f"skill {s['test/skill']:.2f} vs persistence", "seasonal-naive"],
     "adding": lambda s: ["test MSE", f"{100 * s['test/fraction_correct']:.1f} %"],
-    "temporal_order": lambda s: [f"test accuracy {s['test/accuracy']:.3f}",
-                                 f"{100 * s['test/fraction_correct']:.1f} %"],
-    "copy": lambda s: [f"recalled symbols right {100 * s['test/copy_accuracy']:.1f} %",
-                       f"sequences all right {100 * s['test/fraction_correct']:.1f} %",
-                       f"memoryless baseline {s['test/baseline_cross_entropy']:.3g}"],
+    "temporal_order": lambda s: [
+        f"test accuracy {s['test/accuracy']:.3f}",
+        f"{100 * s['test/fraction_correct']:.1f} %",
+    ],
+    "copy": lambda s: [
+        f"recalled symbols right {100 * s['test/copy_accuracy']:.1f} %",
+        f"sequences all right {100 * s['test/fraction_correct']:.1f} %",
+        f"memoryless baseline {s['test/baseline_cross_entropy']:.3g}",
+    ],
     "reber": lambda s: [f"strings right by the task's rule {100 * s['test/fraction_correct']:.1f} %"],
 }
 
@@ -60,11 +82,11 @@ def test_experiment_runs_through_the_cli_and_writes_the_run_directory(tmp_path, 
         assert key in summary and summary[key] == summary[key], f"{key} missing or NaN"  # NaN != NaN
     assert (run_dir / "plots" / "forecast.png").is_file() == (experiment in FORECASTS)
     if experiment in FORECASTS:
-        assert summary["data"]["seq_len"] == 6                      # the override reached the data
+        assert summary["data"]["seq_len"] == 6  # the override reached the data
     assert "hidden_size: 8" in (run_dir / "config.yaml").read_text()
     out = result.stdout.strip().splitlines()
     assert f"run directory: {run_dir}" in out, result.stdout[-2000:]
-    result_lines = "\n".join(out[out.index(f"run directory: {run_dir}") + 1:])  # the last lines
+    result_lines = "\n".join(out[out.index(f"run directory: {run_dir}") + 1 :])  # the last lines
     for text in RESULT[experiment](summary):
         assert text in result_lines, (text, result_lines)
     if experiment != "charlm":  # bits per character belong to text only
@@ -104,8 +126,19 @@ def test_a_user_csv_file_is_forecast_through_data_path(tmp_path):
     csv = tmp_path / "sales.csv"
     csv.write_text("month,units\n" + "".join(f"{i},{10 + math.sin(i / 2):.4f}\n" for i in range(80)))
     run_dir = tmp_path / "run"
-    result = run_cli(["+experiment=sunspots", "data=csv", f"data.path={csv}", "data.column=units",
-                      "data.seq_len=6", "data.season=12", *TINY, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    result = run_cli(
+        [
+            "+experiment=sunspots",
+            "data=csv",
+            f"data.path={csv}",
+            "data.column=units",
+            "data.seq_len=6",
+            "data.season=12",
+            *TINY,
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["data"]["path"] == str(csv) and summary["data"]["length"] == 80

@@ -15,13 +15,16 @@ def test_every_data_kind_has_a_task_and_nothing_else_does():
         assert task_for(DataSpec(kind=kind, output_size=3)).kind == kind
 
 
-@pytest.mark.parametrize("kind, per_step, metrics", [
-    ("lm", True, ["loss", "bpc", "accuracy"]),
-    ("symbols", True, ["loss"]),  # the copy task: no bits per character, no accuracy over the blanks
-    ("multilabel", True, ["loss", "accuracy"]),
-    ("classify", False, ["loss", "accuracy"]),
-    ("regress", False, ["loss", "mse"]),
-])
+@pytest.mark.parametrize(
+    "kind, per_step, metrics",
+    [
+        ("lm", True, ["loss", "bpc", "accuracy"]),
+        ("symbols", True, ["loss"]),  # the copy task: no bits per character, no accuracy over the blanks
+        ("multilabel", True, ["loss", "accuracy"]),
+        ("classify", False, ["loss", "accuracy"]),
+        ("regress", False, ["loss", "mse"]),
+    ],
+)
 def test_head_shape_and_metric_names(kind, per_step, metrics):
     task = task_for(kind)
     assert task.per_step is per_step
@@ -31,7 +34,9 @@ def test_head_shape_and_metric_names(kind, per_step, metrics):
 
 
 def test_an_unknown_kind_is_refused_with_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown data kind 'ranking'; valid: lm, symbols, multilabel, classify, regress"):
+    with pytest.raises(
+        ValueError, match="unknown data kind 'ranking'; valid: lm, symbols, multilabel, classify, regress"
+    ):
         task_for("ranking")
 
 
@@ -42,16 +47,28 @@ def test_classification_result_names_the_wrong_ones_of_the_total():
 
 
 def test_forecast_result_reads_rmse_and_skill_against_both_baselines():
-    summary = {"test/rmse": 16.27, "test/persistence_rmse": 29.1, "test/seasonal_rmse": 18.5,
-               "test/skill": 1 - 16.27 / 29.1, "test/seasonal_skill": 1 - 16.27 / 18.5}
-    line, = task_for("regress").result_lines(summary)
-    assert line == ("test RMSE 16.3, skill 0.44 vs persistence (RMSE 29.1), "
-                    "skill 0.12 vs seasonal-naive (RMSE 18.5)")
+    summary = {
+        "test/rmse": 16.27,
+        "test/persistence_rmse": 29.1,
+        "test/seasonal_rmse": 18.5,
+        "test/skill": 1 - 16.27 / 29.1,
+        "test/seasonal_skill": 1 - 16.27 / 18.5,
+    }
+    (line,) = task_for("regress").result_lines(summary)
+    assert line == ("test RMSE 16.3, skill 0.44 vs persistence (RMSE 29.1), skill 0.12 vs seasonal-naive (RMSE 18.5)")
 
 
 def test_copy_result_has_no_bits_per_character():
-    lines = task_for("symbols").result_lines({"test/copy_accuracy": 0.5, "test/fraction_correct": 0.25,
-                                              "test/cross_entropy": 0.2, "test/baseline_cross_entropy": 0.173,
-                                              "test/loss": 0.2})
-    assert lines == ["test: recalled symbols right 50.0 %, sequences all right 25.0 %",
-                     "cross-entropy 0.200 nats per step (memoryless baseline 0.173)"]
+    lines = task_for("symbols").result_lines(
+        {
+            "test/copy_accuracy": 0.5,
+            "test/fraction_correct": 0.25,
+            "test/cross_entropy": 0.2,
+            "test/baseline_cross_entropy": 0.173,
+            "test/loss": 0.2,
+        }
+    )
+    assert lines == [
+        "test: recalled symbols right 50.0 %, sequences all right 25.0 %",
+        "cross-entropy 0.200 nats per step (memoryless baseline 0.173)",
+    ]

@@ -3,7 +3,6 @@ give what each sequence gives alone; data.seq_len sets every data set's input le
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -12,8 +11,7 @@ from flax import nnx
 from lstmlab import data
 from lstmlab.config import Config
 from lstmlab.nn import RecurrentModel
-from lstmlab.train import build_dataset, build_model, losses
-from lstmlab.train import evaluate
+from lstmlab.train import build_dataset, build_model, evaluate, losses
 
 LENGTHS = np.array([5, 2, 4], np.int32)
 T, D, H, K = 6, 3, 5, 4
@@ -29,21 +27,36 @@ def padded_inputs(seed: int = 0) -> np.ndarray:
 
 
 def make_model(per_step: bool, pooling: str = "last", bidirectional: bool = False, cell: str = "lstm"):
-    return RecurrentModel(cell, output_size=K, per_step=per_step, hidden_size=H, num_layers=2,
-                          input_size=D, pooling=pooling, bidirectional=bidirectional, rngs=nnx.Rngs(0))
+    return RecurrentModel(
+        cell,
+        output_size=K,
+        per_step=per_step,
+        hidden_size=H,
+        num_layers=2,
+        input_size=D,
+        pooling=pooling,
+        bidirectional=bidirectional,
+        rngs=nnx.Rngs(0),
+    )
 
 
-@pytest.mark.parametrize("pooling, bidirectional, cell", [
-    ("last", False, "lstm"), ("mean", False, "lstm"), ("last", True, "lstm"), ("mean", True, "lstm"),
-    ("last", True, "gru"),
-])
+@pytest.mark.parametrize(
+    "pooling, bidirectional, cell",
+    [
+        ("last", False, "lstm"),
+        ("mean", False, "lstm"),
+        ("last", True, "lstm"),
+        ("mean", True, "lstm"),
+        ("last", True, "gru"),
+    ],
+)
 def test_per_sequence_outputs_of_a_padded_batch_equal_each_sequence_alone(pooling, bidirectional, cell):
     model = make_model(False, pooling, bidirectional, cell)
     x = padded_inputs()
     _, batched = model(jnp.asarray(x), seq_lengths=jnp.asarray(LENGTHS))
     assert batched.shape == (len(LENGTHS), K)
     for b, n in enumerate(LENGTHS):
-        _, alone = model(jnp.asarray(x[b:b + 1, :n]))           # no padding, no seq_lengths
+        _, alone = model(jnp.asarray(x[b : b + 1, :n]))  # no padding, no seq_lengths
         np.testing.assert_allclose(batched[b], alone[0], rtol=1e-5, atol=1e-5, err_msg=f"sequence {b}")
 
 
@@ -62,7 +75,7 @@ def test_per_step_outputs_at_valid_steps_equal_each_sequence_alone():
     _, batched = model(jnp.asarray(x), seq_lengths=jnp.asarray(LENGTHS))
     assert batched.shape == (len(LENGTHS), T, K)
     for b, n in enumerate(LENGTHS):
-        _, alone = model(jnp.asarray(x[b:b + 1, :n]))
+        _, alone = model(jnp.asarray(x[b : b + 1, :n]))
         np.testing.assert_allclose(batched[b, :n], alone[0], rtol=1e-5, atol=1e-5)
 
 
@@ -89,9 +102,11 @@ def test_masked_per_step_losses_ignore_padded_steps(kind):
 def test_filler_rows_with_weight_zero_do_not_count(kind):
     rng = np.random.default_rng(2)
     weights = np.array([1, 1, 0], np.float32)
-    batch = {"weights": jnp.asarray(weights),
-             "labels": jnp.asarray(rng.integers(0, K, size=3).astype(np.int32)),
-             "targets": jnp.asarray(rng.normal(size=(3, K)).astype(np.float32))}
+    batch = {
+        "weights": jnp.asarray(weights),
+        "labels": jnp.asarray(rng.integers(0, K, size=3).astype(np.int32)),
+        "targets": jnp.asarray(rng.normal(size=(3, K)).astype(np.float32)),
+    }
     out = rng.normal(size=(3, K)).astype(np.float32)
     changed = out.copy()
     changed[2] = 1e3
@@ -133,16 +148,20 @@ def test_evaluate_hands_the_split_outputs_to_on_outputs():
 
 # -- data.seq_len: one meaning per data set -----------------------------------------------------------
 
-@pytest.mark.parametrize("name, seq_len, steps", [
-    ("adding", 20, 22),                 # the paper's T; lengths in [T, T + T//10]
-    ("temporal_order", 30, 33),
-    ("copy", 7, 27),                    # the paper's T (the delay); T + 20 steps
-    ("reber", 12, 12),                  # the padded input length
-    ("sunspots", 9, 9),                 # the input window
-    ("airline", 13, 13),
-    ("sines", 15, 15),
-    ("mackey_glass", 8, 8),
-])
+
+@pytest.mark.parametrize(
+    "name, seq_len, steps",
+    [
+        ("adding", 20, 22),  # the paper's T; lengths in [T, T + T//10]
+        ("temporal_order", 30, 33),
+        ("copy", 7, 27),  # the paper's T (the delay); T + 20 steps
+        ("reber", 12, 12),  # the padded input length
+        ("sunspots", 9, 9),  # the input window
+        ("airline", 13, 13),
+        ("sines", 15, 15),
+        ("mackey_glass", 8, 8),
+    ],
+)
 def test_seq_len_sets_the_input_length(name, seq_len, steps):
     extra = {"length": 300} if name in ("sines", "mackey_glass") else {}
     if name in ("adding", "temporal_order", "copy", "reber"):

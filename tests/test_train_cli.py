@@ -11,8 +11,7 @@ import pytest
 
 from conftest import ROOT, TINY, run_cli
 
-CONTRACT = ["config.yaml", "metrics.jsonl", "summary.json", "checkpoints", "plots/learning_curves.png",
-            "samples.txt"]
+CONTRACT = ["config.yaml", "metrics.jsonl", "summary.json", "checkpoints", "plots/learning_curves.png", "samples.txt"]
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +19,9 @@ def charlm_run(tmp_path_factory) -> Path:
     """One tiny charlm run through the CLI with wandb offline, shared by the tests below."""
     run_dir = tmp_path_factory.mktemp("charlm") / "run"
     overrides = [o for o in TINY if not o.startswith("logger.")]
-    result = run_cli(["+experiment=charlm", *overrides, "logger.wandb.mode=offline",
-                      f"hydra.run.dir={run_dir}"], cwd=run_dir.parent)
+    result = run_cli(
+        ["+experiment=charlm", *overrides, "logger.wandb.mode=offline", f"hydra.run.dir={run_dir}"], cwd=run_dir.parent
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
 
@@ -48,14 +48,16 @@ def test_wandb_offline_writes_its_run_files(charlm_run):
 
 
 def test_sample_command_reads_a_run_directory(charlm_run):
-    result = run_cli([str(charlm_run), "--prime", "MAC", "--length", "30", "--temperature", "0"],
-                     module="lstmlab.sample")
+    result = run_cli(
+        [str(charlm_run), "--prime", "MAC", "--length", "30", "--temperature", "0"], module="lstmlab.sample"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     text = result.stdout.rstrip("\n")
     assert text.startswith("MAC") and len(text) == 33
     # greedy decoding is deterministic
-    again = run_cli([str(charlm_run), "--prime", "MAC", "--length", "30", "--temperature", "0"],
-                    module="lstmlab.sample")
+    again = run_cli(
+        [str(charlm_run), "--prime", "MAC", "--length", "30", "--temperature", "0"], module="lstmlab.sample"
+    )
     assert again.stdout == result.stdout
 
 
@@ -65,12 +67,15 @@ def test_sample_command_rejects_characters_outside_the_vocabulary(charlm_run):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("override, named", [
-    ("cell=lstn", "cell=lstn does not exist; valid: gru, lstm, peephole, rnn"),
-    ("model.hidden_size=abc", "model.hidden_size"),
-    ("optim.name=adamx", "optim.name='adamx' is not an optimiser; valid: adam, adamw, rmsprop, sgd"),
-    ("data.plays=hamlett", "hamlett"),
-])
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("cell=lstn", "cell=lstn does not exist; valid: gru, lstm, peephole, rnn"),
+        ("model.hidden_size=abc", "model.hidden_size"),
+        ("optim.name=adamx", "optim.name='adamx' is not an optimiser; valid: adam, adamw, rmsprop, sgd"),
+        ("data.plays=hamlett", "hamlett"),
+    ],
+)
 def test_bad_override_ends_in_one_line_exit_2_and_leaves_the_run_directory_alone(tmp_path, override, named):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -103,16 +108,23 @@ def test_wheel_ships_the_configs_and_finds_them_from_elsewhere(tmp_path):
     import subprocess
     import sys
 
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                            "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+    )
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next(tmp_path.glob("lstmlab-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "lstmlab/conf/config.yaml" in names and "lstmlab/conf/experiment/charlm.yaml" in names
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
-    found = subprocess.run([sys.executable, "-c", "from lstmlab.cli import conf_dir; print(conf_dir())"],
-                           cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
-                           capture_output=True, text=True)
+    found = subprocess.run(
+        [sys.executable, "-c", "from lstmlab.cli import conf_dir; print(conf_dir())"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
     assert found.returncode == 0, found.stderr
     assert Path(found.stdout.strip()) == target / "lstmlab" / "conf"

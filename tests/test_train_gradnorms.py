@@ -57,14 +57,16 @@ def test_the_trainer_applies_an_update_no_larger_than_the_clipping_threshold(tmp
         assert all(float(np.abs(d).max()) <= threshold * (1 + 1e-3) for d in deltas)
         assert logged["grad/clip_factor"] < 1.0
     assert logged["grad/update_norm"] == pytest.approx(
-        float(np.sqrt(sum(np.sum(d.astype(np.float64) ** 2) for d in deltas))), rel=1e-3)
+        float(np.sqrt(sum(np.sum(d.astype(np.float64) ** 2) for d in deltas))), rel=1e-3
+    )
     # per-parameter norms (weights, bias, peepholes), per-layer norms and the update ratio
     for name in ("w_i", "w_h", "b", "p_i", "p_f", "p_o"):
         assert logged[f"grad/rnn/layer0/{name}"] >= 0, name
     parts = [logged[f"grad/rnn/layer0/{n}"] for n in ("w_i", "w_h", "b", "p_i", "p_f", "p_o")]
     assert logged["grad/rnn/layer0"] == pytest.approx(float(np.sqrt(np.sum(np.square(parts)))), rel=1e-5)
-    assert logged["grad/update_ratio"] == pytest.approx(logged["grad/update_norm"] / logged["grad/param_norm"],
-                                                        rel=1e-5)
+    assert logged["grad/update_ratio"] == pytest.approx(
+        logged["grad/update_norm"] / logged["grad/param_norm"], rel=1e-5
+    )
 
 
 def probe_setup(config: Config):
@@ -82,8 +84,7 @@ def test_probe_loss_at_the_last_step_is_the_training_loss_and_its_last_gradient_
     _, hs = model.rnn(xs, seq_lengths=arrays["seq_lengths"])
     _, outputs = model(arrays["inputs"], seq_lengths=arrays["seq_lengths"])
     expected, _ = losses.mean_loss("regress", outputs, arrays)  # pooling=last: the training loss
-    assert float(gradnorms.probe_loss(model, "regress", hs, arrays, "last")) == pytest.approx(
-        float(expected), rel=1e-6)
+    assert float(gradnorms.probe_loss(model, "regress", hs, arrays, "last")) == pytest.approx(float(expected), rel=1e-6)
 
     # dL/dh at each example's last step, by plain autodiff with respect to those outputs
     last_index = arrays["seq_lengths"] - 1
@@ -107,8 +108,9 @@ def test_probe_loss_at_every_step_of_a_language_model_is_the_training_loss():
     _, outputs = model(arrays["inputs"])
     expected, _ = losses.mean_loss("lm", outputs, arrays)
     assert float(gradnorms.probe_loss(model, "lm", hs, arrays, "all")) == pytest.approx(float(expected), rel=1e-6)
-    only_last, _ = losses.mean_loss("lm", outputs[:, -1:], {k: v[:, -1:] for k, v in arrays.items()
-                                                              if k in ("targets", "mask")})
+    only_last, _ = losses.mean_loss(
+        "lm", outputs[:, -1:], {k: v[:, -1:] for k, v in arrays.items() if k in ("targets", "mask")}
+    )
     assert float(gradnorms.probe_loss(model, "lm", hs, arrays, "last")) == pytest.approx(float(only_last), rel=1e-6)
 
 
@@ -147,11 +149,14 @@ def test_probes_are_logged_at_init_and_every_n_steps_and_resume_exactly(tmp_path
         assert (straight / "plots" / name).stat().st_size > 5000, name
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("loss", "first", "diagnostics.loss='first'; valid: last, all"),
-    ("jacobian", "c", "diagnostics.jacobian='c'; valid: none, full, h"),
-    ("every", -1, "diagnostics.every=-1 must be an integer >= 0"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("loss", "first", "diagnostics.loss='first'; valid: last, all"),
+        ("jacobian", "c", "diagnostics.jacobian='c'; valid: none, full, h"),
+        ("every", -1, "diagnostics.every=-1 must be an integer >= 0"),
+    ],
+)
 def test_bad_diagnostics_settings_are_named_before_anything_is_written(tmp_path, key, value, message):
     config = diag_config(2)
     setattr(config.diagnostics, key, value)

@@ -8,10 +8,10 @@ import os
 import signal
 
 import pytest
+from test_train_loop import tiny_config
 
 from lstmlab.io.checkpoint import Checkpointer
 from lstmlab.train import Every, Hook, Preempted, Step, train_and_evaluate
-from test_train_loop import tiny_config
 
 
 class StepCount(Every):
@@ -37,8 +37,9 @@ def records(run_dir):
 def test_extra_hooks_log_with_the_step_and_on_evaluate_sees_the_val_metrics(tmp_path):
     hook, seen = StepCount(), []
     assert isinstance(hook, Hook)
-    summary = train_and_evaluate(tiny_config(6), tmp_path, hooks=[hook],
-                                 on_evaluate=lambda step, metrics: seen.append((step, metrics)))
+    summary = train_and_evaluate(
+        tiny_config(6), tmp_path, hooks=[hook], on_evaluate=lambda step, metrics: seen.append((step, metrics))
+    )
     assert [r["extra/step"] for r in records(tmp_path) if "extra/step" in r] == [2.0, 4.0, 6.0]
     assert hook.finished == 6 and summary["extra/finished"] is True
     assert [step for step, _ in seen] == [3, 6]

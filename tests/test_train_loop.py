@@ -10,7 +10,6 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 import pytest
-from flax import nnx
 
 from lstmlab import diagnostics
 from lstmlab.config import Config, ConfigError
@@ -99,13 +98,14 @@ def test_top_k_sampling_draws_only_from_the_k_likeliest():
 
 def test_masked_losses_ignore_padding():
     outputs = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 5))
-    batch = {"targets": jnp.array([[1, 2, 3], [4, 0, 0]]), "mask": jnp.array([[1, 1, 1], [1, 0, 0.]])}
+    batch = {"targets": jnp.array([[1, 2, 3], [4, 0, 0]]), "mask": jnp.array([[1, 1, 1], [1, 0, 0.0]])}
     garbage = outputs.at[1, 1:].set(1e6)  # padded steps: anything
     a, b = losses.batch_sums("lm", outputs, batch), losses.batch_sums("lm", garbage, batch)
     assert float(a["count"]) == 4
     np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-6)
-    expected = -sum(float(jax.nn.log_softmax(outputs[b_, t])[batch["targets"][b_, t]])
-                    for b_, t in [(0, 0), (0, 1), (0, 2), (1, 0)])
+    expected = -sum(
+        float(jax.nn.log_softmax(outputs[b_, t])[batch["targets"][b_, t]]) for b_, t in [(0, 0), (0, 1), (0, 2), (1, 0)]
+    )
     np.testing.assert_allclose(float(a["loss"]), expected, rtol=1e-5)
     metrics = losses.metrics_from_sums("lm", a)
     assert metrics["bpc"] == pytest.approx(metrics["loss"] / np.log(2))
@@ -122,7 +122,9 @@ def test_clipping_bounds_the_gradient_the_optimiser_sees(clip):
     updates, _ = tx.update(grads, tx.init(params), params)
     if clip == "global_norm":
         assert float(optax.tree.norm(updates)) == pytest.approx(0.5, rel=1e-6)
-        assert float(diagnostics.clip_factor(optax.tree.norm(grads), 0.5)) == pytest.approx(0.5 / float(jnp.linalg.norm(grads["w"])))
+        assert float(diagnostics.clip_factor(optax.tree.norm(grads), 0.5)) == pytest.approx(
+            0.5 / float(jnp.linalg.norm(grads["w"]))
+        )
     else:
         assert float(jnp.abs(updates["w"]).max()) == pytest.approx(0.5)
         assert float(updates["w"][2]) == pytest.approx(-0.1)

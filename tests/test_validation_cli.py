@@ -37,8 +37,10 @@ CASES = [
     (["trainer.max_steps=0"], "trainer.max_steps=0 must be an integer >= 1"),
     (["trainer.devices=99"], f"trainer.devices=99 must be in [1, {CLI_DEVICES}]"),
     (["trainer.devices=0"], "trainer.devices=0 must be an integer >= 1"),
-    (["distributed.coordinator_address=127.0.0.1:12355", "distributed.num_processes=2", "distributed.process_id=2"],
-     "distributed.process_id=2 must be in [0, 1]"),
+    (
+        ["distributed.coordinator_address=127.0.0.1:12355", "distributed.num_processes=2", "distributed.process_id=2"],
+        "distributed.process_id=2 must be in [0, 1]",
+    ),
     # a sequence longer than the data
     (["data.path={files}/short.txt"], "short.txt' is too short"),
     # text files
@@ -48,10 +50,14 @@ CASES = [
     (["data.path={files}/latin1.txt"], "latin1.txt' is not UTF-8 (bad byte at position 3)"),
     # feature files
     ([*OTHER_DATA, "+data.name=vowels", "+data.path={files}/nan.npz"], "sequence 2 has NaN or infinite values"),
-    ([*OTHER_DATA, "+data.name=vowels", "+data.path={files}/ragged_TRAIN.npz"],
-     "test sequences have 4 features but training sequences 3"),
-    ([*OTHER_DATA, "+data.name=csv", "+data.path={files}/nan.csv", "+data.column=y"],
-     "line 9, column 'y': 'nan' is not a finite number"),
+    (
+        [*OTHER_DATA, "+data.name=vowels", "+data.path={files}/ragged_TRAIN.npz"],
+        "test sequences have 4 features but training sequences 3",
+    ),
+    (
+        [*OTHER_DATA, "+data.name=csv", "+data.path={files}/nan.csv", "+data.column=y"],
+        "line 9, column 'y': 'nan' is not a finite number",
+    ),
     ([*OTHER_DATA, "+data.name=adding", "+data.seq_len=5"], "data.seq_len=5 must be an integer >= 10"),
     # a resume that does not fit the checkpoint
     (["data.plays=hamlet"], "was trained with another vocabulary than this data"),
@@ -87,9 +93,14 @@ def finished_run(tmp_path_factory) -> Path:
 
 def snapshot(folder: Path) -> dict[str, tuple]:
     """Every path under ``folder`` with its kind, content digest and modification time."""
-    return {str(p.relative_to(folder)): (p.is_dir(), p.stat().st_mtime_ns,
-                                         None if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (
+            p.is_dir(),
+            p.stat().st_mtime_ns,
+            None if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest(),
+        )
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[" ".join(c[0])[-40:] for c in CASES])
@@ -127,13 +138,16 @@ def test_resume_refuses_a_model_of_the_same_shapes_but_another_structure():
     """Shapes alone do not tell a tanh RNN from a ReLU one; the saved model signature does."""
     from lstmlab.config import Config
     from lstmlab.data.base import DataSpec
-    from lstmlab.train.setup import model_mismatch as _model_mismatch, model_signature
+    from lstmlab.train.setup import model_mismatch as _model_mismatch
+    from lstmlab.train.setup import model_signature
 
     spec = DataSpec(kind="lm", output_size=5, vocab_size=5, stateful=True)
     saved, current = Config(), Config()
     saved.cell.name = current.cell.name = "rnn"
     current.cell.activation = "relu"
-    assert _model_mismatch(model_signature(saved, spec), model_signature(current, spec)) == \
-        "cell.activation='tanh' (this config: 'relu')"
+    assert (
+        _model_mismatch(model_signature(saved, spec), model_signature(current, spec))
+        == "cell.activation='tanh' (this config: 'relu')"
+    )
     current.cell.activation, current.model.dropout, current.cell.forget_bias = "tanh", 0.5, 3.0
     assert _model_mismatch(model_signature(saved, spec), model_signature(current, spec)) is None

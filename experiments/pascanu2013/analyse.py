@@ -53,13 +53,19 @@ def success_rows(runs: list[Run], threshold: float, metric: str = "test/accuracy
         norms = np.concatenate([grad_series(r)[1] for r in members] or [np.zeros(0)])
         updates = np.concatenate([grad_series(r, "grad/update_norm")[1] for r in members] or [np.zeros(0)])
         successes = sum(v >= threshold for v in values)
-        rows.append({**dict(zip(GROUP, key)), "runs": len(members), "successes": int(successes),
-                     "success rate": successes / len(members), f"{metric} mean": float(np.mean(values))
-                     if values else math.nan,
-                     "grad norm median": float(np.median(norms)) if norms.size else math.nan,
-                     "grad norm p99": float(np.percentile(norms, 99)) if norms.size else math.nan,
-                     "grad norm max": float(norms.max()) if norms.size else math.nan,
-                     "update norm max": float(updates.max()) if updates.size else math.nan})
+        rows.append(
+            {
+                **dict(zip(GROUP, key)),
+                "runs": len(members),
+                "successes": int(successes),
+                "success rate": successes / len(members),
+                f"{metric} mean": float(np.mean(values)) if values else math.nan,
+                "grad norm median": float(np.median(norms)) if norms.size else math.nan,
+                "grad norm p99": float(np.percentile(norms, 99)) if norms.size else math.nan,
+                "grad norm max": float(norms.max()) if norms.size else math.nan,
+                "update norm max": float(updates.max()) if updates.size else math.nan,
+            }
+        )
     return rows
 
 
@@ -85,8 +91,14 @@ def draw(runs: list[Run], path: Path) -> None:
         lrs = sorted({r.config.get("optim.lr") for r in runs}, key=str)
         for i, lr in enumerate(lrs):
             for clip, colours in (("none", ("C3", "C1")), ("global_norm", ("C0", "C2"))):
-                picked = [r for r in runs if r.config.get("data.seq_len") == length and r.config.get("seed") == 0
-                          and r.config.get("optim.clip") == clip and r.config.get("optim.lr") == lr]
+                picked = [
+                    r
+                    for r in runs
+                    if r.config.get("data.seq_len") == length
+                    and r.config.get("seed") == 0
+                    and r.config.get("optim.clip") == clip
+                    and r.config.get("optim.lr") == lr
+                ]
                 for run in picked:
                     steps, values = grad_series(run)
                     ax.plot(steps, values, color=colours[i % 2], lw=0.8, label=f"lr={lr:g} clip={clip}")
@@ -114,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = success_rows(runs, args.threshold)
     out = args.out or args.sweep
     out.mkdir(parents=True, exist_ok=True)
-    text = (f"Success: test/accuracy >= {args.threshold:g}. Gradient norms: grad/global_norm before clipping "
-            f"over every logged step of every seed.\n\n{markdown(rows)}\n")
+    text = (
+        f"Success: test/accuracy >= {args.threshold:g}. Gradient norms: grad/global_norm before clipping "
+        f"over every logged step of every seed.\n\n{markdown(rows)}\n"
+    )
     (out / "success.md").write_text(text)
     draw(runs, out / "grad_norms.png")
     print(text, end="")

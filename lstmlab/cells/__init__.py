@@ -18,8 +18,9 @@ is one such class plus ``cells.register(name, MyCell())``; every function here t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
-from typing import Any, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -43,18 +44,51 @@ Carry = Any
 IMPLS: tuple[str, ...] = ("fast", "reference", "cudnn")
 
 __all__ = [
-    "ACTIVATIONS", "CELLS", "Cell", "FGRState", "IMPLS", "INPUT_INITIALIZERS", "LSTMState", "VARIANTS",
-    "cell_options", "check_params", "get", "has_fast_path", "init", "initial_carry", "num_gates",
-    "option_names", "param_shapes", "register", "reverse_padded", "scan", "scan_states", "step",
-    "time_mask", "unregister",
+    "ACTIVATIONS",
+    "CELLS",
+    "Cell",
+    "FGRState",
+    "IMPLS",
+    "INPUT_INITIALIZERS",
+    "LSTMState",
+    "VARIANTS",
+    "cell_options",
+    "check_params",
+    "get",
+    "has_fast_path",
+    "init",
+    "initial_carry",
+    "num_gates",
+    "option_names",
+    "param_shapes",
+    "register",
+    "reverse_padded",
+    "scan",
+    "scan_states",
+    "step",
+    "time_mask",
+    "unregister",
 ]
 
 # ---------------------------------------------------------------------------------------------------
 # Registry
 
 _REGISTRY: dict[str, Cell] = {}
-_REQUIRED = ("num_gates", "input_bias", "options", "check_options", "param_shapes", "init", "initial_carry",
-             "output", "forward", "has_backward", "backward_state", "backward", "grads")
+_REQUIRED = (
+    "num_gates",
+    "input_bias",
+    "options",
+    "check_options",
+    "param_shapes",
+    "init",
+    "initial_carry",
+    "output",
+    "forward",
+    "has_backward",
+    "backward_state",
+    "backward",
+    "grads",
+)
 
 
 def register(name: str, cell: Cell, *, replace: bool = False) -> None:
@@ -109,9 +143,7 @@ def cell_options(name: str, **options: Any) -> dict[str, Any]:
     valid = list(cell.options)
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ValueError(
-            f"cell {name!r} takes no option {unknown[0]!r}; valid: {', '.join(valid) or 'none'}"
-        )
+        raise ValueError(f"cell {name!r} takes no option {unknown[0]!r}; valid: {', '.join(valid) or 'none'}")
     return cell.check_options(**{**cell.options, **options})
 
 
@@ -128,6 +160,7 @@ def has_fast_path(name: str, **options: Any) -> bool:
 
 # ---------------------------------------------------------------------------------------------------
 # Parameter shapes
+
 
 def _dim(symbol: str, input_size: int, hidden_size: int) -> tuple[int, str]:
     """A shape symbol ("D", "H", "4H") as (size, explanation)."""
@@ -154,14 +187,22 @@ def _sizes_from(cell: Cell, spec: Mapping[str, tuple[str, ...]], params: Mapping
     elif len(w_h) == 2 and w_h[0] == k * w_h[1]:
         H = w_h[1]
     else:
-        raise ValueError(f"params['w_h'] has shape {w_h}; expected (hidden_size, "
-                         f"{spec['w_h'][1].replace('H', '*hidden_size') if k > 1 else 'hidden_size'})")
+        raise ValueError(
+            f"params['w_h'] has shape {w_h}; expected (hidden_size, "
+            f"{spec['w_h'][1].replace('H', '*hidden_size') if k > 1 else 'hidden_size'})"
+        )
     D = w_i[1] if len(w_i) == 2 and w_i[0] == k * H and w_i[1] != k * H else (w_i[0] if w_i else 0)
     return int(D), int(H)
 
 
-def check_params(name: str, params: Mapping[str, Array], *, input_size: int | None = None,
-                 hidden_size: int | None = None, **options: Any) -> None:
+def check_params(
+    name: str,
+    params: Mapping[str, Array],
+    *,
+    input_size: int | None = None,
+    hidden_size: int | None = None,
+    **options: Any,
+) -> None:
     """ValueError unless ``params`` has exactly cell ``name``'s keys, each of the right shape.
 
     The message names the key, its shape and the expected one, e.g. ``params['w_i'] has shape (512, 32);
@@ -176,8 +217,15 @@ def check_params(name: str, params: Mapping[str, Array], *, input_size: int | No
     missing = [k for k in spec if k not in params]
     extra = [k for k in params if k not in spec]
     if missing or extra:
-        what = "; ".join(filter(None, [missing and f"missing {', '.join(map(repr, missing))}",
-                                       extra and f"unexpected {', '.join(map(repr, extra))}"]))
+        what = "; ".join(
+            filter(
+                None,
+                [
+                    missing and f"missing {', '.join(map(repr, missing))}",
+                    extra and f"unexpected {', '.join(map(repr, extra))}",
+                ],
+            )
+        )
         raise ValueError(f"params of cell {name!r} with {opts}: {what}; expected keys {', '.join(spec)}")
     if input_size is None or hidden_size is None:
         D, H = _sizes_from(cell, spec, params)
@@ -194,8 +242,9 @@ def check_params(name: str, params: Mapping[str, Array], *, input_size: int | No
         if len(want) == 2 and got == want[::-1]:
             hint = "; PyTorch weights need a transpose"
         elif len(want) == 1 and got == (2,) + want:
-            hint = ("; a (2, N) bias is Keras's stacked (input, recurrent) layout: "
-                    + ("pass its rows as b_i = b[0] and b_h = b[1]" if "b_h" in spec else "pass b[0] + b[1]"))
+            hint = "; a (2, N) bias is Keras's stacked (input, recurrent) layout: " + (
+                "pass its rows as b_i = b[0] and b_h = b[1]" if "b_h" in spec else "pass b[0] + b[1]"
+            )
         raise ValueError(f"params[{key!r}] has shape {got}; expected {want} ({why}){hint}")
 
 
@@ -204,17 +253,30 @@ def _check_inputs(name: str, params: Mapping[str, Array], x: Array, what: str, *
     D = x.shape[-1]
     w_i = jnp.shape(params["w_i"]) if isinstance(params, Mapping) and "w_i" in params else None
     if w_i is not None and len(w_i) == 2 and w_i[0] != D and w_i[1] != D:
-        raise ValueError(f"{what} has shape {x.shape}, last axis {D}, but params['w_i'] has shape {w_i}: "
-                         f"the cell takes inputs of size {w_i[0]}")
+        raise ValueError(
+            f"{what} has shape {x.shape}, last axis {D}, but params['w_i'] has shape {w_i}: "
+            f"the cell takes inputs of size {w_i[0]}"
+        )
     check_params(name, params, input_size=D, **options)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Init, carry, step, scan
 
-def init(name: str, key: Array, input_size: int, hidden_size: int, *, input_init: str = "glorot_uniform",
-         recurrent_scale: float = 1.0, forget_bias: float = 1.0, chrono_tmax: float = 0.0,
-         dtype=jnp.float32, **options: Any) -> dict[str, Array]:
+
+def init(
+    name: str,
+    key: Array,
+    input_size: int,
+    hidden_size: int,
+    *,
+    input_init: str = "glorot_uniform",
+    recurrent_scale: float = 1.0,
+    forget_bias: float = 1.0,
+    chrono_tmax: float = 0.0,
+    dtype=jnp.float32,
+    **options: Any,
+) -> dict[str, Array]:
     """Parameters of cell ``name`` as a dict of arrays in the contract's layout.
 
     Args:
@@ -226,20 +288,26 @@ def init(name: str, key: Array, input_size: int, hidden_size: int, *, input_init
     if int(input_size) < 1 or int(hidden_size) < 1:
         raise ValueError(f"input_size={input_size} and hidden_size={hidden_size} must be >= 1")
     _init.check_init_options(input_init, recurrent_scale, chrono_tmax)
-    return get(name).init(key, int(input_size), int(hidden_size), input_init=input_init,
-                          recurrent_scale=recurrent_scale, forget_bias=forget_bias,
-                          chrono_tmax=chrono_tmax, dtype=dtype, **opts)
+    return get(name).init(
+        key,
+        int(input_size),
+        int(hidden_size),
+        input_init=input_init,
+        recurrent_scale=recurrent_scale,
+        forget_bias=forget_bias,
+        chrono_tmax=chrono_tmax,
+        dtype=dtype,
+        **opts,
+    )
 
 
-def initial_carry(name: str, batch_size: int, hidden_size: int, dtype=jnp.float32,
-                  **options: Any) -> Carry:
+def initial_carry(name: str, batch_size: int, hidden_size: int, dtype=jnp.float32, **options: Any) -> Carry:
     """Zero carry: ``LSTMState(h, c)`` for the LSTM family (``FGRState`` for variant FGR), ``h`` for
     GRU and RNN; each (B, H). The LSTM cell state ``c`` is kept in at least float32."""
     return get(name).initial_carry(batch_size, hidden_size, dtype, **cell_options(name, **options))
 
 
-def _default_carry(name: str, params: Mapping[str, Array], x: Array, batch_size: int,
-                   options: dict[str, Any]) -> Carry:
+def _default_carry(name: str, params: Mapping[str, Array], x: Array, batch_size: int, options: dict[str, Any]) -> Carry:
     dtype = jnp.result_type(x.dtype, params["w_h"].dtype)
     return initial_carry(name, batch_size, params["w_h"].shape[0], dtype, **options)
 
@@ -256,10 +324,19 @@ def step(name: str, params: dict[str, Array], carry: Carry, x: Array, **options:
     return new, cell.output(new)
 
 
-def scan(name: str, params: dict[str, Array], xs: Array, carry: Carry | None = None, *,
-         seq_lengths: Array | None = None, reverse: bool = False, impl: str = "fast",
-         remat_chunk: int | None = None, batch_axis: str | None = None,
-         **options: Any) -> tuple[Carry, Array]:
+def scan(
+    name: str,
+    params: dict[str, Array],
+    xs: Array,
+    carry: Carry | None = None,
+    *,
+    seq_lengths: Array | None = None,
+    reverse: bool = False,
+    impl: str = "fast",
+    remat_chunk: int | None = None,
+    batch_axis: str | None = None,
+    **options: Any,
+) -> tuple[Carry, Array]:
     """Run cell ``name`` over the time-major sequence ``xs`` (T, B, D).
 
     Returns ``(final_carry, hs)`` with ``hs`` (T, B, H). ``carry`` defaults to zeros (``h`` in the
@@ -298,15 +375,17 @@ def scan(name: str, params: dict[str, Array], xs: Array, carry: Carry | None = N
             raise ValueError("remat_chunk is not available with impl='cudnn'; use impl='fast'")
         return _cudnn.scan(params, xs, carry, seq_lengths=seq_lengths, reverse=reverse)
 
-    def run(params: dict[str, Array], carry: Carry, xs: Array, seq_lengths: Array | None,
-            reverse: bool = False) -> tuple[Carry, Array]:
+    def run(
+        params: dict[str, Array], carry: Carry, xs: Array, seq_lengths: Array | None, reverse: bool = False
+    ) -> tuple[Carry, Array]:
         return _scan.run(cell, opts, params, xs, carry, seq_lengths=seq_lengths, reverse=reverse, impl=impl)
 
     def run_all(params: dict[str, Array], carry: Carry, xs: Array, seq_lengths: Array | None):
         if remat_chunk is None:
             return run(params, carry, xs, seq_lengths, reverse)
-        return _remat.chunked_scan(partial(run, params), carry, xs, chunk=remat_chunk,
-                                   seq_lengths=seq_lengths, reverse=reverse)
+        return _remat.chunked_scan(
+            partial(run, params), carry, xs, chunk=remat_chunk, seq_lengths=seq_lengths, reverse=reverse
+        )
 
     devices = _sharding.axis_size(batch_axis)
     if devices > 1 and B % devices == 0:
@@ -314,9 +393,16 @@ def scan(name: str, params: dict[str, Array], xs: Array, carry: Carry | None = N
     return run_all(params, carry, xs, seq_lengths)
 
 
-def scan_states(name: str, params: dict[str, Array], xs: Array, carry: Carry | None = None, *,
-                seq_lengths: Array | None = None, probes: Carry | None = None,
-                **options: Any) -> tuple[Carry, Array]:
+def scan_states(
+    name: str,
+    params: dict[str, Array],
+    xs: Array,
+    carry: Carry | None = None,
+    *,
+    seq_lengths: Array | None = None,
+    probes: Carry | None = None,
+    **options: Any,
+) -> tuple[Carry, Array]:
     """The carry after every step: ``xs`` (T, B, D) -> (states, hs (T, B, H)), ``states`` the carry's
     structure with a leading T axis. Same loop and masking as :func:`scan` (forward direction, autodiff).
 

@@ -32,7 +32,8 @@ default), ``check_options``, ``param_shapes``, ``init`` and ``initial_carry``, d
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -59,9 +60,19 @@ class Cell:
         gh = f"{G}H" if G > 1 else "H"
         return {"w_i": ("D", gh), "w_h": ("H", gh), self.input_bias: (gh,)}
 
-    def init(self, key: Array, input_size: int, hidden_size: int, *, input_init: str,
-             recurrent_scale: float, forget_bias: float, chrono_tmax: float, dtype: Any,
-             **options: Any) -> Params:
+    def init(
+        self,
+        key: Array,
+        input_size: int,
+        hidden_size: int,
+        *,
+        input_init: str,
+        recurrent_scale: float,
+        forget_bias: float,
+        chrono_tmax: float,
+        dtype: Any,
+        **options: Any,
+    ) -> Params:
         raise NotImplementedError
 
     def initial_carry(self, batch_size: int, hidden_size: int, dtype: Any, **options: Any) -> Carry:
@@ -80,12 +91,14 @@ class Cell:
     def backward_state(self, carry: Carry, **options: Any) -> Any:
         return None
 
-    def backward(self, params: Params, saved: Any, h_prev: Array, h: Array, state: Any, d_carry: Carry,
-                 dh: Array, **options: Any) -> tuple[Any, Carry, Any]:
+    def backward(
+        self, params: Params, saved: Any, h_prev: Array, h: Array, state: Any, d_carry: Carry, dh: Array, **options: Any
+    ) -> tuple[Any, Carry, Any]:
         raise NotImplementedError
 
-    def grads(self, params: Params, dzs: Any, saveds: Any, h_prevs: Array, final_carry: Carry,
-              **options: Any) -> tuple[Array, Params]:
+    def grads(
+        self, params: Params, dzs: Any, saveds: Any, h_prevs: Array, final_carry: Carry, **options: Any
+    ) -> tuple[Array, Params]:
         raise NotImplementedError
 
 

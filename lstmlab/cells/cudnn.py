@@ -28,25 +28,36 @@ def check_available(name: str, **options: object) -> None:
     """Raise a one-line ValueError unless cuDNN can run cell ``name`` with ``options`` here."""
     variant = options.get("variant")
     if name != "lstm" or variant not in ("vanilla", "NP"):
-        raise ValueError(f"impl='cudnn' runs only cell='lstm' (variant vanilla); got cell={name!r} "
-                         f"variant={variant!r}; use impl='fast'")
+        raise ValueError(
+            f"impl='cudnn' runs only cell='lstm' (variant vanilla); got cell={name!r} "
+            f"variant={variant!r}; use impl='fast'"
+        )
     backend = jax.default_backend()
     if backend != "gpu":
         raise ValueError(f"impl='cudnn' needs a CUDA GPU but jax's backend is {backend!r}; use impl='fast'")
 
 
-def scan(params: dict[str, Array], xs: Array, carry: LSTMState, *, seq_lengths: Array | None = None,
-         reverse: bool = False) -> tuple[LSTMState, Array]:
+def scan(
+    params: dict[str, Array], xs: Array, carry: LSTMState, *, seq_lengths: Array | None = None, reverse: bool = False
+) -> tuple[LSTMState, Array]:
     """The plain LSTM over ``xs`` (T, B, D) with cuDNN; same contract as :func:`lstmlab.cells.scan`."""
     T, B, D = xs.shape
     H = params["w_h"].shape[0]
-    lengths = (jnp.full((B,), T, jnp.int32) if seq_lengths is None
-               else jnp.asarray(seq_lengths).astype(jnp.int32))
+    lengths = jnp.full((B,), T, jnp.int32) if seq_lengths is None else jnp.asarray(seq_lengths).astype(jnp.int32)
     if reverse:
         xs = reverse_padded(xs, lengths)
-    y, h_n, c_n = _rnn.lstm(jnp.swapaxes(xs, 0, 1), carry.h[None], carry.c[None], pack_weights(params),
-                            lengths, input_size=D, hidden_size=H, num_layers=1, dropout=0.0,
-                            bidirectional=False)
+    y, h_n, c_n = _rnn.lstm(
+        jnp.swapaxes(xs, 0, 1),
+        carry.h[None],
+        carry.c[None],
+        pack_weights(params),
+        lengths,
+        input_size=D,
+        hidden_size=H,
+        num_layers=1,
+        dropout=0.0,
+        bidirectional=False,
+    )
     hs = jnp.swapaxes(y, 0, 1)
     if seq_lengths is not None:
         hs = jnp.where(time_mask(T, lengths)[..., None], hs, 0)

@@ -58,9 +58,19 @@ class GRU(Cell):
     def param_shapes(self, reset_after: bool = True) -> dict[str, tuple[str, ...]]:
         return {"w_i": ("D", "3H"), "w_h": ("H", "3H"), "b_i": ("3H",), "b_h": ("3H",)}
 
-    def init(self, key: Array, input_size: int, hidden_size: int, *, input_init: str = "glorot_uniform",
-             recurrent_scale: float = 1.0, forget_bias: float = 1.0, chrono_tmax: float = 0.0,
-             dtype: Any = jnp.float32, reset_after: bool = True) -> Params:
+    def init(
+        self,
+        key: Array,
+        input_size: int,
+        hidden_size: int,
+        *,
+        input_init: str = "glorot_uniform",
+        recurrent_scale: float = 1.0,
+        forget_bias: float = 1.0,
+        chrono_tmax: float = 0.0,
+        dtype: Any = jnp.float32,
+        reset_after: bool = True,
+    ) -> Params:
         """``forget_bias`` initialises the update-gate bias ``b_i[H:2H]`` (z keeps the old state); with
         ``chrono_tmax`` that bias is drawn by chrono initialisation instead (:mod:`lstmlab.cells.init`)."""
         H = hidden_size
@@ -69,12 +79,13 @@ class GRU(Cell):
         return {
             "w_i": _init.input_weights(k_i, input_size, H, 3, input_init, dtype),
             "w_h": _init.recurrent_weights(k_h, H, 3, recurrent_scale, dtype),
-            "b_i": jnp.zeros((3 * H,), dtype).at[H:2 * H].set(z_bias),
+            "b_i": jnp.zeros((3 * H,), dtype).at[H : 2 * H].set(z_bias),
             "b_h": jnp.zeros((3 * H,), dtype),
         }
 
-    def initial_carry(self, batch_size: int, hidden_size: int, dtype: Any = jnp.float32, *,
-                      reset_after: bool = True) -> Array:
+    def initial_carry(
+        self, batch_size: int, hidden_size: int, dtype: Any = jnp.float32, *, reset_after: bool = True
+    ) -> Array:
         return jnp.zeros((batch_size, hidden_size), dtype)
 
     def forward(self, params: Params, xp: Array, h: Array, *, reset_after: bool = True) -> tuple[Array, tuple]:
@@ -86,16 +97,26 @@ class GRU(Cell):
             u_r, u_z, u_n = jnp.split(h @ w_h + b_h, 3, axis=-1)
             r = jax.nn.sigmoid(a_r + u_r)
         else:
-            u_r, u_z = jnp.split(h @ w_h[:, :2 * H] + b_h[:2 * H], 2, axis=-1)
+            u_r, u_z = jnp.split(h @ w_h[:, : 2 * H] + b_h[: 2 * H], 2, axis=-1)
             r = jax.nn.sigmoid(a_r + u_r)
-            u_n = (r * h) @ w_h[:, 2 * H:] + b_h[2 * H:]
+            u_n = (r * h) @ w_h[:, 2 * H :] + b_h[2 * H :]
         z = jax.nn.sigmoid(a_z + u_z)
         n = jnp.tanh(a_n + r * u_n) if reset_after else jnp.tanh(a_n + u_n)
-        h_new = (n + z * (h - n)).astype(h.dtype)   # = (1 - z) * n + z * h, one multiply fewer
+        h_new = (n + z * (h - n)).astype(h.dtype)  # = (1 - z) * n + z * h, one multiply fewer
         return h_new, (r, z, n, u_n)
 
-    def backward(self, params: Params, saved: tuple, h_prev: Array, h: Array, state: None, d_carry: Array,
-                 dh: Array, *, reset_after: bool = True) -> tuple[tuple[Array, Array], Array, None]:
+    def backward(
+        self,
+        params: Params,
+        saved: tuple,
+        h_prev: Array,
+        h: Array,
+        state: None,
+        d_carry: Array,
+        dh: Array,
+        *,
+        reset_after: bool = True,
+    ) -> tuple[tuple[Array, Array], Array, None]:
         """``dz`` = (du (B, 3H) or (B, 2H) reset-before: d loss / d(h @ w_h + b_h) as used, dn (B, H))."""
         r, z, n, u_n = saved
         H = h_prev.shape[-1]
@@ -108,17 +129,25 @@ class GRU(Cell):
             du = jnp.concatenate([du_r, du_z, dn * r], axis=-1).astype(dh.dtype)
             dh_prev = dh_t * z + du @ w_h_t
         else:
-            dq = dn @ w_h_t[2 * H:]
+            dq = dn @ w_h_t[2 * H :]
             du_r = dq * h_prev * r * (1 - r)
             du = jnp.concatenate([du_r, du_z], axis=-1).astype(dh.dtype)
-            dh_prev = dh_t * z + dq * r + du @ w_h_t[:2 * H]
+            dh_prev = dh_t * z + dq * r + du @ w_h_t[: 2 * H]
         return (du, dn.astype(dh.dtype)), dh_prev.astype(d_carry.dtype), None
 
-    def grads(self, params: Params, dzs: tuple[Array, Array], saveds: tuple, h_prevs: Array,
-              final_carry: Array, *, reset_after: bool = True) -> tuple[Array, Params]:
+    def grads(
+        self,
+        params: Params,
+        dzs: tuple[Array, Array],
+        saveds: tuple,
+        h_prevs: Array,
+        final_carry: Array,
+        *,
+        reset_after: bool = True,
+    ) -> tuple[Array, Params]:
         dus, dns = dzs
         H = h_prevs.shape[-1]
-        dxp = jnp.concatenate([dus[..., :2 * H], dns], axis=-1)
+        dxp = jnp.concatenate([dus[..., : 2 * H], dns], axis=-1)
         if reset_after:
             return dxp, {"w_h": matmul_tn(h_prevs, dus), "b_h": sum_tb(dus)}
         rs = saveds[0]

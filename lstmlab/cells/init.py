@@ -23,7 +23,7 @@ Every cell draws its weights the same way, so a study can change one knob at a t
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -51,9 +51,7 @@ INPUT_INITIALIZERS: dict[str, Callable] = {
 
 def check_init_options(input_init: str, recurrent_scale: float, chrono_tmax: float = 0.0) -> None:
     if input_init not in INPUT_INITIALIZERS:
-        raise ValueError(
-            f"input_init={input_init!r} is not an initialiser; valid: {', '.join(INPUT_INITIALIZERS)}"
-        )
+        raise ValueError(f"input_init={input_init!r} is not an initialiser; valid: {', '.join(INPUT_INITIALIZERS)}")
     if not recurrent_scale >= 0:
         raise ValueError(f"recurrent_scale={recurrent_scale!r} must be >= 0")
     if not (chrono_tmax == 0 or chrono_tmax > 2):
@@ -67,16 +65,14 @@ def chrono_bias(key: Array, hidden_size: int, chrono_tmax: float, dtype) -> Arra
     return jnp.log(u).astype(dtype)
 
 
-def input_weights(key: Array, input_size: int, hidden_size: int, num_gates: int,
-                  input_init: str, dtype) -> Array:
+def input_weights(key: Array, input_size: int, hidden_size: int, num_gates: int, input_init: str, dtype) -> Array:
     """(input_size, num_gates * hidden_size), one independently drawn block per gate."""
     init = INPUT_INITIALIZERS[input_init]
     keys = jax.random.split(key, num_gates)
     return jnp.concatenate([init(k, (input_size, hidden_size), dtype) for k in keys], axis=1)
 
 
-def recurrent_weights(key: Array, hidden_size: int, num_gates: int, recurrent_scale: float,
-                      dtype) -> Array:
+def recurrent_weights(key: Array, hidden_size: int, num_gates: int, recurrent_scale: float, dtype) -> Array:
     """(hidden_size, num_gates * hidden_size): each (H, H) block orthogonal times recurrent_scale."""
     ortho = jax.nn.initializers.orthogonal()
     keys = jax.random.split(key, num_gates)

@@ -116,17 +116,27 @@ class LSTM(Cell):
             shapes["w_fgr"] = ("3H", "3H")
         return shapes
 
-    def init(self, key: Array, input_size: int, hidden_size: int, *, input_init: str = "glorot_uniform",
-             recurrent_scale: float = 1.0, forget_bias: float = 1.0, chrono_tmax: float = 0.0,
-             dtype: Any = jnp.float32, variant: str = "vanilla") -> Params:
+    def init(
+        self,
+        key: Array,
+        input_size: int,
+        hidden_size: int,
+        *,
+        input_init: str = "glorot_uniform",
+        recurrent_scale: float = 1.0,
+        forget_bias: float = 1.0,
+        chrono_tmax: float = 0.0,
+        dtype: Any = jnp.float32,
+        variant: str = "vanilla",
+    ) -> Params:
         """``w_i`` (D, 4H), ``w_h`` (H, 4H), ``b`` (4H,), gate order i, f, g, o; plus ``p_i, p_f, p_o``
         (H,) for peepholes and ``w_fgr`` (3H, 3H) for FGR. See :mod:`lstmlab.cells.init`."""
         H = hidden_size
         k_i, k_h = jax.random.split(key)
-        b = jnp.zeros((4 * H,), dtype).at[H:2 * H].set(forget_bias)
+        b = jnp.zeros((4 * H,), dtype).at[H : 2 * H].set(forget_bias)
         if chrono_tmax:
             b_f = _init.chrono_bias(key, H, chrono_tmax, dtype)
-            b = b.at[H:2 * H].set(b_f).at[:H].set(-b_f)
+            b = b.at[H : 2 * H].set(b_f).at[:H].set(-b_f)
         params = {
             "w_i": _init.input_weights(k_i, input_size, H, 4, input_init, dtype),
             "w_h": _init.recurrent_weights(k_h, H, 4, recurrent_scale, dtype),
@@ -138,8 +148,9 @@ class LSTM(Cell):
             params["w_fgr"] = jnp.zeros((3 * H, 3 * H), dtype)
         return params
 
-    def initial_carry(self, batch_size: int, hidden_size: int, dtype: Any = jnp.float32, *,
-                      variant: str = "vanilla") -> LSTMState | FGRState:
+    def initial_carry(
+        self, batch_size: int, hidden_size: int, dtype: Any = jnp.float32, *, variant: str = "vanilla"
+    ) -> LSTMState | FGRState:
         """Zero state. ``h`` has ``dtype``; ``c`` is kept in at least float32."""
         h = jnp.zeros((batch_size, hidden_size), dtype)
         c = jnp.zeros((batch_size, hidden_size), jnp.promote_types(dtype, jnp.float32))
@@ -150,8 +161,9 @@ class LSTM(Cell):
     def output(self, carry: LSTMState | FGRState) -> Array:
         return carry.h
 
-    def forward(self, params: Params, xp: Array, carry: LSTMState | FGRState, *,
-                variant: str = "vanilla") -> tuple[LSTMState | FGRState, tuple]:
+    def forward(
+        self, params: Params, xp: Array, carry: LSTMState | FGRState, *, variant: str = "vanilla"
+    ) -> tuple[LSTMState | FGRState, tuple]:
         """One step from ``xp`` = x_t @ w_i + b (B, 4H). ``saved`` = (i, f, g, o, c_{t-1}), each (B, H),
         with None for a gate fixed to one (and for i under CIFG, where it is 1 - f)."""
         h, c = carry.h, carry.c
@@ -192,8 +204,18 @@ class LSTM(Cell):
         """The cell state each step produced, walked backwards through ``saved``'s c_{t-1}."""
         return carry.c
 
-    def backward(self, params: Params, saved: tuple, h_prev: Array, h: Array, c: Array,
-                 d_carry: LSTMState, dh: Array, *, variant: str = "vanilla") -> tuple[Array, LSTMState, Array]:
+    def backward(
+        self,
+        params: Params,
+        saved: tuple,
+        h_prev: Array,
+        h: Array,
+        c: Array,
+        d_carry: LSTMState,
+        dh: Array,
+        *,
+        variant: str = "vanilla",
+    ) -> tuple[Array, LSTMState, Array]:
         """``dz`` (B, 4H) = d loss / d(x_t @ w_i + b + h_{t-1} @ w_h); see the module docstring."""
         i, f, g, o, c_prev = saved
         peep = self.has_peepholes(variant)
@@ -222,17 +244,27 @@ class LSTM(Cell):
         dh_prev = (dz @ params["w_h.T"]).astype(d_carry.h.dtype)
         return dz, LSTMState(dh_prev, dc_prev), c_prev
 
-    def grads(self, params: Params, dzs: Array, saveds: tuple, h_prevs: Array, final_carry: LSTMState, *,
-              variant: str = "vanilla") -> tuple[Array, Params]:
+    def grads(
+        self,
+        params: Params,
+        dzs: Array,
+        saveds: tuple,
+        h_prevs: Array,
+        final_carry: LSTMState,
+        *,
+        variant: str = "vanilla",
+    ) -> tuple[Array, Params]:
         """``dz`` is also the gradient of the projected input; ``w_h`` and the peepholes from it."""
         out = {"w_h": matmul_tn(h_prevs, dzs)}
         if self.has_peepholes(variant):
             H = params["w_h"].shape[0]
             c_prevs = saveds[4]
             cs = jnp.concatenate([c_prevs[1:], final_carry.c[None]], axis=0)
-            out.update(p_i=jnp.einsum("tbh,tbh->h", dzs[..., :H], c_prevs),
-                       p_f=jnp.einsum("tbh,tbh->h", dzs[..., H:2 * H], c_prevs),
-                       p_o=jnp.einsum("tbh,tbh->h", dzs[..., 3 * H:], cs))
+            out.update(
+                p_i=jnp.einsum("tbh,tbh->h", dzs[..., :H], c_prevs),
+                p_f=jnp.einsum("tbh,tbh->h", dzs[..., H : 2 * H], c_prevs),
+                p_o=jnp.einsum("tbh,tbh->h", dzs[..., 3 * H :], cs),
+            )
         return dzs, out
 
 

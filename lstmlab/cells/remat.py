@@ -9,7 +9,8 @@ runs. What remains linear in T is the input xs and the outputs hs themselves.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,13 +24,15 @@ Run = Callable[[Carry, Array, Array | None], tuple[Carry, Array]]
 
 
 def check_remat_chunk(remat_chunk: int | None) -> None:
-    if remat_chunk is not None and (isinstance(remat_chunk, bool) or not isinstance(remat_chunk, int)
-                                    or remat_chunk < 1):
+    if remat_chunk is not None and (
+        isinstance(remat_chunk, bool) or not isinstance(remat_chunk, int) or remat_chunk < 1
+    ):
         raise ValueError(f"remat_chunk={remat_chunk!r} must be None or an int >= 1 (time steps per chunk)")
 
 
-def chunked_scan(run: Run, carry: Carry, xs: Array, *, chunk: int, seq_lengths: Array | None = None,
-                 reverse: bool = False) -> tuple[Carry, Array]:
+def chunked_scan(
+    run: Run, carry: Carry, xs: Array, *, chunk: int, seq_lengths: Array | None = None, reverse: bool = False
+) -> tuple[Carry, Array]:
     """``run`` over ``xs`` (T, B, D) in checkpointed chunks of ``chunk`` steps; same results as
     ``run(carry, xs, seq_lengths)`` (with ``reverse`` handled as in :func:`lstmlab.cells.scan`)."""
     check_remat_chunk(chunk)
@@ -48,12 +51,12 @@ def chunked_scan(run: Run, carry: Carry, xs: Array, *, chunk: int, seq_lengths: 
     num_chunks, tail = divmod(T, chunk)
     pieces = []
     if num_chunks:
-        head = xs[:num_chunks * chunk].reshape((num_chunks, chunk) + xs.shape[1:])
+        head = xs[: num_chunks * chunk].reshape((num_chunks, chunk) + xs.shape[1:])
         starts = jnp.arange(num_chunks) * chunk
         carry, hs = jax.lax.scan(jax.checkpoint(one_chunk, prevent_cse=False), carry, (head, starts))
         pieces.append(hs.reshape((num_chunks * chunk,) + hs.shape[2:]))
     if tail:
-        carry, hs = jax.checkpoint(one_chunk)(carry, (xs[num_chunks * chunk:], jnp.asarray(num_chunks * chunk)))
+        carry, hs = jax.checkpoint(one_chunk)(carry, (xs[num_chunks * chunk :], jnp.asarray(num_chunks * chunk)))
         pieces.append(hs)
     hs = pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, axis=0)
     if reverse:

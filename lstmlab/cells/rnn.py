@@ -46,14 +46,22 @@ class RNN(Cell):
 
     def check_options(self, activation: str = "tanh") -> dict[str, Any]:
         if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation={activation!r} is not an RNN activation; valid: {', '.join(ACTIVATIONS)}"
-            )
+            raise ValueError(f"activation={activation!r} is not an RNN activation; valid: {', '.join(ACTIVATIONS)}")
         return {"activation": activation}
 
-    def init(self, key: Array, input_size: int, hidden_size: int, *, input_init: str = "glorot_uniform",
-             recurrent_scale: float = 1.0, forget_bias: float = 1.0, chrono_tmax: float = 0.0,
-             dtype: Any = jnp.float32, activation: str = "tanh") -> Params:
+    def init(
+        self,
+        key: Array,
+        input_size: int,
+        hidden_size: int,
+        *,
+        input_init: str = "glorot_uniform",
+        recurrent_scale: float = 1.0,
+        forget_bias: float = 1.0,
+        chrono_tmax: float = 0.0,
+        dtype: Any = jnp.float32,
+        activation: str = "tanh",
+    ) -> Params:
         """``forget_bias`` and ``chrono_tmax`` are accepted for a uniform interface and ignored (an RNN
         has no gate)."""
         k_i, k_h = jax.random.split(key)
@@ -63,21 +71,33 @@ class RNN(Cell):
             "b": jnp.zeros((hidden_size,), dtype),
         }
 
-    def initial_carry(self, batch_size: int, hidden_size: int, dtype: Any = jnp.float32, *,
-                      activation: str = "tanh") -> Array:
+    def initial_carry(
+        self, batch_size: int, hidden_size: int, dtype: Any = jnp.float32, *, activation: str = "tanh"
+    ) -> Array:
         return jnp.zeros((batch_size, hidden_size), dtype)
 
     def forward(self, params: Params, xp: Array, h: Array, *, activation: str = "tanh") -> tuple[Array, None]:
         """One step from ``xp`` = x_t @ w_i + b (B, H); nothing saved (the backward uses the output)."""
         return ACTIVATIONS[activation](xp + h @ params["w_h"]).astype(h.dtype), None
 
-    def backward(self, params: Params, saved: None, h_prev: Array, h: Array, state: None, d_carry: Array,
-                 dh: Array, *, activation: str = "tanh") -> tuple[Array, Array, None]:
+    def backward(
+        self,
+        params: Params,
+        saved: None,
+        h_prev: Array,
+        h: Array,
+        state: None,
+        d_carry: Array,
+        dh: Array,
+        *,
+        activation: str = "tanh",
+    ) -> tuple[Array, Array, None]:
         dz = ((d_carry + dh) * activation_grad(activation, h)).astype(dh.dtype)
         return dz, (dz @ params["w_h.T"]).astype(d_carry.dtype), None
 
-    def grads(self, params: Params, dzs: Array, saveds: None, h_prevs: Array, final_carry: Array, *,
-              activation: str = "tanh") -> tuple[Array, Params]:
+    def grads(
+        self, params: Params, dzs: Array, saveds: None, h_prevs: Array, final_carry: Array, *, activation: str = "tanh"
+    ) -> tuple[Array, Params]:
         return dzs, {"w_h": matmul_tn(h_prevs, dzs)}
 
 

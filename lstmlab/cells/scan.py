@@ -70,9 +70,19 @@ def _keep_dtypes(new: Carry, old: Carry) -> Carry:
     return jax.tree.map(lambda n, o: n.astype(o.dtype), new, old)
 
 
-def loop(cell: Cell, options: dict[str, Any], params: Params, xs: Array, carry: Carry,
-         mask: Array | None = None, *, project_first: bool = True, save: bool = False,
-         probes: Carry | None = None, states: bool = False) -> tuple[Carry, Array, Any, Any]:
+def loop(
+    cell: Cell,
+    options: dict[str, Any],
+    params: Params,
+    xs: Array,
+    carry: Carry,
+    mask: Array | None = None,
+    *,
+    project_first: bool = True,
+    save: bool = False,
+    probes: Carry | None = None,
+    states: bool = False,
+) -> tuple[Carry, Array, Any, Any]:
     """The masked time loop in the forward direction (see the module docstring).
 
     ``xs`` (T, B, D); ``mask`` (T, B) bool or None; ``probes``: the carry's structure with a leading T
@@ -98,8 +108,9 @@ def loop(cell: Cell, options: dict[str, Any], params: Params, xs: Array, carry: 
     return carry, hs, saved, all_states
 
 
-def reference(cell: Cell, options: dict[str, Any], params: Params, xs: Array, carry: Carry,
-              mask: Array | None = None) -> tuple[Carry, Array]:
+def reference(
+    cell: Cell, options: dict[str, Any], params: Params, xs: Array, carry: Carry, mask: Array | None = None
+) -> tuple[Carry, Array]:
     """(final carry, hs) by autodiff through :func:`loop`."""
     carry, hs, _, _ = loop(cell, options, params, xs, carry, mask)
     return carry, hs
@@ -107,7 +118,7 @@ def reference(cell: Cell, options: dict[str, Any], params: Params, xs: Array, ca
 
 def _previous(first: Array, seq: Array) -> Array:
     """(T, B, ...) sequence of the values entering each step: ``first`` then ``seq[:-1]``."""
-    return jnp.concatenate([first[None].astype(seq.dtype), seq[:-1]], axis=0)[:seq.shape[0]]
+    return jnp.concatenate([first[None].astype(seq.dtype), seq[:-1]], axis=0)[: seq.shape[0]]
 
 
 def _zero_cotangent(mask: Array | None) -> Any:
@@ -115,15 +126,15 @@ def _zero_cotangent(mask: Array | None) -> Any:
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _fast(cell: Cell, option_items: tuple, params: Params, xs: Array, carry: Carry,
-          mask: Array | None) -> tuple[Carry, Array]:
+def _fast(
+    cell: Cell, option_items: tuple, params: Params, xs: Array, carry: Carry, mask: Array | None
+) -> tuple[Carry, Array]:
     carry, hs, _, _ = loop(cell, dict(option_items), params, xs, carry, mask, project_first=False)
     return carry, hs
 
 
 def _fast_fwd(cell, option_items, params, xs, carry, mask):
-    final, hs, saved, _ = loop(cell, dict(option_items), params, xs, carry, mask, project_first=False,
-                               save=True)
+    final, hs, saved, _ = loop(cell, dict(option_items), params, xs, carry, mask, project_first=False, save=True)
     return (final, hs), (params, xs, carry, final, hs, saved, mask)
 
 
@@ -147,8 +158,9 @@ def _fast_bwd(cell, option_items, residuals, cotangents):
             d_prev = jax.tree.map(lambda p, d: p + jnp.where(m[:, None], jnp.zeros_like(d), d), d_prev, d_carry)
         return (_keep_dtypes(d_prev, d_carry), cell_state), dz
 
-    (d_carry0, _), dzs = jax.lax.scan(body, (d_final, cell.backward_state(final, **options)),
-                                      (d_hs, saveds, h_prevs, hs, mask), reverse=True)
+    (d_carry0, _), dzs = jax.lax.scan(
+        body, (d_final, cell.backward_state(final, **options)), (d_hs, saveds, h_prevs, hs, mask), reverse=True
+    )
     dxp, grads = cell.grads(params, dzs, saveds, h_prevs, final, **options)
     T, B, D = xs.shape
     w_i = params["w_i"]
@@ -163,15 +175,25 @@ def _fast_bwd(cell, option_items, residuals, cotangents):
 _fast.defvjp(_fast_fwd, _fast_bwd)
 
 
-def fast(cell: Cell, options: dict[str, Any], params: Params, xs: Array, carry: Carry,
-         mask: Array | None = None) -> tuple[Carry, Array]:
+def fast(
+    cell: Cell, options: dict[str, Any], params: Params, xs: Array, carry: Carry, mask: Array | None = None
+) -> tuple[Carry, Array]:
     """(final carry, hs) of :func:`loop` with the hand-written backward pass; the cell must have one
     (``cell.has_backward(**options)``)."""
     return _fast(cell, tuple(sorted(options.items())), params, xs, carry, mask)
 
 
-def run(cell: Cell, options: dict[str, Any], params: Params, xs: Array, carry: Carry, *,
-        seq_lengths: Array | None = None, reverse: bool = False, impl: str = "fast") -> tuple[Carry, Array]:
+def run(
+    cell: Cell,
+    options: dict[str, Any],
+    params: Params,
+    xs: Array,
+    carry: Carry,
+    *,
+    seq_lengths: Array | None = None,
+    reverse: bool = False,
+    impl: str = "fast",
+) -> tuple[Carry, Array]:
     """``xs`` (T, B, D) -> (final carry, hs (T, B, H)), padded and reversed as in the module docstring.
     ``impl``: ``"fast"`` (falls back to ``"reference"`` for cells without a backward) or ``"reference"``."""
     if seq_lengths is not None:

@@ -10,7 +10,8 @@ that sum.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 from jax.sharding import PartitionSpec as P
@@ -29,8 +30,14 @@ def axis_size(axis: str | None) -> int:
     return int(mesh.shape[axis])
 
 
-def split_batch(run: Callable[..., tuple[Carry, Array]], axis: str, params: dict[str, Array], carry: Carry,
-                xs: Array, seq_lengths: Array | None) -> tuple[Carry, Array]:
+def split_batch(
+    run: Callable[..., tuple[Carry, Array]],
+    axis: str,
+    params: dict[str, Array],
+    carry: Carry,
+    xs: Array,
+    seq_lengths: Array | None,
+) -> tuple[Carry, Array]:
     """``run(params, carry, xs, seq_lengths) -> (carry, hs)`` on each device's rows of the batch.
 
     ``xs`` (T, B, D) and ``hs`` (T, B, H) are split on axis 1, the carry's (B, ...) leaves and
@@ -40,5 +47,6 @@ def split_batch(run: Callable[..., tuple[Carry, Array]], axis: str, params: dict
     # seq_lengths=None is an empty pytree: its spec P(axis) then applies to nothing.
     # check_vma=False: the kernels make fresh zero carries and masks inside, which shard_map's
     # varying-axis check would reject; the transpose still sums the parameters' cotangents over `axis`.
-    return jax.shard_map(run, in_specs=(P(), rows, P(None, axis), P(axis)), out_specs=(rows, P(None, axis)),
-                         check_vma=False)(params, carry, xs, seq_lengths)
+    return jax.shard_map(
+        run, in_specs=(P(), rows, P(None, axis), P(axis)), out_specs=(rows, P(None, axis)), check_vma=False
+    )(params, carry, xs, seq_lengths)

@@ -26,8 +26,9 @@ vowels, temporal order), ``regress`` (``output_size`` values per sequence: addin
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 

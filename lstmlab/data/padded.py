@@ -12,8 +12,8 @@ along axis 0 (filler rows included; they are dropped here by their ``weights`` 0
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -51,9 +51,10 @@ def check_lengths(name: str, lengths, *, count: int | None = None, max_len: int 
     valid = f"valid: integers 1{upper}" if max_len is not None else "valid: integers >= 1"
     if arr.ndim != 1:
         raise ValueError(f"{name} has shape {arr.shape}; valid: one length per sequence, shape (N,)")
-    if arr.size and not (np.issubdtype(arr.dtype, np.integer)
-                         or (np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr))
-                             and np.all(arr == np.round(arr)))):
+    if arr.size and not (
+        np.issubdtype(arr.dtype, np.integer)
+        or (np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
+    ):
         raise ValueError(f"{name} has dtype {arr.dtype} with non-integer values; {valid}")
     if count is not None and len(arr) != count:
         raise ValueError(f"{name} has {len(arr)} entries for {count} sequences; valid: one per sequence")
@@ -92,7 +93,7 @@ def index_batches(n: int, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndar
         idx = np.arange(start, min(start + batch_size, n))
         weights = np.ones(batch_size, np.float32)
         if len(idx) < batch_size:
-            weights[len(idx):] = 0.0
+            weights[len(idx) :] = 0.0
             idx = np.concatenate([idx, np.zeros(batch_size - len(idx), np.int64)])
         yield idx, weights
 

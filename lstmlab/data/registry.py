@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from lstmlab.data.base import Dataset
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import csv as _csv
 import math
 import os
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -76,10 +76,23 @@ class Forecast:
         training part's one-step changes (module docstring); False: standardised levels.
     """
 
-    def __init__(self, series: np.ndarray, *, name: str, seed: int = 0, batch_size: int = 32,
-                 seq_len: int = 20, horizon: int = 1, season: int = 1, val_fraction: float = 0.15,
-                 test_fraction: float = 0.15, log: bool = False, residual: bool = True,
-                 time: np.ndarray | None = None, info: dict | None = None):
+    def __init__(
+        self,
+        series: np.ndarray,
+        *,
+        name: str,
+        seed: int = 0,
+        batch_size: int = 32,
+        seq_len: int = 20,
+        horizon: int = 1,
+        season: int = 1,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        log: bool = False,
+        residual: bool = True,
+        time: np.ndarray | None = None,
+        info: dict | None = None,
+    ):
         self.series = np.asarray(series, np.float64)
         self.seed = int(seed)
         self.batch_size = padded.check_positive("batch_size", batch_size)
@@ -92,8 +105,11 @@ class Forecast:
         if self.log and np.any(self.series <= 0):
             raise ValueError(f"data.log=true needs positive values; {name} has min {self.series.min()}")
         self.train_end, self.val_end = chronological_split(len(self.series), val_fraction, test_fraction)
-        bounds = {"train": (0, self.train_end), "val": (self.train_end, self.val_end),
-                  "test": (self.val_end, len(self.series))}
+        bounds = {
+            "train": (0, self.train_end),
+            "val": (self.train_end, self.val_end),
+            "test": (self.val_end, len(self.series)),
+        }
         first = max(self.seq_len, self.season)
         self.starts = {s: np.arange(max(a, first), b - self.horizon + 1) for s, (a, b) in bounds.items()}
         for split, starts in self.starts.items():
@@ -102,20 +118,34 @@ class Forecast:
                 raise ValueError(
                     f"{name}: the {split} part (values {a}..{b - 1} of {len(self.series)}) holds no window with "
                     f"data.seq_len={self.seq_len}, data.horizon={self.horizon}, data.season={self.season}; "
-                    "use a shorter seq_len/horizon/season or larger split fractions")
+                    "use a shorter seq_len/horizon/season or larger split fractions"
+                )
         modelled = np.log(self.series) if self.log else self.series
-        train = modelled[: self.train_end]                  # the scaler sees the training part only
+        train = modelled[: self.train_end]  # the scaler sees the training part only
         self.mean, self.std = float(train.mean()), float(train.std())
-        if self.residual and self.std > 0:                  # the model sees changes: scale by their size
+        if self.residual and self.std > 0:  # the model sees changes: scale by their size
             self.std = float(np.sqrt(np.mean(np.diff(train) ** 2)))
         if not self.std > 0:
             raise ValueError(f"{name}: the training part is constant; nothing to forecast")
         self.scaled = ((modelled - self.mean) / self.std).astype(np.float32)
-        self.spec = DataSpec(kind="regress", output_size=self.horizon, input_size=1, info={
-            "series": name, "length": len(self.series), "seq_len": self.seq_len, "horizon": self.horizon,
-            "season": self.season, "log": self.log, "residual": self.residual,
-            "scaler_mean": self.mean, "scaler_std": self.std,
-            **{f"{s}_windows": len(v) for s, v in self.starts.items()}, **(info or {})})
+        self.spec = DataSpec(
+            kind="regress",
+            output_size=self.horizon,
+            input_size=1,
+            info={
+                "series": name,
+                "length": len(self.series),
+                "seq_len": self.seq_len,
+                "horizon": self.horizon,
+                "season": self.season,
+                "log": self.log,
+                "residual": self.residual,
+                "scaler_mean": self.mean,
+                "scaler_std": self.std,
+                **{f"{s}_windows": len(v) for s, v in self.starts.items()},
+                **(info or {}),
+            },
+        )
 
     def _windows(self, starts: np.ndarray) -> Batch:
         idx = starts[:, None] + np.arange(-self.seq_len, 0)
@@ -148,15 +178,20 @@ class Forecast:
     def _forecasts(self, split: str, outputs, batches: list[Batch]) -> dict[str, np.ndarray]:
         padded.check_split(split)
         pred, _ = padded.real_rows(outputs, batches)
-        starts = self.starts[split][: len(pred)]   # fewer rows: the first batches (trainer.eval_max_batches)
+        starts = self.starts[split][: len(pred)]  # fewer rows: the first batches (trainer.eval_max_batches)
         if pred.reshape(len(pred), -1).shape != (len(starts), self.horizon):
-            raise ValueError(f"outputs for {split} must be at most {len(self.starts[split])} windows x horizon "
-                             f"{self.horizon}; got {pred.shape}")
+            raise ValueError(
+                f"outputs for {split} must be at most {len(self.starts[split])} windows x horizon "
+                f"{self.horizon}; got {pred.shape}"
+            )
         k = np.arange(self.horizon)
-        return {"starts": starts, "truth": self.series[starts[:, None] + k],
-                "forecast": self.unscale(pred.reshape(len(starts), self.horizon) + self._base(starts)),
-                "persistence": persistence_forecast(self.series, starts, self.horizon),
-                "seasonal": seasonal_naive_forecast(self.series, starts, self.horizon, self.season)}
+        return {
+            "starts": starts,
+            "truth": self.series[starts[:, None] + k],
+            "forecast": self.unscale(pred.reshape(len(starts), self.horizon) + self._base(starts)),
+            "persistence": persistence_forecast(self.series, starts, self.horizon),
+            "seasonal": seasonal_naive_forecast(self.series, starts, self.horizon, self.season),
+        }
 
     def extra_metrics(self, split: str, outputs, batches: list[Batch]) -> dict[str, float]:
         """RMSE/MAE of the model and both baselines in original units, ``skill`` and ``seasonal_skill``."""
@@ -168,9 +203,14 @@ class Forecast:
         def mae(a):
             return float(np.mean(np.abs(a - f["truth"])))
 
-        out = {"rmse": rmse(f["forecast"]), "mae": mae(f["forecast"]),
-               "persistence_rmse": rmse(f["persistence"]), "persistence_mae": mae(f["persistence"]),
-               "seasonal_rmse": rmse(f["seasonal"]), "seasonal_mae": mae(f["seasonal"])}
+        out = {
+            "rmse": rmse(f["forecast"]),
+            "mae": mae(f["forecast"]),
+            "persistence_rmse": rmse(f["persistence"]),
+            "persistence_mae": mae(f["persistence"]),
+            "seasonal_rmse": rmse(f["seasonal"]),
+            "seasonal_mae": mae(f["seasonal"]),
+        }
         for name, base in (("skill", "persistence_rmse"), ("seasonal_skill", "seasonal_rmse")):
             out[name] = 1.0 - out["rmse"] / out[base] if out[base] > 0 else float("nan")
         return out
@@ -187,6 +227,7 @@ class Forecast:
 
 
 # -- the series -----------------------------------------------------------------------------------
+
 
 def load_sunspots() -> tuple[np.ndarray, np.ndarray]:
     """Yearly sunspot numbers 1700-2008 shipped with statsmodels: (years (309,), values (309,))."""
@@ -215,9 +256,17 @@ def sum_of_sines(seed: int, length: int, periods: Sequence[float], noise: float)
     return clean + noise * rng.standard_normal(length)
 
 
-def mackey_glass_series(seed: int, length: int, tau: float = 17.0, beta: float = 0.2, gamma: float = 0.1,
-                        n: float = 10.0, dt: float = 0.1, sample_every: float = 1.0,
-                        washout: float = 1000.0) -> np.ndarray:
+def mackey_glass_series(
+    seed: int,
+    length: int,
+    tau: float = 17.0,
+    beta: float = 0.2,
+    gamma: float = 0.1,
+    n: float = 10.0,
+    dt: float = 0.1,
+    sample_every: float = 1.0,
+    washout: float = 1000.0,
+) -> np.ndarray:
     """(length,) samples of the Mackey-Glass delay equation
     dx/dt = beta x(t - tau) / (1 + x(t - tau)^n) - gamma x(t), taken every ``sample_every`` time units.
 
@@ -234,7 +283,7 @@ def mackey_glass_series(seed: int, length: int, tau: float = 17.0, beta: float =
     x[: lag + 1] = 1.2 + padded.rng(seed, padded.TRAIN).uniform(-0.1, 0.1)
 
     def f(now: float, delayed: float) -> float:
-        return beta * delayed / (1.0 + delayed ** n) - gamma * now
+        return beta * delayed / (1.0 + delayed**n) - gamma * now
 
     for i in range(lag, lag + steps):
         d0, d1 = x[i - lag], x[i - lag + 1]
@@ -244,7 +293,7 @@ def mackey_glass_series(seed: int, length: int, tau: float = 17.0, beta: float =
         k3 = f(x[i] + 0.5 * dt * k2, dh)
         k4 = f(x[i] + dt * k3, d1)
         x[i + 1] = x[i] + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
-    return x[lag + skip + every:: every][:length]
+    return x[lag + skip + every :: every][:length]
 
 
 def read_csv_column(path: str, column: str | None) -> np.ndarray:
@@ -265,7 +314,7 @@ def read_csv_column(path: str, column: str | None) -> np.ndarray:
     values = []
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
-            continue                                              # blank line
+            continue  # blank line
         cell = row[j].strip() if j < len(row) else ""
         try:
             value = float(cell)
@@ -279,34 +328,83 @@ def read_csv_column(path: str, column: str | None) -> np.ndarray:
     return np.array(values)
 
 
-
 @register("sunspots")
-def sunspots(seed: int = 0, batch_size: int = 32, seq_len: int = 11, horizon: int = 1, season: int = 11,
-             val_fraction: float = 0.15, test_fraction: float = 0.15, log: bool = False,
-             residual: bool = True) -> Forecast:
+def sunspots(
+    seed: int = 0,
+    batch_size: int = 32,
+    seq_len: int = 11,
+    horizon: int = 1,
+    season: int = 11,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    log: bool = False,
+    residual: bool = True,
+) -> Forecast:
     """Yearly sunspot numbers 1700-2008 (309 values); ``season`` 11 years, the solar cycle, which is
     also the default input length."""
     years, values = load_sunspots()
-    return Forecast(values, name="sunspots", time=years, seed=seed, batch_size=batch_size, seq_len=seq_len,
-                    horizon=horizon, season=season, val_fraction=val_fraction, test_fraction=test_fraction,
-                    log=log, residual=residual, info={"units": "yearly mean sunspot number", "source": "statsmodels"})
+    return Forecast(
+        values,
+        name="sunspots",
+        time=years,
+        seed=seed,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        horizon=horizon,
+        season=season,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        log=log,
+        residual=residual,
+        info={"units": "yearly mean sunspot number", "source": "statsmodels"},
+    )
 
 
 @register("airline")
-def airline(seed: int = 0, batch_size: int = 32, seq_len: int = 24, horizon: int = 1, season: int = 12,
-            val_fraction: float = 0.15, test_fraction: float = 0.15, log: bool = False,
-            residual: bool = True) -> Forecast:
+def airline(
+    seed: int = 0,
+    batch_size: int = 32,
+    seq_len: int = 24,
+    horizon: int = 1,
+    season: int = 12,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    log: bool = False,
+    residual: bool = True,
+) -> Forecast:
     """Monthly international airline passengers 1949-1960 (144 values, thousands); ``season`` 12."""
     time, values = load_airline()
-    return Forecast(values, name="airline", time=time, seed=seed, batch_size=batch_size, seq_len=seq_len,
-                    horizon=horizon, season=season, val_fraction=val_fraction, test_fraction=test_fraction,
-                    log=log, residual=residual, info={"units": "thousands of passengers per month", "source": "aeon"})
+    return Forecast(
+        values,
+        name="airline",
+        time=time,
+        seed=seed,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        horizon=horizon,
+        season=season,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        log=log,
+        residual=residual,
+        info={"units": "thousands of passengers per month", "source": "aeon"},
+    )
 
 
 @register("sines")
-def sines(seed: int = 0, batch_size: int = 32, length: int = 2000, periods: Sequence[int] = (12, 30),
-          noise: float = 0.1, seq_len: int = 60, horizon: int = 1, season: int | None = None,
-          val_fraction: float = 0.15, test_fraction: float = 0.15, residual: bool = True) -> Forecast:
+def sines(
+    seed: int = 0,
+    batch_size: int = 32,
+    length: int = 2000,
+    periods: Sequence[int] = (12, 30),
+    noise: float = 0.1,
+    seq_len: int = 60,
+    horizon: int = 1,
+    season: int | None = None,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    residual: bool = True,
+) -> Forecast:
     """Noisy sum of unit sines with seeded phases; ``season`` defaults to the least common multiple
     of the (integer) periods, after which the clean signal repeats exactly."""
     length = padded.check_positive("length", length)
@@ -316,34 +414,84 @@ def sines(seed: int = 0, batch_size: int = 32, length: int = 2000, periods: Sequ
         if any(int(p) != p for p in periods):
             raise ValueError(f"data.season must be set when data.periods={list(periods)} are not integers")
         season = math.lcm(*(int(p) for p in periods))
-    return Forecast(sum_of_sines(seed, length, periods, noise), name="sines", seed=seed, batch_size=batch_size,
-                    seq_len=seq_len, horizon=horizon, season=season, val_fraction=val_fraction,
-                    test_fraction=test_fraction, residual=residual, info={"periods": list(periods), "noise": noise})
+    return Forecast(
+        sum_of_sines(seed, length, periods, noise),
+        name="sines",
+        seed=seed,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        horizon=horizon,
+        season=season,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        residual=residual,
+        info={"periods": list(periods), "noise": noise},
+    )
 
 
 @register("mackey_glass")
-def mackey_glass(seed: int = 0, batch_size: int = 32, length: int = 2000, tau: float = 17.0,
-                 sample_every: float = 1.0, seq_len: int = 50, horizon: int = 1, season: int = 50,
-                 val_fraction: float = 0.15, test_fraction: float = 0.15, residual: bool = True) -> Forecast:
+def mackey_glass(
+    seed: int = 0,
+    batch_size: int = 32,
+    length: int = 2000,
+    tau: float = 17.0,
+    sample_every: float = 1.0,
+    seq_len: int = 50,
+    horizon: int = 1,
+    season: int = 50,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    residual: bool = True,
+) -> Forecast:
     """Mackey-Glass series (tau 17: mildly chaotic), seeded initial history; ``season`` 50 steps, near
     its quasi-period at sample_every 1."""
     length = padded.check_positive("length", length)
     values = mackey_glass_series(seed, length, tau=tau, sample_every=sample_every)
-    return Forecast(values, name="mackey_glass", seed=seed, batch_size=batch_size, seq_len=seq_len,
-                    horizon=horizon, season=season, val_fraction=val_fraction, test_fraction=test_fraction,
-                    residual=residual, info={"tau": tau, "sample_every": sample_every})
+    return Forecast(
+        values,
+        name="mackey_glass",
+        seed=seed,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        horizon=horizon,
+        season=season,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        residual=residual,
+        info={"tau": tau, "sample_every": sample_every},
+    )
 
 
 @register("csv")
-def csv(path: str | None = None, column: str | None = None, seed: int = 0, batch_size: int = 32,
-        seq_len: int = 20, horizon: int = 1, season: int = 1, val_fraction: float = 0.15,
-        test_fraction: float = 0.15, log: bool = False, residual: bool = True) -> Forecast:
+def csv(
+    path: str | None = None,
+    column: str | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+    seq_len: int = 20,
+    horizon: int = 1,
+    season: int = 1,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    log: bool = False,
+    residual: bool = True,
+) -> Forecast:
     """Column ``column`` of a user CSV file ``path`` (header row, one value per row, in time order).
     Set ``season`` to the series' period in rows (default 1: seasonal-naive = persistence at step 0)."""
     if path is None:
         raise ValueError("data.path is required for data set 'csv' (a CSV file with a header row)")
     values = read_csv_column(str(path), column)
-    return Forecast(values, name=os.path.basename(str(path)), seed=seed, batch_size=batch_size,
-                    seq_len=seq_len, horizon=horizon, season=season, val_fraction=val_fraction,
-                    test_fraction=test_fraction, log=log, residual=residual,
-                    info={"path": str(path), "column": column})
+    return Forecast(
+        values,
+        name=os.path.basename(str(path)),
+        seed=seed,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        horizon=horizon,
+        season=season,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        log=log,
+        residual=residual,
+        info={"path": str(path), "column": column},
+    )

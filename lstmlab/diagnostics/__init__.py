@@ -12,18 +12,46 @@ several cells with them is :mod:`lstmlab.study`, a runner above the trainer.
 """
 
 from lstmlab.diagnostics.gradmetrics import (
-    CLIPS, check_clip, clip_factor, clip_grads, global_norm, grad_metrics, param_name,
+    CLIPS,
+    check_clip,
+    clip_factor,
+    clip_grads,
+    global_norm,
+    grad_metrics,
+    param_name,
 )
 from lstmlab.diagnostics.gradnorm import (
-    DecayFit, StateGradNorms, as_layers, batch_mean, decay_table, fit_decay_rate, norm_curves,
+    DecayFit,
+    StateGradNorms,
+    as_layers,
+    batch_mean,
+    decay_table,
+    fit_decay_rate,
+    norm_curves,
     state_grad_norms,
 )
 from lstmlab.diagnostics.jacobian import STATES, state_jacobian_spectra
 from lstmlab.diagnostics.plots import plot_jacobian_spectra, plot_norm_decay, plot_norm_heatmap
 
 __all__ = [
-    "CLIPS", "STATES", "DecayFit", "StateGradNorms", "as_layers", "batch_mean", "check_clip",
-    "clip_factor", "clip_grads", "decay_table", "fit_decay_rate", "global_norm",
-    "grad_metrics", "norm_curves", "param_name", "plot_jacobian_spectra", "plot_norm_decay",
-    "plot_norm_heatmap", "state_grad_norms", "state_jacobian_spectra",
+    "CLIPS",
+    "STATES",
+    "DecayFit",
+    "StateGradNorms",
+    "as_layers",
+    "batch_mean",
+    "check_clip",
+    "clip_factor",
+    "clip_grads",
+    "decay_table",
+    "fit_decay_rate",
+    "global_norm",
+    "grad_metrics",
+    "norm_curves",
+    "param_name",
+    "plot_jacobian_spectra",
+    "plot_norm_decay",
+    "plot_norm_heatmap",
+    "state_grad_norms",
+    "state_jacobian_spectra",
 ]

@@ -29,8 +29,9 @@ def global_norm(tree: PyTree) -> Array:
     leaves = jax.tree.leaves(tree)
     if not leaves:
         return jnp.zeros((), jnp.float32)
-    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf.astype(jnp.promote_types(leaf.dtype, jnp.float32))))
-                        for leaf in leaves))
+    return jnp.sqrt(
+        sum(jnp.sum(jnp.square(leaf.astype(jnp.promote_types(leaf.dtype, jnp.float32)))) for leaf in leaves)
+    )
 
 
 def clip_factor(norm: Array, clip_threshold: float) -> Array:
@@ -69,8 +70,14 @@ def param_name(path: tuple[Any, ...]) -> str:
     return "/".join(parts)
 
 
-def grad_metrics(grads: PyTree, *, params: PyTree | None = None, updates: PyTree | None = None,
-                 clip: str = "none", clip_threshold: float | None = None) -> dict[str, Array]:
+def grad_metrics(
+    grads: PyTree,
+    *,
+    params: PyTree | None = None,
+    updates: PyTree | None = None,
+    clip: str = "none",
+    clip_threshold: float | None = None,
+) -> dict[str, Array]:
     """Gradient metrics to log, as a flat dict of scalar arrays (jit-compatible).
 
     Args:

@@ -23,7 +23,8 @@ unaffected either way.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -83,8 +84,15 @@ def initial_carries(layers: Sequence[LayerSpec], batch_size: int, dtype) -> list
     return carries
 
 
-def run_layer(cell: str, params: dict[str, Array], options: Mapping[str, Any], xs: Array, carry: Carry,
-              probes: Carry | None = None, seq_lengths: Array | None = None) -> tuple[Carry, Array]:
+def run_layer(
+    cell: str,
+    params: dict[str, Array],
+    options: Mapping[str, Any],
+    xs: Array,
+    carry: Carry,
+    probes: Carry | None = None,
+    seq_lengths: Array | None = None,
+) -> tuple[Carry, Array]:
     """Run one layer over ``xs`` (T, B, D) from ``carry``, adding ``probes`` (the carry's structure with
     a leading T axis) to the carry after each step, through :func:`lstmlab.cells.scan_states`.
     ``seq_lengths`` (B,) as in :func:`lstmlab.cells.scan`. Returns (states at every step (leading T
@@ -99,14 +107,18 @@ def check_layer_inputs(layers: Sequence[LayerSpec], xs: Array) -> None:
     size = xs.shape[-1]
     for index, (_, params, _) in enumerate(layers):
         if params["w_i"].shape[0] != size:
-            raise ValueError(f"layers[{index}] takes inputs of size {params['w_i'].shape[0]}, "
-                             f"but gets {size}")
+            raise ValueError(f"layers[{index}] takes inputs of size {params['w_i'].shape[0]}, but gets {size}")
         size = params["w_h"].shape[0]
 
 
-def state_grad_norms(layers: Sequence[LayerSpec], xs: Array, loss_fn: Callable[[Array], Array], *,
-                     seq_lengths: Array | None = None,
-                     carries: Sequence[Carry] | None = None) -> StateGradNorms:
+def state_grad_norms(
+    layers: Sequence[LayerSpec],
+    xs: Array,
+    loss_fn: Callable[[Array], Array],
+    *,
+    seq_lengths: Array | None = None,
+    carries: Sequence[Carry] | None = None,
+) -> StateGradNorms:
     """``||dL/dh_t||`` (and ``||dL/dc_t||``) for every step t and layer, in one backward pass.
 
     Args:
@@ -190,8 +202,7 @@ def batch_mean(norms: Array, seq_lengths: Array | None = None, *, align: str = "
     return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
 
 
-def norm_curves(result: StateGradNorms, seq_lengths: Array | None = None, *,
-                align: str = "start") -> dict[str, Array]:
+def norm_curves(result: StateGradNorms, seq_lengths: Array | None = None, *, align: str = "start") -> dict[str, Array]:
     """Batch-mean curves of a :class:`StateGradNorms`: ``{"layer0/h": (T,), "layer0/c": (T,), ...}``
     (``c`` only for LSTM-family layers), in time order (the last entry is the last step); ``align`` as
     for :func:`batch_mean`."""
@@ -238,21 +249,20 @@ def fit_decay_rate(norms: Array, *, start: int = 0, stop: int | None = None) -> 
     stop = values.shape[0] if stop is None else stop
     keep = np.isfinite(values) & (values > 0) & (distances >= start) & (distances < stop)
     if keep.sum() < 2:
-        raise ValueError(f"fit_decay_rate needs at least 2 finite positive norms with {start} <= k < "
-                         f"{stop}; got {int(keep.sum())}")
+        raise ValueError(
+            f"fit_decay_rate needs at least 2 finite positive norms with {start} <= k < {stop}; got {int(keep.sum())}"
+        )
     k, log_norm = distances[keep].astype(np.float64), np.log(values[keep])
     slope, intercept = np.polyfit(k, log_norm, 1)
     residual = log_norm - (slope * k + intercept)
     spread = ((log_norm - log_norm.mean()) ** 2).sum()
-    r_squared = 1.0 - (residual ** 2).sum() / spread if spread > 0 else 1.0
-    return DecayFit(float(np.exp(slope)), float(slope), float(intercept), float(r_squared),
-                    int(keep.sum()))
+    r_squared = 1.0 - (residual**2).sum() / spread if spread > 0 else 1.0
+    return DecayFit(float(np.exp(slope)), float(slope), float(intercept), float(r_squared), int(keep.sum()))
 
 
 def decay_table(fits: Mapping[str, DecayFit]) -> str:
     """A Markdown table of fitted decay rates, one row per setting (the mapping's keys)."""
     rows = ["| setting | rate per step | log-slope per step | R^2 | points |", "|---|---|---|---|---|"]
     for name, fit in fits.items():
-        rows.append(f"| {name} | {fit.rate:.4g} | {fit.slope:.4g} | {fit.r_squared:.4f} | "
-                    f"{fit.num_points} |")
+        rows.append(f"| {name} | {fit.rate:.4g} | {fit.slope:.4g} | {fit.r_squared:.4f} | {fit.num_points} |")
     return "\n".join(rows) + "\n"

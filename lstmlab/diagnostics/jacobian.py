@@ -23,23 +23,25 @@ For GRU and RNN the two are the same.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from lstmlab import cells
-from lstmlab.diagnostics.gradnorm import LayerSpec, check_layer_inputs, as_layers, initial_carries, run_layer
+from lstmlab.diagnostics.gradnorm import LayerSpec, as_layers, check_layer_inputs, initial_carries, run_layer
 
 Array = jax.Array
 Carry = Any
 STATES = ("full", "h")
 
 
-def _one_step_jacobians(cell: str, params: dict[str, Array], options: dict[str, Any], xs: Array,
-                        previous: Carry) -> Array:
+def _one_step_jacobians(
+    cell: str, params: dict[str, Array], options: dict[str, Any], xs: Array, previous: Carry
+) -> Array:
     """(T, B, S, S): ``ds_t/ds_{t-1}`` for each step t at the states ``previous`` (leading T, B axes)."""
     template = jax.tree.map(lambda a: a[0, 0], previous)
     _, unravel = ravel_pytree(template)
@@ -68,9 +70,14 @@ def jacobian_products(jacobians: Array, max_distance: int | None = None) -> Arra
     return products
 
 
-def state_jacobian_spectra(layers: Sequence[LayerSpec], xs: Array, *, state: str = "full",
-                           carries: Sequence[Carry] | None = None,
-                           max_distance: int | None = None) -> list[Array]:
+def state_jacobian_spectra(
+    layers: Sequence[LayerSpec],
+    xs: Array,
+    *,
+    state: str = "full",
+    carries: Sequence[Carry] | None = None,
+    max_distance: int | None = None,
+) -> list[Array]:
     """Singular values of ``ds_T/ds_{T-k}`` for k = 1..K, for every layer of a stack.
 
     Args:
@@ -99,21 +106,22 @@ def state_jacobian_spectra(layers: Sequence[LayerSpec], xs: Array, *, state: str
         raise ValueError(f"got {len(carries)} carries for {len(specs)} layers")
 
     structure = tuple((cell, tuple(sorted(options.items()))) for cell, _, options in specs)
-    return _spectra(structure, [params for _, params, _ in specs], xs, list(carries), state=state,
-                    max_distance=max_distance)
+    return _spectra(
+        structure, [params for _, params, _ in specs], xs, list(carries), state=state, max_distance=max_distance
+    )
 
 
 @partial(jax.jit, static_argnames=("structure", "state", "max_distance"))
-def _spectra(structure: tuple, params_list: list, xs: Array, carries: list, *, state: str,
-             max_distance: int | None) -> list[Array]:
+def _spectra(
+    structure: tuple, params_list: list, xs: Array, carries: list, *, state: str, max_distance: int | None
+) -> list[Array]:
     spectra = []
     inputs = xs
     for (cell, options), params, carry in zip(structure, params_list, carries):
         options = dict(options)
         states, outputs = run_layer(cell, params, options, inputs, carry)
         previous = jax.tree.map(lambda c, s: jnp.concatenate([c[None], s[:-1]]), carry, states)
-        products = jacobian_products(_one_step_jacobians(cell, params, options, inputs, previous),
-                                     max_distance)
+        products = jacobian_products(_one_step_jacobians(cell, params, options, inputs, previous), max_distance)
         if state == "h":
             H = params["w_h"].shape[0]  # h comes first in every flattened carry
             products = products[..., :H, :H]

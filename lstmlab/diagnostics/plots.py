@@ -7,8 +7,8 @@ path it wrote. Points that are not finite or not positive are left out of log-sc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -32,9 +32,13 @@ def _save(fig: Figure, path: str | Path) -> Path:
     return path
 
 
-def plot_norm_decay(curves: Mapping[str, ArrayLike], path: str | Path, *,
-                    title: str = "Gradient norm against distance from the loss",
-                    ylabel: str = "||dL/dh_t||") -> Path:
+def plot_norm_decay(
+    curves: Mapping[str, ArrayLike],
+    path: str | Path,
+    *,
+    title: str = "Gradient norm against distance from the loss",
+    ylabel: str = "||dL/dh_t||",
+) -> Path:
     """Log norm against distance from the loss, one line per cell or setting.
 
     curves: name -> (T,) norms in time order, the last entry at the loss (as from
@@ -48,8 +52,7 @@ def plot_norm_decay(curves: Mapping[str, ArrayLike], path: str | Path, *,
         values = _positive(values)
         if values.ndim != 1:
             raise ValueError(f"curve {name!r} must be (T,); got shape {values.shape}")
-        ax.plot(np.arange(values.shape[0])[::-1], values, label=name,
-                linestyle=LINESTYLES[index % len(LINESTYLES)])
+        ax.plot(np.arange(values.shape[0])[::-1], values, label=name, linestyle=LINESTYLES[index % len(LINESTYLES)])
     ax.set_yscale("log")
     ax.set_xlabel("distance from the loss k = T - 1 - t (steps)")
     ax.set_ylabel(ylabel)
@@ -60,8 +63,13 @@ def plot_norm_decay(curves: Mapping[str, ArrayLike], path: str | Path, *,
     return _save(fig, path)
 
 
-def plot_norm_heatmap(norms: ArrayLike, path: str | Path, *, steps: ArrayLike | None = None,
-                      title: str = "log10 ||dL/dh_t|| over training") -> Path:
+def plot_norm_heatmap(
+    norms: ArrayLike,
+    path: str | Path,
+    *,
+    steps: ArrayLike | None = None,
+    title: str = "log10 ||dL/dh_t|| over training",
+) -> Path:
     """Heat map of log10 norm over time step t (x) and training step (y).
 
     norms: (N, T), one (T,) curve per logged training step. steps: (N,) the training steps (default
@@ -76,8 +84,9 @@ def plot_norm_heatmap(norms: ArrayLike, path: str | Path, *, steps: ArrayLike | 
         raise ValueError(f"steps must be ({N},) like norms' first axis; got shape {steps.shape}")
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.add_subplot()
-    image = ax.imshow(np.log10(values), aspect="auto", origin="lower", interpolation="nearest",
-                      extent=(-0.5, T - 0.5, -0.5, N - 0.5))
+    image = ax.imshow(
+        np.log10(values), aspect="auto", origin="lower", interpolation="nearest", extent=(-0.5, T - 0.5, -0.5, N - 0.5)
+    )
     ticks = np.unique(np.linspace(0, N - 1, min(N, 6)).round().astype(int))
     ax.set_yticks(ticks)
     ax.set_yticklabels([str(steps[i]) for i in ticks])
@@ -89,8 +98,9 @@ def plot_norm_heatmap(norms: ArrayLike, path: str | Path, *, steps: ArrayLike | 
     return _save(fig, path)
 
 
-def plot_jacobian_spectra(spectra: Mapping[str, ArrayLike], path: str | Path, *,
-                          title: str = "Singular values of ds_T/ds_{T-k}") -> Path:
+def plot_jacobian_spectra(
+    spectra: Mapping[str, ArrayLike], path: str | Path, *, title: str = "Singular values of ds_T/ds_{T-k}"
+) -> Path:
     """Largest singular value against k, one line per cell or setting; the rest of the spectrum faint.
 
     spectra: name -> (K,) largest singular values, or (K, S) full spectra in descending order (e.g.

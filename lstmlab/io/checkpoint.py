@@ -86,8 +86,10 @@ def unflatten(template: Any, flat: dict[str, np.ndarray], source: str = "checkpo
     for key, (shape, dtype) in expected.items():
         value = flat[key]
         if tuple(value.shape) != tuple(shape):
-            raise ValueError(f"{source} does not match this model: {key} has shape {tuple(value.shape)}, "
-                             f"the model needs {tuple(shape)}")
+            raise ValueError(
+                f"{source} does not match this model: {key} has shape {tuple(value.shape)}, "
+                f"the model needs {tuple(shape)}"
+            )
         leaves.append(value.astype(dtype))
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), leaves)
 
@@ -147,8 +149,9 @@ def _human(nbytes: float) -> str:
     raise AssertionError("unreachable")
 
 
-def check_checkpoint_space(directory: str | Path, keep: int, checkpoint_bytes: int, *, keep_best: bool = True,
-                           free_bytes: int | None = None) -> None:
+def check_checkpoint_space(
+    directory: str | Path, keep: int, checkpoint_bytes: int, *, keep_best: bool = True, free_bytes: int | None = None
+) -> None:
     """ValueError (one line naming ``checkpoint.keep``) if the checkpoints a run keeps cannot fit.
 
     Needed: :func:`checkpoints_at_once` times ``checkpoint_bytes`` (:func:`disk_size` of a written step,
@@ -170,11 +173,16 @@ def check_checkpoint_space(directory: str | Path, keep: int, checkpoint_bytes: i
     extra = (1 if keep_best else 0) + 1
     fits = (free_bytes + in_use) // size - extra
     parts = f"{max(int(keep), 1)} kept{' + the best' if keep_best else ''} + 1 being written"
-    valid = (f"valid here: checkpoint.keep <= {fits}, or free disk space" if fits >= 1 else
-             "free disk space (not even checkpoint.keep=1 fits)")
-    raise ValueError(f"checkpoint.keep={keep}: {count} checkpoints of {_human(size)} ({parts}) need "
-                     f"{_human(need)} more than {directory} holds now, but its disk has {_human(free_bytes)} "
-                     f"free; {valid}")
+    valid = (
+        f"valid here: checkpoint.keep <= {fits}, or free disk space"
+        if fits >= 1
+        else "free disk space (not even checkpoint.keep=1 fits)"
+    )
+    raise ValueError(
+        f"checkpoint.keep={keep}: {count} checkpoints of {_human(size)} ({parts}) need "
+        f"{_human(need)} more than {directory} holds now, but its disk has {_human(free_bytes)} "
+        f"free; {valid}"
+    )
 
 
 class DamagedCheckpointError(ValueError):
@@ -188,8 +196,7 @@ class Checkpointer:
     on the others the instance behaves as read-only except that :meth:`save` still joins the gather.
     """
 
-    def __init__(self, directory: str | Path, *, keep: int = 2, keep_best: bool = True,
-                 read_only: bool = False):
+    def __init__(self, directory: str | Path, *, keep: int = 2, keep_best: bool = True, read_only: bool = False):
         ocp = _orbax()
         policies = ocp.checkpoint_managers
         self.directory = Path(directory).absolute()
@@ -197,8 +204,11 @@ class Checkpointer:
         self.writes = not read_only and process == 0
         keepers: list = [policies.LatestN(n=max(keep, 1))]
         if keep_best:  # steps without a validation loss are not kept by this rule, only by LatestN
-            keepers.append(policies.BestN(get_metric_fn=lambda m: m["val_loss"], reverse=True, n=1,
-                                          keep_checkpoints_without_metrics=False))
+            keepers.append(
+                policies.BestN(
+                    get_metric_fn=lambda m: m["val_loss"], reverse=True, n=1, keep_checkpoints_without_metrics=False
+                )
+            )
         if self.writes:
             self.directory.mkdir(parents=True, exist_ok=True)
         with _quiet_absl(not self.writes):  # orbax notes that a reader is read-only
@@ -209,8 +219,9 @@ class Checkpointer:
                 read_only=not self.writes,
                 cleanup_tmp_directories=self.writes,
                 # This process alone: no barrier waits for processes that do not write.
-                multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=process,
-                                                                           active_processes={process}),
+                multiprocessing_options=ocp.options.MultiprocessingOptions(
+                    primary_host=process, active_processes={process}
+                ),
             )
             self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
 
@@ -234,9 +245,12 @@ class Checkpointer:
         ocp = _orbax()
         metrics = None if val_loss is None else {"val_loss": float(val_loss)}
         meta = {**meta, DIGEST_KEY: state_digest(flat)}
-        self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(flat),
-                                                        meta=ocp.args.JsonSave(meta)),
-                          metrics=metrics, force=True)
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(flat), meta=ocp.args.JsonSave(meta)),
+            metrics=metrics,
+            force=True,
+        )
         self.manager.wait_until_finished()
 
     def read(self, step: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -244,8 +258,9 @@ class Checkpointer:
         DamagedCheckpointError (one line) if the step cannot be read or its arrays differ."""
         ocp, where = _orbax(), self.directory / str(step)
         try:
-            restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
-                                                                          meta=ocp.args.JsonRestore()))
+            restored = self.manager.restore(
+                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore())
+            )
             flat = {k: np.asarray(v) for k, v in restored["state"].items()}
             meta = dict(restored["meta"])
         except Exception as err:  # orbax/tensorstore raise many types for a damaged step
@@ -253,8 +268,9 @@ class Checkpointer:
             raise DamagedCheckpointError(f"checkpoint {where} is damaged ({reason[:200]})") from None
         saved = meta.pop(DIGEST_KEY, None)
         if saved is not None and saved != state_digest(flat):
-            raise DamagedCheckpointError(f"checkpoint {where} is damaged (its arrays do not match the "
-                                         f"digest saved with them)")
+            raise DamagedCheckpointError(
+                f"checkpoint {where} is damaged (its arrays do not match the digest saved with them)"
+            )
         return flat, meta
 
     def read_latest_good(self) -> tuple[int | None, dict[str, np.ndarray], dict[str, Any], dict[int, str]]:
@@ -279,8 +295,7 @@ class Checkpointer:
         """Only the ``params`` part of the state saved at ``step``, in the structure of ``template``."""
         ocp = _orbax()
         restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-        flat = {k[len("params."):]: np.asarray(v) for k, v in restored["state"].items()
-                if k.startswith("params.")}
+        flat = {k[len("params.") :]: np.asarray(v) for k, v in restored["state"].items() if k.startswith("params.")}
         return unflatten(template, flat, f"checkpoint {self.directory / str(step)}")
 
     def set_aside(self, step: int) -> Path:
@@ -358,4 +373,3 @@ def quiet_closed_loop_callbacks() -> None:
 
     sys.unraisablehook = hook
     _quieted = True
-

@@ -28,8 +28,9 @@ import math
 import os
 import stat
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -51,8 +52,9 @@ def check_no_symlink(path: str | Path, root: str | Path | None = None) -> Path:
     space) and ``path`` is one. Raises :class:`UnsafePathError` naming the link."""
     path = Path(path)
     if path.is_symlink():
-        raise UnsafePathError(f"{path} is a symbolic link; refusing to write through it "
-                              "(valid: a regular file or no file)")
+        raise UnsafePathError(
+            f"{path} is a symbolic link; refusing to write through it (valid: a regular file or no file)"
+        )
     if root is not None:
         root_abs = Path(os.path.abspath(root))
         parent = Path(os.path.abspath(path.parent))
@@ -64,8 +66,10 @@ def check_no_symlink(path: str | Path, root: str | Path | None = None) -> Path:
         for part in parts:
             current = current / part
             if current.is_symlink():
-                raise UnsafePathError(f"{current} is a symbolic link inside the run directory {root}; "
-                                      f"refusing to write {path.name} through it (valid: a real directory)")
+                raise UnsafePathError(
+                    f"{current} is a symbolic link inside the run directory {root}; "
+                    f"refusing to write {path.name} through it (valid: a real directory)"
+                )
     return path
 
 
@@ -149,10 +153,12 @@ def append_text(path: str | Path, text: str, *, root: str | Path | None = None) 
         fd = os.open(path, flags, 0o666)
     except OSError as err:
         if path.is_symlink():
-            raise UnsafePathError(f"{path} is a symbolic link; refusing to write through it "
-                                  "(valid: a regular file or no file)") from None
-        raise UnsafePathError(f"{path} cannot be opened for appending ({err.strerror}); "
-                              "valid: a regular file or no file") from None
+            raise UnsafePathError(
+                f"{path} is a symbolic link; refusing to write through it (valid: a regular file or no file)"
+            ) from None
+        raise UnsafePathError(
+            f"{path} cannot be opened for appending ({err.strerror}); valid: a regular file or no file"
+        ) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise UnsafePathError(f"{path} is not a regular file; refusing to append to it")
@@ -325,15 +331,19 @@ def read_jsonl(path: str | Path, *, set_aside_damaged: bool = True) -> tuple[lis
             return records, f"{path}: dropped its last line, cut short (no newline, not a whole record)"
         return records, None
     first_line, first_reason = bad[0]
-    report = (f"{path}: {len(bad)} damaged line{'s' if len(bad) != 1 else ''} skipped "
-              f"(first: line {first_line}, {first_reason}), {len(records)} kept")
+    report = (
+        f"{path}: {len(bad)} damaged line{'s' if len(bad) != 1 else ''} skipped "
+        f"(first: line {first_line}, {first_reason}), {len(records)} kept"
+    )
     if set_aside_damaged:
         moved = set_aside(path)
         report += f"; the file as it was is kept as {moved.name}"
     return records, report
 
 
-def load_npz_or_set_aside(path: str | Path, *, required: Iterable[str] = ()) -> tuple[dict[str, np.ndarray] | None, str | None]:
+def load_npz_or_set_aside(
+    path: str | Path, *, required: Iterable[str] = ()
+) -> tuple[dict[str, np.ndarray] | None, str | None]:
     """The arrays of an ``.npz`` side file (such as ``gradnorms.npz``), read whole, and None; or, if
     the file cannot be read (truncated, random bytes, pickled objects, a ``required`` key missing),
     None and a one-line problem report, after renaming the file by :func:`set_aside` (never deleted).

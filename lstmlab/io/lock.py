@@ -64,7 +64,7 @@ class RunLock:
         """Whether this instance holds the lock."""
         return self._fd is not None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         """Take the lock or raise :class:`RunLockedError` (one line: holder's PID, host, start time);
         :class:`~lstmlab.io.files.UnsafePathError` if ``.lock`` or ``.lock.owner`` is a symbolic
         link. Returns self."""
@@ -83,17 +83,18 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise RunLockedError(f"run directory {self.run_dir} is in use by another lstmlab run "
-                                 f"({describe_owner(self._read_owner())}); wait for it to end, or give "
-                                 "another run directory") from None
+            raise RunLockedError(
+                f"run directory {self.run_dir} is in use by another lstmlab run "
+                f"({describe_owner(self._read_owner())}); wait for it to end, or give "
+                "another run directory"
+            ) from None
         except BaseException:
             os.close(fd)
             raise
         self._fd = fd
         try:
-            started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            atomic_write_text(self.owner_path, f"{os.getpid()}@{socket.gethostname()} {started}\n",
-                              root=self.run_dir)
+            started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            atomic_write_text(self.owner_path, f"{os.getpid()}@{socket.gethostname()} {started}\n", root=self.run_dir)
         except BaseException:
             self.release()
             raise
@@ -128,11 +129,12 @@ class RunLock:
             finally:
                 os.close(fd)
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()
 
     def __del__(self) -> None:

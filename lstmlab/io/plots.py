@@ -13,12 +13,12 @@ from matplotlib.figure import Figure
 def learning_curves(history: list[dict[str, Any]], path: Path, title: str | None = None) -> Path | None:
     """Training and validation loss (and bits per character, if logged) against the step; ``title``
     (e.g. the experiment and the run directory's name) heads the figure and is the PNG's Title."""
+
     def series(key):
         points = [(r["step"], r[key]) for r in history if key in r]
         return [p[0] for p in points], [p[1] for p in points]
 
-    panels = [k for k in ("loss", "bpc", "accuracy") if any(f"val/{k}" in r or f"train/{k}" in r
-                                                               for r in history)]
+    panels = [k for k in ("loss", "bpc", "accuracy") if any(f"val/{k}" in r or f"train/{k}" in r for r in history)]
     if not panels:
         return None
     fig = Figure(figsize=(5 * len(panels), 3.6))

@@ -73,24 +73,28 @@ class RunDir:
         except FileNotFoundError:
             info = None
         except OSError as err:
-            raise UnsafePathError(f"run directory {path} cannot be used ({err.strerror}); "
-                                  "valid: a writable directory (hydra.run.dir)") from None
+            raise UnsafePathError(
+                f"run directory {path} cannot be used ({err.strerror}); valid: a writable directory (hydra.run.dir)"
+            ) from None
         if info is None:
             parent = path.parent
             while not parent.exists() and parent != parent.parent:
                 parent = parent.parent
             if not parent.is_dir():
-                raise UnsafePathError(f"run directory {path} cannot be made: {parent} is a file; "
-                                      "valid: a writable directory (hydra.run.dir)")
+                raise UnsafePathError(
+                    f"run directory {path} cannot be made: {parent} is a file; "
+                    "valid: a writable directory (hydra.run.dir)"
+                )
             if not os.access(parent, os.W_OK | os.X_OK):
-                raise UnsafePathError(f"run directory {path} cannot be made: {parent} is not writable; "
-                                      "valid: a writable directory (hydra.run.dir)")
+                raise UnsafePathError(
+                    f"run directory {path} cannot be made: {parent} is not writable; "
+                    "valid: a writable directory (hydra.run.dir)"
+                )
             return
         if not stat.S_ISDIR(info.st_mode):
             raise UnsafePathError(f"run directory {path} is a file; valid: a directory (hydra.run.dir)")
         if not os.access(path, os.W_OK | os.X_OK):
-            raise UnsafePathError(f"run directory {path} is not writable; valid: a writable directory "
-                                  "(hydra.run.dir)")
+            raise UnsafePathError(f"run directory {path} is not writable; valid: a writable directory (hydra.run.dir)")
         for name in (*FILES, *DIRECTORIES):
             entry = path / name
             try:
@@ -98,8 +102,10 @@ class RunDir:
             except FileNotFoundError:
                 continue
             if stat.S_ISLNK(mode):
-                raise UnsafePathError(f"{entry} is a symbolic link; refusing to write through it "
-                                      "(valid: a regular entry of the run directory; move the link away)")
+                raise UnsafePathError(
+                    f"{entry} is a symbolic link; refusing to write through it "
+                    "(valid: a regular entry of the run directory; move the link away)"
+                )
             want_dir = name in DIRECTORIES
             if want_dir and not stat.S_ISDIR(mode):
                 raise UnsafePathError(f"{entry} is not a directory; valid: a directory or nothing (move it away)")
@@ -110,8 +116,9 @@ class RunDir:
         if plots.is_dir():
             for entry in plots.iterdir():
                 if entry.is_symlink():
-                    raise UnsafePathError(f"{entry} is a symbolic link; refusing to write through it "
-                                          "(move the link away)")
+                    raise UnsafePathError(
+                        f"{entry} is a symbolic link; refusing to write through it (move the link away)"
+                    )
 
     def read_config(self) -> dict[str, Any] | None:
         """The saved ``config.yaml`` as a plain dict, or None if missing or not a YAML mapping."""
@@ -157,14 +164,12 @@ class RunDir:
         if not path.exists():
             return
         text = path.read_text(encoding="utf-8", errors="replace")
-        cut = next((m.start() for m in re.finditer(r"^=== step (\d+) ", text, flags=re.M) if int(m[1]) > step),
-                   None)
+        cut = next((m.start() for m in re.finditer(r"^=== step (\d+) ", text, flags=re.M) if int(m[1]) > step), None)
         if cut is not None:
             atomic_write_text(path, text[:cut], root=self.path)
 
     def append_sample(self, step: int, temperature: float, text: str) -> None:
-        append_text(self.path / SAMPLES, f"=== step {step} (temperature {temperature}) ===\n{text}\n\n",
-                    root=self.path)
+        append_text(self.path / SAMPLES, f"=== step {step} (temperature {temperature}) ===\n{text}\n\n", root=self.path)
 
     def write_summary(self, summary: dict[str, Any]) -> Path:
         """``summary.json``; a value that is not finite is written as null and its key listed under

@@ -10,14 +10,14 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
+from lstmlab.config import WandbConfig
 from lstmlab.io.files import append_text, atomic_write_text, check_no_symlink, read_jsonl
 
 log = logging.getLogger(__name__)
-
-from lstmlab.config import WandbConfig
 
 
 class Tracker(Protocol):
@@ -27,8 +27,9 @@ class Tracker(Protocol):
 
     def log_plots(self, step: int, paths: dict[str, Path]) -> None: ...
 
-    def log_series(self, step: int, name: str, xs: Sequence[float], ys: dict[str, Sequence[float]],
-                   xname: str = "x") -> None: ...
+    def log_series(
+        self, step: int, name: str, xs: Sequence[float], ys: dict[str, Sequence[float]], xname: str = "x"
+    ) -> None: ...
 
     def summary(self, metrics: dict[str, Any]) -> None: ...
 
@@ -55,8 +56,7 @@ class JsonlTracker:
             if self.problem:
                 log.warning("%s", self.problem)
             self.history = [r for r in records if r["step"] <= resume_step]
-            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.history),
-                              root=self.run_dir)
+            atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.history), root=self.run_dir)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         record = {"step": int(step), **{k: _plain(v) for k, v in metrics.items()}}
@@ -69,8 +69,9 @@ class JsonlTracker:
     def log_plots(self, step: int, paths: dict[str, Path]) -> None:
         pass
 
-    def log_series(self, step: int, name: str, xs: Sequence[float], ys: dict[str, Sequence[float]],
-                   xname: str = "x") -> None:
+    def log_series(
+        self, step: int, name: str, xs: Sequence[float], ys: dict[str, Sequence[float]], xname: str = "x"
+    ) -> None:
         pass  # whole curves go to files in the run directory (e.g. gradnorms.npz), not to the JSONL
 
     def summary(self, metrics: dict[str, Any]) -> None:
@@ -111,8 +112,10 @@ def wandb_login_problem() -> str | None:
         entry = None
     if entry and entry[2]:
         return None
-    return (f"logger.wandb.mode=online but no wandb credentials for {host} (no WANDB_API_KEY, no entry in "
-            f"{path}); run `wandb login`, set WANDB_API_KEY, or use logger.wandb.mode=offline or disabled")
+    return (
+        f"logger.wandb.mode=online but no wandb credentials for {host} (no WANDB_API_KEY, no entry in "
+        f"{path}); run `wandb login`, set WANDB_API_KEY, or use logger.wandb.mode=offline or disabled"
+    )
 
 
 def run_id(run_dir: Path) -> str:
@@ -124,29 +127,47 @@ def run_id(run_dir: Path) -> str:
 class WandbTracker:
     """A wandb run in ``run_dir/wandb`` with the resolved config; samples go to a table."""
 
-    def __init__(self, run_dir: Path, config: dict[str, Any], *, mode: str, project: str,
-                 entity: str | None = None, tags: list[str] | None = None, name: str | None = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        config: dict[str, Any],
+        *,
+        mode: str,
+        project: str,
+        entity: str | None = None,
+        tags: list[str] | None = None,
+        name: str | None = None,
+    ):
         import wandb
 
         self._wandb = wandb
         self.samples: list[list[Any]] = []
-        self.run = wandb.init(dir=str(run_dir), mode=mode, project=project, entity=entity, tags=tags,
-                              config=config, id=run_id(run_dir), name=name, resume="allow",
-                              settings=wandb.Settings(silent=True, console="off"))
+        self.run = wandb.init(
+            dir=str(run_dir),
+            mode=mode,
+            project=project,
+            entity=entity,
+            tags=tags,
+            config=config,
+            id=run_id(run_dir),
+            name=name,
+            resume="allow",
+            settings=wandb.Settings(silent=True, console="off"),
+        )
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         self.run.log(dict(metrics), step=int(step))
 
     def log_samples(self, step: int, text: str) -> None:
         self.samples.append([int(step), text])
-        self.run.log({"samples": self._wandb.Table(columns=["step", "text"], data=list(self.samples))},
-                     step=int(step))
+        self.run.log({"samples": self._wandb.Table(columns=["step", "text"], data=list(self.samples))}, step=int(step))
 
     def log_plots(self, step: int, paths: dict[str, Path]) -> None:
         self.run.log({f"plots/{k}": self._wandb.Image(str(p)) for k, p in paths.items()}, step=int(step))
 
-    def log_series(self, step: int, name: str, xs: Sequence[float], ys: dict[str, Sequence[float]],
-                   xname: str = "x") -> None:
+    def log_series(
+        self, step: int, name: str, xs: Sequence[float], ys: dict[str, Sequence[float]], xname: str = "x"
+    ) -> None:
         """A line chart (``wandb.plot.line_series``), one line per entry of ``ys``, all over ``xs``;
         points that are not finite are left out of each line."""
         x = [float(v) for v in xs]
@@ -156,9 +177,13 @@ class WandbTracker:
         kept = {key: points for key, points in kept.items() if points}
         if not kept:
             return
-        chart = self._wandb.plot.line_series(xs=[[a for a, _ in p] for p in kept.values()],
-                                             ys=[[b for _, b in p] for p in kept.values()],
-                                             keys=list(kept), title=name, xname=xname)
+        chart = self._wandb.plot.line_series(
+            xs=[[a for a, _ in p] for p in kept.values()],
+            ys=[[b for _, b in p] for p in kept.values()],
+            keys=list(kept),
+            title=name,
+            xname=xname,
+        )
         self.run.log({name: chart}, step=int(step))
 
     def summary(self, metrics: dict[str, Any]) -> None:
@@ -187,8 +212,9 @@ class Trackers:
         for t in self.trackers:
             t.log_plots(step, paths)
 
-    def log_series(self, step: int, name: str, xs: Sequence[float], ys: dict[str, Sequence[float]],
-                   xname: str = "x") -> None:
+    def log_series(
+        self, step: int, name: str, xs: Sequence[float], ys: dict[str, Sequence[float]], xname: str = "x"
+    ) -> None:
         for t in self.trackers:
             t.log_series(step, name, xs, ys, xname)
 

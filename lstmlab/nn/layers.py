@@ -11,7 +11,8 @@ That keeps the randomness explicit, so a resumed run draws the same masks as an 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -35,11 +36,24 @@ class Recurrent(nnx.Module):
     wrong shape (e.g. assigned from another framework) are a ValueError when the layer is called.
     """
 
-    def __init__(self, cell: str, input_size: int, hidden_size: int, *, rngs: nnx.Rngs,
-                 input_init: str = "glorot_uniform", recurrent_scale: float = 1.0,
-                 forget_bias: float = 1.0, chrono_tmax: float = 0.0, learn_initial_carry: bool = False,
-                 impl: str = "fast", remat_chunk: int | None = None, batch_axis: str | None = None,
-                 param_dtype=jnp.float32, **options: Any):
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        *,
+        rngs: nnx.Rngs,
+        input_init: str = "glorot_uniform",
+        recurrent_scale: float = 1.0,
+        forget_bias: float = 1.0,
+        chrono_tmax: float = 0.0,
+        learn_initial_carry: bool = False,
+        impl: str = "fast",
+        remat_chunk: int | None = None,
+        batch_axis: str | None = None,
+        param_dtype=jnp.float32,
+        **options: Any,
+    ):
         self.cell = cell
         self.input_size = input_size
         self.batch_axis = batch_axis
@@ -48,9 +62,18 @@ class Recurrent(nnx.Module):
         self.impl = impl
         # options are kept as a sorted tuple: static module attributes must be hashable under jit
         self.option_items = tuple(sorted(cells.cell_options(cell, **options).items()))
-        params = cells.init(cell, rngs.params(), input_size, hidden_size, input_init=input_init,
-                            recurrent_scale=recurrent_scale, forget_bias=forget_bias, chrono_tmax=chrono_tmax,
-                            dtype=param_dtype, **self.options)
+        params = cells.init(
+            cell,
+            rngs.params(),
+            input_size,
+            hidden_size,
+            input_init=input_init,
+            recurrent_scale=recurrent_scale,
+            forget_bias=forget_bias,
+            chrono_tmax=chrono_tmax,
+            dtype=param_dtype,
+            **self.options,
+        )
         self.param_names = tuple(params)
         for name, value in params.items():
             setattr(self, name, nnx.Param(value))
@@ -79,17 +102,26 @@ class Recurrent(nnx.Module):
         learned = [jnp.broadcast_to(v[...], z.shape).astype(z.dtype) for z, v in zip(zeros, self.initial)]
         return jax.tree.unflatten(treedef, learned)
 
-    def __call__(self, xs: Array, carry: Carry | None = None, *, seq_lengths: Array | None = None,
-                 reverse: bool = False) -> tuple[Carry, Array]:
+    def __call__(
+        self, xs: Array, carry: Carry | None = None, *, seq_lengths: Array | None = None, reverse: bool = False
+    ) -> tuple[Carry, Array]:
         """xs (T, B, D) -> (final carry, hs (T, B, H))."""
         if carry is None:
             carry = self.initial_carry(xs.shape[1], jnp.result_type(xs.dtype, self.w_h[...].dtype))
         params = self.cell_params()
-        cells.check_params(self.cell, params, input_size=self.input_size, hidden_size=self.hidden_size,
-                           **self.options)
-        return cells.scan(self.cell, params, xs, carry, seq_lengths=seq_lengths,
-                          reverse=reverse, impl=self.impl, remat_chunk=self.remat_chunk,
-                          batch_axis=self.batch_axis, **self.options)
+        cells.check_params(self.cell, params, input_size=self.input_size, hidden_size=self.hidden_size, **self.options)
+        return cells.scan(
+            self.cell,
+            params,
+            xs,
+            carry,
+            seq_lengths=seq_lengths,
+            reverse=reverse,
+            impl=self.impl,
+            remat_chunk=self.remat_chunk,
+            batch_axis=self.batch_axis,
+            **self.options,
+        )
 
 
 class Bidirectional(nnx.Module):
@@ -107,8 +139,9 @@ class Bidirectional(nnx.Module):
         """The pair (forward, backward) of :meth:`Recurrent.initial_carry`."""
         return self.forward.initial_carry(batch_size, dtype), self.backward.initial_carry(batch_size, dtype)
 
-    def __call__(self, xs: Array, carry: tuple[Carry, Carry] | None = None, *,
-                 seq_lengths: Array | None = None) -> tuple[tuple[Carry, Carry], Array]:
+    def __call__(
+        self, xs: Array, carry: tuple[Carry, Carry] | None = None, *, seq_lengths: Array | None = None
+    ) -> tuple[tuple[Carry, Carry], Array]:
         fwd_carry, bwd_carry = carry if carry is not None else (None, None)
         fwd_carry, fwd = self.forward(xs, fwd_carry, seq_lengths=seq_lengths)
         bwd_carry, bwd = self.backward(xs, bwd_carry, seq_lengths=seq_lengths, reverse=True)
@@ -123,9 +156,19 @@ class RecurrentStack(nnx.Module):
     last layer's outputs (T, B, H), or (T, B, 2H) when ``bidirectional``.
     """
 
-    def __init__(self, cell: str, input_size: int, hidden_size: int, *, num_layers: int = 1,
-                 dropout: float = 0.0, bidirectional: bool = False, time_major: bool = True,
-                 rngs: nnx.Rngs, **kwargs: Any):
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        *,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        time_major: bool = True,
+        rngs: nnx.Rngs,
+        **kwargs: Any,
+    ):
         if num_layers < 1:
             raise ValueError(f"num_layers={num_layers} must be >= 1")
         if not 0.0 <= dropout < 1.0:
@@ -139,9 +182,14 @@ class RecurrentStack(nnx.Module):
         sizes = [input_size] + [self.output_size] * (num_layers - 1)
         self.layers = nnx.List([layer_cls(cell, d, hidden_size, rngs=rngs, **kwargs) for d in sizes])
 
-    def __call__(self, xs: Array, carries: Sequence[Carry] | None = None, *,
-                 seq_lengths: Array | None = None,
-                 dropout_key: Array | None = None) -> tuple[list[Carry], Array]:
+    def __call__(
+        self,
+        xs: Array,
+        carries: Sequence[Carry] | None = None,
+        *,
+        seq_lengths: Array | None = None,
+        dropout_key: Array | None = None,
+    ) -> tuple[list[Carry], Array]:
         """xs (T, B, D) (or (B, T, D) if not time_major) -> (per-layer final carries, outputs).
 
         ``dropout_key``: PRNG key for dropout (training); None means no dropout (evaluation).

@@ -8,7 +8,8 @@ Per-step heads (language model, multilabel tagging) give (B, T, K) outputs; per-
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -34,27 +35,51 @@ class RecurrentModel(nnx.Module):
       embed_size: 0 feeds token ids as one-hot vectors, otherwise a learned embedding of this size.
     """
 
-    def __init__(self, cell: str, *, output_size: int, per_step: bool, hidden_size: int,
-                 num_layers: int = 1, dropout: float = 0.0, bidirectional: bool = False,
-                 vocab_size: int | None = None, input_size: int | None = None, embed_size: int = 0,
-                 pooling: str = "last", learn_initial_carry: bool = False, impl: str | None = None,
-                 rngs: nnx.Rngs, **cell_options: Any):
+    def __init__(
+        self,
+        cell: str,
+        *,
+        output_size: int,
+        per_step: bool,
+        hidden_size: int,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        vocab_size: int | None = None,
+        input_size: int | None = None,
+        embed_size: int = 0,
+        pooling: str = "last",
+        learn_initial_carry: bool = False,
+        impl: str | None = None,
+        rngs: nnx.Rngs,
+        **cell_options: Any,
+    ):
         if (vocab_size is None) == (input_size is None):
             raise ValueError("give exactly one of vocab_size (token inputs) and input_size (features)")
         if pooling not in POOLINGS:
             raise ValueError(f"model.pooling={pooling!r}; valid: {', '.join(POOLINGS)}")
         if per_step and bidirectional:
-            raise ValueError("model.bidirectional=true needs a per-sequence task (a per-step model "
-                             "must not see the future)")
+            raise ValueError(
+                "model.bidirectional=true needs a per-sequence task (a per-step model must not see the future)"
+            )
         self.vocab_size = vocab_size
         self.per_step = per_step
         self.pooling = pooling
         self.embed = nnx.Embed(vocab_size, embed_size, rngs=rngs) if vocab_size and embed_size else None
         rnn_input = input_size if vocab_size is None else (embed_size or vocab_size)
         extra = {} if impl is None else {"impl": impl}
-        self.rnn = RecurrentStack(cell, rnn_input, hidden_size, num_layers=num_layers, dropout=dropout,
-                                  bidirectional=bidirectional, learn_initial_carry=learn_initial_carry,
-                                  rngs=rngs, **extra, **cell_options)
+        self.rnn = RecurrentStack(
+            cell,
+            rnn_input,
+            hidden_size,
+            num_layers=num_layers,
+            dropout=dropout,
+            bidirectional=bidirectional,
+            learn_initial_carry=learn_initial_carry,
+            rngs=rngs,
+            **extra,
+            **cell_options,
+        )
         self.head = nnx.Linear(self.rnn.output_size, output_size, rngs=rngs)
 
     def features(self, inputs: Array) -> Array:
@@ -65,9 +90,14 @@ class RecurrentModel(nnx.Module):
             return self.embed(inputs)
         return jax.nn.one_hot(inputs, self.vocab_size, dtype=jnp.float32)
 
-    def __call__(self, inputs: Array, carries: Sequence[Carry] | None = None, *,
-                 seq_lengths: Array | None = None,
-                 dropout_key: Array | None = None) -> tuple[list[Carry], Array]:
+    def __call__(
+        self,
+        inputs: Array,
+        carries: Sequence[Carry] | None = None,
+        *,
+        seq_lengths: Array | None = None,
+        dropout_key: Array | None = None,
+    ) -> tuple[list[Carry], Array]:
         """Returns (per-layer final carries, outputs): (B, T, K) per step or (B, K) per sequence.
         Outputs are logits for classes, raw values for regression."""
         xs = jnp.swapaxes(self.features(inputs), 0, 1)  # time-major for the cells
@@ -97,7 +127,7 @@ class RecurrentModel(nnx.Module):
         """One time step of a per-step model: token (B,) ids or (B, D) features -> (carries, (B, K))."""
         x = self.features(token[:, None] if self.vocab_size else token[:, None, :])[:, 0]
         new = []
-        for index, (layer, carry) in enumerate(zip(self.rnn.layers, carries)):
+        for layer, carry in zip(self.rnn.layers, carries):
             carry, x = cells.step(layer.cell, layer.cell_params(), carry, x, **layer.options)
             new.append(carry)
         return new, self.head(x)

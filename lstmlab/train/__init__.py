@@ -14,6 +14,22 @@ from lstmlab.train.sample import generate
 from lstmlab.train.setup import Run, build_dataset, build_model, setup
 from lstmlab.train.steps import evaluate, initial_state, make_eval_step, make_train_step
 
-__all__ = ["Every", "Hook", "NonFiniteError", "Preempted", "Run", "RunStopped", "Step", "TooManySkipped", "build_dataset", "build_model",
-           "evaluate", "generate", "initial_state", "make_eval_step", "make_train_step", "setup",
-           "train_and_evaluate"]
+__all__ = [
+    "Every",
+    "Hook",
+    "NonFiniteError",
+    "Preempted",
+    "Run",
+    "RunStopped",
+    "Step",
+    "TooManySkipped",
+    "build_dataset",
+    "build_model",
+    "evaluate",
+    "generate",
+    "initial_state",
+    "make_eval_step",
+    "make_train_step",
+    "setup",
+    "train_and_evaluate",
+]

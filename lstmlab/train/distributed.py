@@ -41,8 +41,12 @@ def initialize(cfg: DistributedConfig) -> None:
     check(cfg)
     if cfg.coordinator_address is not None:
         check_coordinator(cfg.coordinator_address, cfg.process_id, cfg.initialization_timeout)
-    jax.distributed.initialize(coordinator_address=cfg.coordinator_address, num_processes=cfg.num_processes,
-                               process_id=cfg.process_id, initialization_timeout=cfg.initialization_timeout)
+    jax.distributed.initialize(
+        coordinator_address=cfg.coordinator_address,
+        num_processes=cfg.num_processes,
+        process_id=cfg.process_id,
+        initialization_timeout=cfg.initialization_timeout,
+    )
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -51,8 +55,7 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def check_coordinator(address: str, process_id: int | None, timeout: float,
-                      connect_timeout: float = 2.0) -> None:
+def check_coordinator(address: str, process_id: int | None, timeout: float, connect_timeout: float = 2.0) -> None:
     """ConfigError (one line naming ``distributed.coordinator_address``) unless the coordinator can be
     used, before JAX's native client would abort the process: its host must resolve; process 0 (which
     runs the coordinator) must be able to bind its port; every other process must reach it with a TCP
@@ -64,8 +67,9 @@ def check_coordinator(address: str, process_id: int | None, timeout: float,
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as err:
-        raise ConfigError(f"{key}: host {host!r} does not resolve ({err.strerror}); valid: the host:port of "
-                          "process 0") from None
+        raise ConfigError(
+            f"{key}: host {host!r} does not resolve ({err.strerror}); valid: the host:port of process 0"
+        ) from None
     if process_id == 0:
         family, kind, proto, _, sockaddr = infos[0]
         with socket.socket(family, kind, proto) as probe:
@@ -73,8 +77,10 @@ def check_coordinator(address: str, process_id: int | None, timeout: float,
             try:
                 probe.bind(sockaddr)
             except OSError as err:
-                raise ConfigError(f"{key}: process 0 runs the coordinator but cannot listen there "
-                                  f"({err.strerror}); valid: an address of this host with a free port") from None
+                raise ConfigError(
+                    f"{key}: process 0 runs the coordinator but cannot listen there "
+                    f"({err.strerror}); valid: an address of this host with a free port"
+                ) from None
         return
     deadline = time.monotonic() + timeout
     while True:
@@ -84,9 +90,11 @@ def check_coordinator(address: str, process_id: int | None, timeout: float,
         except OSError as err:
             reason = err.strerror or type(err).__name__
         if time.monotonic() + 0.5 >= deadline:
-            raise ConfigError(f"{key}: the coordinator (process 0) is not reachable ({reason}) after "
-                              f"{timeout:g} s (distributed.initialization_timeout); valid: the host:port where "
-                              "process 0 runs, reachable from this host")
+            raise ConfigError(
+                f"{key}: the coordinator (process 0) is not reachable ({reason}) after "
+                f"{timeout:g} s (distributed.initialization_timeout); valid: the host:port where "
+                "process 0 runs, reachable from this host"
+            )
         time.sleep(0.5)
 
 
@@ -158,9 +166,16 @@ def cpu_devices(config: Config) -> int:
     batch = (config.data or {}).get("batch_size")
     if isinstance(batch, int) and batch > 0:
         width = step_width(config)
-        n = max(k for k in range(1, n + 1)
-                if k == 1 or (batch % k == 0 and batch // k >= MIN_ROWS_PER_CPU_DEVICE
-                              and (width is None or batch // k * width >= MIN_GATE_UNITS_PER_CPU_DEVICE)))
+        n = max(
+            k
+            for k in range(1, n + 1)
+            if k == 1
+            or (
+                batch % k == 0
+                and batch // k >= MIN_ROWS_PER_CPU_DEVICE
+                and (width is None or batch // k * width >= MIN_GATE_UNITS_PER_CPU_DEVICE)
+            )
+        )
     return n
 
 
@@ -169,8 +184,7 @@ def set_cpu_devices(config: Config) -> int | None:
     unless the user chose a count (``JAX_NUM_CPU_DEVICES``, or ``--xla_force_host_platform_device_count``
     in ``XLA_FLAGS``). Must run before JAX touches a device (the command line calls it first); only CPU
     devices are affected. Returns the count set, or None."""
-    if "JAX_NUM_CPU_DEVICES" in os.environ or "xla_force_host_platform_device_count" in os.environ.get(
-            "XLA_FLAGS", ""):
+    if "JAX_NUM_CPU_DEVICES" in os.environ or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
         return None
     n = cpu_devices(config)
     if n <= 1:

@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +50,7 @@ from flax import nnx
 
 from lstmlab import cells, diagnostics
 from lstmlab.config import Config
-from lstmlab.data import Batch, DataSpec, Dataset
+from lstmlab.data import Batch, Dataset, DataSpec
 from lstmlab.io.files import load_npz_or_set_aside, save_npz
 from lstmlab.tasks import task_for
 
@@ -102,8 +103,9 @@ def probe_loss(model, kind: str, hs: jax.Array, batch: dict[str, jax.Array], los
     return sums["loss"] / jnp.maximum(sums["count"], 1.0)
 
 
-def make_probe(graphdef, spec: DataSpec, batch: Batch, *, loss: str = "last",
-               jacobian: str = "none") -> Callable[[Any], dict[str, np.ndarray]]:
+def make_probe(
+    graphdef, spec: DataSpec, batch: Batch, *, loss: str = "last", jacobian: str = "none"
+) -> Callable[[Any], dict[str, np.ndarray]]:
     """A function ``params -> curves`` for the fixed probe ``batch`` (see the module docstring).
 
     Curves: ``layer{l}/h``, ``layer{l}/c`` (L,) batch-mean norms (end-aligned, the last entry at the
@@ -121,14 +123,18 @@ def make_probe(graphdef, spec: DataSpec, batch: Batch, *, loss: str = "last",
         carries = model.initial_carries(xs.shape[1])
         seq_lengths = arrays.get("seq_lengths")
         result = diagnostics.state_grad_norms(
-            layers, xs, lambda hs: probe_loss(model, spec.kind, hs, arrays, loss),
-            seq_lengths=seq_lengths, carries=carries)
-        curves = {key: curve[-shortest:] for key, curve in
-                  diagnostics.norm_curves(result, seq_lengths, align="end").items()}
+            layers,
+            xs,
+            lambda hs: probe_loss(model, spec.kind, hs, arrays, loss),
+            seq_lengths=seq_lengths,
+            carries=carries,
+        )
+        curves = {
+            key: curve[-shortest:] for key, curve in diagnostics.norm_curves(result, seq_lengths, align="end").items()
+        }
         curves["loss"] = result.loss
         if jacobian != "none":
-            spectra = diagnostics.state_jacobian_spectra(layers, xs[:shortest], state=jacobian,
-                                                         carries=carries)
+            spectra = diagnostics.state_jacobian_spectra(layers, xs[:shortest], state=jacobian, carries=carries)
             for index, values in enumerate(spectra):  # (K, B, S): geometric mean over the examples
                 curves[f"jacobian/layer{index}"] = jnp.exp(jnp.mean(jnp.log(values), axis=1))
         return curves
@@ -169,8 +175,9 @@ class GradNormRecorder:
         d = config.diagnostics
         self.every, self.loss = d.every, d.loss
         self.run_dir = Path(run_dir)
-        self.probe = make_probe(graphdef, dataset.spec, probe_batch(dataset, d.batch_size), loss=d.loss,
-                                jacobian=d.jacobian)
+        self.probe = make_probe(
+            graphdef, dataset.spec, probe_batch(dataset, d.batch_size), loss=d.loss, jacobian=d.jacobian
+        )
         self.steps: list[int] = []
         self.series: dict[str, list[np.ndarray]] = {}
         path = self.run_dir / NPZ
@@ -200,8 +207,11 @@ class GradNormRecorder:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Everything recorded, as written to ``gradnorms.npz``."""
-        return {"steps": np.asarray(self.steps, np.int64), "loss": np.asarray(self.loss),
-                **{key: np.stack(values) for key, values in self.series.items()}}
+        return {
+            "steps": np.asarray(self.steps, np.int64),
+            "loss": np.asarray(self.loss),
+            **{key: np.stack(values) for key, values in self.series.items()},
+        }
 
     def save(self) -> Path:
         path = self.run_dir / NPZ
@@ -221,10 +231,14 @@ class GradNormRecorder:
             curves.update({f"c, step {first}": c[0], f"c, step {last}": c[-1]})
         paths = {
             "gradnorm_heatmap": diagnostics.plot_norm_heatmap(
-                h, plot_dir / "gradnorm_heatmap.png", steps=np.asarray(self.steps),
-                title="log10 ||dL/dh_t|| over training (layer 0)"),
+                h,
+                plot_dir / "gradnorm_heatmap.png",
+                steps=np.asarray(self.steps),
+                title="log10 ||dL/dh_t|| over training (layer 0)",
+            ),
             "gradnorm_decay": diagnostics.plot_norm_decay(
-                curves, plot_dir / "gradnorm_decay.png", ylabel="||dL/ds_t|| (layer 0)"),
+                curves, plot_dir / "gradnorm_decay.png", ylabel="||dL/ds_t|| (layer 0)"
+            ),
         }
         trackers.log_plots(step, paths)
         distance = np.arange(h.shape[1])[::-1]
@@ -232,8 +246,9 @@ class GradNormRecorder:
         return paths
 
 
-def recorder(config: Config, dataset: Dataset, graphdef, run_dir: str | Path,
-             start: int = 0) -> GradNormRecorder | None:
+def recorder(
+    config: Config, dataset: Dataset, graphdef, run_dir: str | Path, start: int = 0
+) -> GradNormRecorder | None:
     """A :class:`GradNormRecorder` when ``diagnostics.every > 0``, else None."""
     if config.diagnostics.every <= 0:
         return None

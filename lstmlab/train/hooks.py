@@ -15,9 +15,10 @@ import math
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import jax
 from flax import nnx
@@ -39,8 +40,7 @@ class Preempted(RuntimeError):
 
     def __init__(self, signum: int, step: int, checkpoint_dir: Any):
         self.signum, self.step = int(signum), int(step)
-        super().__init__(f"{signal.Signals(signum).name} received; saved checkpoint at step {step} in "
-                         f"{checkpoint_dir}")
+        super().__init__(f"{signal.Signals(signum).name} received; saved checkpoint at step {step} in {checkpoint_dir}")
 
 
 @dataclass
@@ -98,8 +98,11 @@ class Every:
     on_stop: bool = False
 
     def due(self, step: Step) -> bool:
-        return (bool(self.every) and step.number % self.every == 0) or step.final or (
-            self.on_stop and step.stopping is not None)
+        return (
+            (bool(self.every) and step.number % self.every == 0)
+            or step.final
+            or (self.on_stop and step.stopping is not None)
+        )
 
     def __call__(self, step: Step) -> None:
         raise NotImplementedError
@@ -118,9 +121,11 @@ def check_finite(ctx: Context, step: Step) -> None:
         what = "loss" if bool(counters["first_nonfinite_loss"]) else "gradient norm (the loss was finite)"
         last = ctx.checkpointer.latest_step()
         where = f"{ctx.checkpointer.directory / str(last)}" if last is not None else "none yet"
-        raise NonFiniteError(f"non-finite {what} at step {first + 1}; training stopped "
-                             f"(trainer.nonfinite=stop); last good checkpoint: {where}; run again with a "
-                             "lower optim.lr, gradient clipping (optim.clip) or trainer.nonfinite=skip")
+        raise NonFiniteError(
+            f"non-finite {what} at step {first + 1}; training stopped "
+            f"(trainer.nonfinite=stop); last good checkpoint: {where}; run again with a "
+            "lower optim.lr, gradient clipping (optim.clip) or trainer.nonfinite=skip"
+        )
 
 
 class TrainMetrics(Every):
@@ -143,8 +148,15 @@ class TrainMetrics(Every):
         if not super().due(step):
             return
         counters, pending = step.counters(also=self.pending)  # waits for the steps: the clock is right
-        step.record.update(steps.reduce_train(pending, self.ctx.run.task, self.tokens_per_step,
-                                              step.number - self.last_step, time.perf_counter() - self.last_time))
+        step.record.update(
+            steps.reduce_train(
+                pending,
+                self.ctx.run.task,
+                self.tokens_per_step,
+                step.number - self.last_step,
+                time.perf_counter() - self.last_time,
+            )
+        )
         self.pending, self.last_time, self.last_step = [], time.perf_counter(), step.number
         check_finite(self.ctx, step)
         step.record["train/skipped"] = int(counters["skipped"])
@@ -201,9 +213,15 @@ class Evaluate(Every):
 
     def evaluate(self, params: Any, split: str, on_outputs: Callable | None = None) -> dict[str, float]:
         run = self.ctx.run
-        return steps.evaluate(run.graphdef, params, run.dataset, split,
-                              max_batches=run.config.trainer.eval_max_batches, eval_step=run.eval_step,
-                              on_outputs=on_outputs)
+        return steps.evaluate(
+            run.graphdef,
+            params,
+            run.dataset,
+            split,
+            max_batches=run.config.trainer.eval_max_batches,
+            eval_step=run.eval_step,
+            on_outputs=on_outputs,
+        )
 
     def __call__(self, step: Step) -> None:
         check_finite(self.ctx, step)
@@ -286,8 +304,9 @@ class Checkpoint(Every):
     def __call__(self, step: Step) -> None:
         check_finite(self.ctx, step)
         val_loss = step.val.get("val/loss") if step.val else None
-        self.ctx.checkpointer.save(step.number, step.state, {**self.ctx.run.meta, "step": step.number},
-                                   val_loss=val_loss)
+        self.ctx.checkpointer.save(
+            step.number, step.state, {**self.ctx.run.meta, "step": step.number}, val_loss=val_loss
+        )
         step.paused = True
 
 
@@ -302,8 +321,9 @@ class LearningCurves:
 
     def __call__(self, step: Step) -> None:
         run = self.ctx.run
-        path = plots.learning_curves(self.ctx.metrics.history, run.rundir.plots / "learning_curves.png",
-                                     title=plot_title(run))
+        path = plots.learning_curves(
+            self.ctx.metrics.history, run.rundir.plots / "learning_curves.png", title=plot_title(run)
+        )
         if path is not None:
             self.ctx.trackers.log_plots(step.number, {"learning_curves": path})
 
@@ -333,17 +353,20 @@ class OnEvaluate:
         pass
 
 
-def default_hooks(ctx: Context, extra: tuple[Hook, ...] = (),
-                  on_evaluate: Callable[[int, dict[str, float]], None] | None = None) -> list[Hook]:
+def default_hooks(
+    ctx: Context, extra: tuple[Hook, ...] = (), on_evaluate: Callable[[int, dict[str, float]], None] | None = None
+) -> list[Hook]:
     """The built-in hooks in the order they run, with ``extra`` before :class:`Log`."""
     train = TrainMetrics(ctx)
-    recorder = gradnorms.recorder(ctx.run.config, ctx.run.dataset, ctx.run.graphdef, ctx.run.rundir.path,
-                                  ctx.run.start) if ctx.primary else None
+    recorder = (
+        gradnorms.recorder(ctx.run.config, ctx.run.dataset, ctx.run.graphdef, ctx.run.rundir.path, ctx.run.start)
+        if ctx.primary
+        else None
+    )
     hooks: list[Hook] = [train]
     if recorder is not None:
         hooks.append(GradNorms(ctx, recorder))
-    hooks += [Evaluate(ctx), Sample(ctx), *extra, Log(ctx), Checkpoint(ctx), LearningCurves(ctx),
-              RestartClock(train)]
+    hooks += [Evaluate(ctx), Sample(ctx), *extra, Log(ctx), Checkpoint(ctx), LearningCurves(ctx), RestartClock(train)]
     if on_evaluate is not None:
         hooks.append(OnEvaluate(on_evaluate))
     return hooks
@@ -353,9 +376,15 @@ class Progress:
     """A tqdm bar on a terminal; plain lines on stdout (at log steps) otherwise. The bar's last line is
     drawn once, by :meth:`close`, with the final metrics."""
 
-    KEYS = (("train/loss", "loss"), ("train/bpc", "bpc"), ("val/loss", "val_loss"), ("val/bpc", "val_bpc"),
-            ("val/accuracy", "val_acc"), ("val/copy_accuracy", "val_recall"),
-            ("train/tokens_per_second", "tok/s"))
+    KEYS = (
+        ("train/loss", "loss"),
+        ("train/bpc", "bpc"),
+        ("val/loss", "val_loss"),
+        ("val/bpc", "val_bpc"),
+        ("val/accuracy", "val_acc"),
+        ("val/copy_accuracy", "val_recall"),
+        ("train/tokens_per_second", "tok/s"),
+    )
 
     def __init__(self, mode: str, total: int, start: int):
         if mode == "auto":

@@ -21,9 +21,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import jax
 
@@ -75,8 +76,9 @@ def loop(ctx: Context, hooks: Sequence[Hook]) -> dict[str, Any]:
             state, metrics = run.train_step(state, run.batch(number - 1))
             if run.one_step_in_flight:
                 jax.block_until_ready(metrics)
-            step = Step(number, state, metrics, final=number == max_steps,
-                        stopping=distributed.stop_signal(number, stop.signal))  # the same on every process
+            step = Step(
+                number, state, metrics, final=number == max_steps, stopping=distributed.stop_signal(number, stop.signal)
+            )  # the same on every process
             for hook in hooks:
                 if hook.due(step):
                     hook(step)
@@ -85,15 +87,21 @@ def loop(ctx: Context, hooks: Sequence[Hook]) -> dict[str, Any]:
     summary: dict[str, Any] = {"step": int(state["step"])}
     for hook in hooks:
         hook.finish(state, summary)
-    summary.update({"train/skipped": int(state["skipped"]), "data": run.spec.info,
-                    "devices": int(run.mesh.devices.size)})
+    summary.update(
+        {"train/skipped": int(state["skipped"]), "data": run.spec.info, "devices": int(run.mesh.devices.size)}
+    )
     return summary
 
 
-def train_and_evaluate(config: Config, run_dir: str | Path, *, config_dict: dict | None = None,
-                       hooks: Sequence[Hook] = (),
-                       on_evaluate: Callable[[int, dict[str, float]], None] | None = None,
-                       notify: Callable[[str], None] | None = None) -> dict[str, Any]:
+def train_and_evaluate(
+    config: Config,
+    run_dir: str | Path,
+    *,
+    config_dict: dict | None = None,
+    hooks: Sequence[Hook] = (),
+    on_evaluate: Callable[[int, dict[str, float]], None] | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Train ``config`` in ``run_dir`` (resuming from its latest checkpoint) and evaluate; returns the
     summary (also written to ``run_dir/summary.json``).
 
@@ -118,8 +126,10 @@ def train_and_evaluate(config: Config, run_dir: str | Path, *, config_dict: dict
     try:
         if run.finished is not None:
             if primary:
-                inform(f"already finished at step {run.start} (trainer.max_steps={config.trainer.max_steps}); "
-                     f"summary: {rundir.path / 'summary.json'}")
+                inform(
+                    f"already finished at step {run.start} (trainer.max_steps={config.trainer.max_steps}); "
+                    f"summary: {rundir.path / 'summary.json'}"
+                )
             return run.finished
         return _train(run, resolved, hooks, on_evaluate, inform, warn, notify_problems=notify is not None)
     finally:
@@ -127,22 +137,29 @@ def train_and_evaluate(config: Config, run_dir: str | Path, *, config_dict: dict
             run.lock.release()
 
 
-def _train(run, resolved: dict, hooks: Sequence[Hook],
-           on_evaluate: Callable[[int, dict[str, float]], None] | None,
-           inform: Callable[[str], None], warn: Callable[[str], None], *,
-           notify_problems: bool = False) -> dict[str, Any]:
+def _train(
+    run,
+    resolved: dict,
+    hooks: Sequence[Hook],
+    on_evaluate: Callable[[int, dict[str, float]], None] | None,
+    inform: Callable[[str], None],
+    warn: Callable[[str], None],
+    *,
+    notify_problems: bool = False,
+) -> dict[str, Any]:
     config, rundir, primary = run.config, run.rundir, distributed.is_primary()
     if primary:
         rundir.create()
-    checkpointer = Checkpointer(rundir.checkpoints, keep=config.checkpoint.keep,
-                                keep_best=config.checkpoint.keep_best)
+    checkpointer = Checkpointer(rundir.checkpoints, keep=config.checkpoint.keep, keep_best=config.checkpoint.keep_best)
     metrics, trackers, exit_code = None, Trackers(), 1
     try:
         if primary:
             for step, report in run.damaged.items():
                 moved = checkpointer.set_aside(step)
-                warn(f"{report}; moved to {moved.name}; resuming from "
-                     f"{f'step {run.start}' if run.start else 'the start'}")
+                warn(
+                    f"{report}; moved to {moved.name}; resuming from "
+                    f"{f'step {run.start}' if run.start else 'the start'}"
+                )
             if run.damaged and not run.start:  # no good checkpoint: keep the history, do not erase it
                 for name, moved in set_aside_history(rundir.path).items():
                     warn(f"{rundir.path / name} kept as {moved.name} (no good checkpoint to resume from)")
@@ -150,8 +167,11 @@ def _train(run, resolved: dict, hooks: Sequence[Hook],
                 inform(f"resuming from step {run.start} of {rundir.checkpoints}")
             if run.changes:
                 rundir.record_changes(run.start, run.changes)
-                inform("changed on resume at step {}: {}".format(run.start, ", ".join(
-                    f"{k}={a!r} -> {b!r}" for k, (a, b) in run.changes.items())))
+                inform(
+                    "changed on resume at step {}: {}".format(
+                        run.start, ", ".join(f"{k}={a!r} -> {b!r}" for k, (a, b) in run.changes.items())
+                    )
+                )
             rundir.write_config(resolved)
             metrics = rundir.metrics(resume_step=run.start)
             if metrics.problem and notify_problems:  # else JsonlTracker has logged it
@@ -160,9 +180,17 @@ def _train(run, resolved: dict, hooks: Sequence[Hook],
             trackers = Trackers(metrics)
             wandb = config.logger.wandb
             if wandb.resolved_mode() != "disabled":
-                trackers.trackers.append(WandbTracker(
-                    rundir.path, resolved, mode=wandb.resolved_mode(), project=wandb.project,
-                    entity=wandb.entity, tags=list(wandb.tags), name=rundir.name))
+                trackers.trackers.append(
+                    WandbTracker(
+                        rundir.path,
+                        resolved,
+                        mode=wandb.resolved_mode(),
+                        project=wandb.project,
+                        entity=wandb.entity,
+                        tags=list(wandb.tags),
+                        name=rundir.name,
+                    )
+                )
         ctx = Context(run, trackers, checkpointer, metrics, primary)
         try:
             summary = loop(ctx, default_hooks(ctx, tuple(hooks), on_evaluate))
@@ -172,9 +200,11 @@ def _train(run, resolved: dict, hooks: Sequence[Hook],
                 raise
             last = checkpointer.latest_step()
             remedy = "free the space" if err.errno in (errno.ENOSPC, errno.EDQUOT) else "fix the cause"
-            raise RunStopped(f"{err.strerror or err} writing {err.filename or rundir.path}; the run stopped; "
-                             f"last checkpoint: {f'step {last}' if last is not None else 'none'} "
-                             f"in {rundir.checkpoints}; {remedy} and run the same command to resume") from err
+            raise RunStopped(
+                f"{err.strerror or err} writing {err.filename or rundir.path}; the run stopped; "
+                f"last checkpoint: {f'step {last}' if last is not None else 'none'} "
+                f"in {rundir.checkpoints}; {remedy} and run the same command to resume"
+            ) from err
         last = checkpointer.latest_step()
         summary["checkpoint_bytes"] = checkpointer.step_size(last) if last is not None else 0
         if primary:
@@ -182,9 +212,11 @@ def _train(run, resolved: dict, hooks: Sequence[Hook],
         trackers.summary({k: v for k, v in summary.items() if k != "data"})
         skipped, limit = int(summary.get("train/skipped", 0)), config.trainer.max_skipped_fraction
         if skipped and skipped > limit * config.trainer.max_steps:
-            raise TooManySkipped(f"{skipped} of {config.trainer.max_steps} updates were skipped as non-finite "
-                                 f"(trainer.nonfinite=skip), more than trainer.max_skipped_fraction={limit}; "
-                                 "the run is not trustworthy: lower optim.lr or use gradient clipping (optim.clip)")
+            raise TooManySkipped(
+                f"{skipped} of {config.trainer.max_steps} updates were skipped as non-finite "
+                f"(trainer.nonfinite=skip), more than trainer.max_skipped_fraction={limit}; "
+                "the run is not trustworthy: lower optim.lr or use gradient clipping (optim.clip)"
+            )
         exit_code = 0
         return summary
     finally:

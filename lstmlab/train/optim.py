@@ -67,4 +67,3 @@ def make_optimizer(cfg: OptimConfig, max_steps: int) -> optax.GradientTransforma
     else:
         opt = optax.sgd(lr, momentum=cfg.momentum or None)
     return optax.chain(clipping(cfg.clip, cfg.clip_threshold), opt)
-

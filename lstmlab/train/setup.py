@@ -10,9 +10,10 @@ resume the resume policy (:func:`check_resume`).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -20,7 +21,8 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from lstmlab import cells, data as data_lib, interop
+from lstmlab import cells, interop
+from lstmlab import data as data_lib
 from lstmlab.config import RESUME_FREE_KEYS, CellConfig, Config, ConfigError, one_line, resume_changes
 from lstmlab.io.checkpoint import Checkpointer, check_checkpoint_space, disk_size, state_nbytes, unflatten
 from lstmlab.io.lock import RunLock
@@ -42,8 +44,10 @@ def build_dataset(config: Config) -> data_lib.Dataset:
         raise ConfigError(one_line(err)) from err
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ConfigError(f"data.{unknown[0]} is not an option of data set {name!r}; "
-                          f"valid: {', '.join(v for v in valid if v != 'seed')}")
+        raise ConfigError(
+            f"data.{unknown[0]} is not an option of data set {name!r}; "
+            f"valid: {', '.join(v for v in valid if v != 'seed')}"
+        )
     if "seed" in valid:  # generated data draws from the run's seed; fixed corpora take none
         options["seed"] = config.seed
     try:
@@ -63,13 +67,26 @@ def build_model(config: Config, spec: data_lib.DataSpec, seed: int | None = None
         extra["batch_axis"] = "data"
     try:
         return RecurrentModel(
-            c.name, output_size=spec.output_size, per_step=task_for(spec).per_step,
-            hidden_size=m.hidden_size, num_layers=m.num_layers, dropout=m.dropout,
-            bidirectional=m.bidirectional, vocab_size=spec.vocab_size, input_size=spec.input_size,
-            embed_size=m.embed_size, pooling=m.pooling, learn_initial_carry=m.learn_initial_carry,
-            impl=m.impl, rngs=nnx.Rngs(config.seed if seed is None else seed),
-            input_init=c.input_init, recurrent_scale=c.recurrent_scale, forget_bias=c.forget_bias,
-            chrono_tmax=c.chrono_tmax, **extra)
+            c.name,
+            output_size=spec.output_size,
+            per_step=task_for(spec).per_step,
+            hidden_size=m.hidden_size,
+            num_layers=m.num_layers,
+            dropout=m.dropout,
+            bidirectional=m.bidirectional,
+            vocab_size=spec.vocab_size,
+            input_size=spec.input_size,
+            embed_size=m.embed_size,
+            pooling=m.pooling,
+            learn_initial_carry=m.learn_initial_carry,
+            impl=m.impl,
+            rngs=nnx.Rngs(config.seed if seed is None else seed),
+            input_init=c.input_init,
+            recurrent_scale=c.recurrent_scale,
+            forget_bias=c.forget_bias,
+            chrono_tmax=c.chrono_tmax,
+            **extra,
+        )
     except ValueError as err:
         raise ConfigError(one_line(err)) from err
 
@@ -84,20 +101,30 @@ def make_mesh(devices: int | None, batch_size: int) -> Mesh:
     if devices is None:
         n = max((k for k in range(1, len(available) + 1) if batch_size % (k * processes) == 0), default=1)
     if not 1 <= n <= len(available):
-        raise ConfigError(f"trainer.devices={devices} must be in [1, {len(available)}] "
-                          f"(local devices: {len(available)})")
+        raise ConfigError(
+            f"trainer.devices={devices} must be in [1, {len(available)}] (local devices: {len(available)})"
+        )
     if batch_size % (n * processes):
         per = f"trainer.devices={n}" + (f" x {processes} processes" if processes > 1 else "")
         raise ConfigError(f"data.batch_size={batch_size} must be divisible by the number of devices ({per})")
-    chosen = [d for p in range(processes)
-              for d in sorted((d for d in jax.devices() if d.process_index == p), key=lambda d: d.id)[:n]]
+    chosen = [
+        d
+        for p in range(processes)
+        for d in sorted((d for d in jax.devices() if d.process_index == p), key=lambda d: d.id)[:n]
+    ]
     return Mesh(np.array(chosen), ("data",))
 
 
 def model_signature(config: Config, spec: data_lib.DataSpec) -> dict[str, Any]:
     """What a checkpoint records about the model it was trained with (see :func:`model_mismatch`)."""
-    return {"cell": asdict(config.cell), "model": asdict(config.model), "kind": spec.kind,
-            "vocab_size": spec.vocab_size, "input_size": spec.input_size, "output_size": spec.output_size}
+    return {
+        "cell": asdict(config.cell),
+        "model": asdict(config.model),
+        "kind": spec.kind,
+        "vocab_size": spec.vocab_size,
+        "input_size": spec.input_size,
+        "output_size": spec.output_size,
+    }
 
 
 def model_mismatch(saved: dict[str, Any] | None, current: dict[str, Any]) -> str | None:
@@ -105,8 +132,18 @@ def model_mismatch(saved: dict[str, Any] | None, current: dict[str, Any]) -> str
     between two :func:`model_signature` dicts, as "key=saved (this config: current)"."""
     if not saved:
         return None
-    keys = ["cell.name", "model.hidden_size", "model.num_layers", "model.bidirectional", "model.embed_size",
-            "model.learn_initial_carry", "kind", "vocab_size", "input_size", "output_size"]
+    keys = [
+        "cell.name",
+        "model.hidden_size",
+        "model.num_layers",
+        "model.bidirectional",
+        "model.embed_size",
+        "model.learn_initial_carry",
+        "kind",
+        "vocab_size",
+        "input_size",
+        "output_size",
+    ]
     keys += [f"cell.{k}" for k in cells.option_names(current["cell"]["name"])]
     keys += [f"cell.extra.{k}" for k in current["cell"].get("extra", {})]
     try:
@@ -129,8 +166,9 @@ def model_mismatch(saved: dict[str, Any] | None, current: dict[str, Any]) -> str
     return None
 
 
-def resume_state(ckpt_dir: Path, state: dict[str, Any], meta: dict[str, Any]
-                 ) -> tuple[dict[str, Any], int, dict[int, str]]:
+def resume_state(
+    ckpt_dir: Path, state: dict[str, Any], meta: dict[str, Any]
+) -> tuple[dict[str, Any], int, dict[int, str]]:
     """``state`` filled from the newest good checkpoint in ``ckpt_dir`` and that checkpoint's step
     (``state`` itself and 0 when there is none), and {step: one-line report} of the newer checkpoints
     that are damaged. Reads only. ConfigError if the checkpoint was trained on another vocabulary or
@@ -146,12 +184,16 @@ def resume_state(ckpt_dir: Path, state: dict[str, Any], meta: dict[str, Any]
         return state, 0, damaged
     where = ckpt_dir / str(step)
     if saved.get("vocab") != meta["vocab"]:
-        raise ConfigError(f"checkpoint {where} was trained with another vocabulary than this data; "
-                          "use a new hydra.run.dir or the original data")
+        raise ConfigError(
+            f"checkpoint {where} was trained with another vocabulary than this data; "
+            "use a new hydra.run.dir or the original data"
+        )
     mismatch = model_mismatch(saved.get("model"), meta["model"])
     if mismatch:
-        raise ConfigError(f"checkpoint {where} does not match this model: it was trained with {mismatch}; "
-                          "use a new hydra.run.dir or the original model config")
+        raise ConfigError(
+            f"checkpoint {where} does not match this model: it was trained with {mismatch}; "
+            "use a new hydra.run.dir or the original model config"
+        )
     try:
         return unflatten(state, flat, f"checkpoint {where}"), step, damaged
     except ValueError as err:
@@ -173,11 +215,14 @@ def check_sampling(config: Config, dataset: data_lib.Dataset) -> None:
     except ValueError as err:
         chars = vocab.chars
         hint = repr(chars[:40] + ("..." if len(chars) > 40 else ""))
-        raise ConfigError(f"sample.prime={s.prime!r}: {one_line(err)}; valid: characters of {hint} "
-                          "(or sample.enabled=false)") from None
+        raise ConfigError(
+            f"sample.prime={s.prime!r}: {one_line(err)}; valid: characters of {hint} (or sample.enabled=false)"
+        ) from None
     if s.top_k > vocab.size:
-        raise ConfigError(f"sample.top_k={s.top_k} is more than the data's {vocab.size}-character vocabulary; "
-                          f"valid: 0 (off) to {vocab.size}")
+        raise ConfigError(
+            f"sample.top_k={s.top_k} is more than the data's {vocab.size}-character vocabulary; "
+            f"valid: 0 (off) to {vocab.size}"
+        )
 
 
 def check_logger(config: Config) -> None:
@@ -190,8 +235,7 @@ def check_logger(config: Config) -> None:
             raise ConfigError(problem)
 
 
-def check_resume(config: Config, current: dict[str, Any], rundir: RunDir, start: int
-                 ) -> dict[str, tuple[Any, Any]]:
+def check_resume(config: Config, current: dict[str, Any], rundir: RunDir, start: int) -> dict[str, tuple[Any, Any]]:
     """The resume policy, for a run resuming from step ``start`` > 0 with the resolved config
     ``current``. Returns the changed keys that alter the run's trajectory and are allowed by
     ``resume.allow_changes`` ({key: (saved, current)}). ConfigError (one line naming the keys and saved
@@ -205,13 +249,17 @@ def check_resume(config: Config, current: dict[str, Any], rundir: RunDir, start:
     if refused:
         listed = ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in refused.items())
         keys = ",".join(refused)
-        raise ConfigError(f"resuming {rundir.path} from step {start} would change what the run trained with: "
-                          f"saved {listed}; rerun with the saved values, a new hydra.run.dir, or "
-                          f"+resume.allow_changes=[{keys}] to continue with the change recorded "
-                          f"(free to change: {', '.join(RESUME_FREE_KEYS)})")
+        raise ConfigError(
+            f"resuming {rundir.path} from step {start} would change what the run trained with: "
+            f"saved {listed}; rerun with the saved values, a new hydra.run.dir, or "
+            f"+resume.allow_changes=[{keys}] to continue with the change recorded "
+            f"(free to change: {', '.join(RESUME_FREE_KEYS)})"
+        )
     if config.trainer.max_steps < start:
-        raise ConfigError(f"trainer.max_steps={config.trainer.max_steps} is below step {start} of the checkpoint "
-                          f"in {rundir.checkpoints}; valid: trainer.max_steps >= {start}")
+        raise ConfigError(
+            f"trainer.max_steps={config.trainer.max_steps} is below step {start} of the checkpoint "
+            f"in {rundir.checkpoints}; valid: trainer.max_steps >= {start}"
+        )
     return changes
 
 
@@ -280,8 +328,9 @@ class Run:
         return steps.shard_batch(self.dataset.train_batch(step), self.mesh)
 
 
-def setup(config: Config, run_dir: str | Path | None = None, *, config_dict: dict | None = None,
-          lock: bool = False) -> Run:
+def setup(
+    config: Config, run_dir: str | Path | None = None, *, config_dict: dict | None = None, lock: bool = False
+) -> Run:
     """Check ``config``, build the run and, when ``run_dir`` holds checkpoints, restore the newest good
     one. Joins the other processes of a ``jax.distributed`` run. Writes nothing, except that with
     ``lock`` process 0 takes the run directory's lock (:class:`~lstmlab.io.lock.RunLock`; raises
@@ -326,18 +375,36 @@ def setup(config: Config, run_dir: str | Path | None = None, *, config_dict: dic
                     finished = rundir.read_summary()
             if primary and finished is None:
                 try:
-                    check_checkpoint_space(rundir.checkpoints, config.checkpoint.keep, checkpoint_bytes,
-                                           keep_best=config.checkpoint.keep_best)
+                    check_checkpoint_space(
+                        rundir.checkpoints,
+                        config.checkpoint.keep,
+                        checkpoint_bytes,
+                        keep_best=config.checkpoint.keep_best,
+                    )
                 except ValueError as err:
                     raise ConfigError(one_line(err)) from None
         except BaseException:
             if held is not None:
                 held.release()
             raise
-    return Run(config=config, dataset=dataset, task=task_for(spec), model=model, graphdef=graphdef, tx=tx,
-               mesh=mesh, state=steps.place_state(state, mesh, spec.stateful), start=start, meta=meta,
-               batch_size=batch_size, jit_train_step=steps.make_train_step(graphdef, tx, config, spec),
-               jit_eval_step=steps.make_eval_step(graphdef, spec), rundir=rundir,
-               damaged=damaged, lock=held, changes=changes, finished=finished,
-               checkpoint_bytes=checkpoint_bytes)
-
+    return Run(
+        config=config,
+        dataset=dataset,
+        task=task_for(spec),
+        model=model,
+        graphdef=graphdef,
+        tx=tx,
+        mesh=mesh,
+        state=steps.place_state(state, mesh, spec.stateful),
+        start=start,
+        meta=meta,
+        batch_size=batch_size,
+        jit_train_step=steps.make_train_step(graphdef, tx, config, spec),
+        jit_eval_step=steps.make_eval_step(graphdef, spec),
+        rundir=rundir,
+        damaged=damaged,
+        lock=held,
+        changes=changes,
+        finished=finished,
+        checkpoint_bytes=checkpoint_bytes,
+    )

@@ -21,7 +21,7 @@ class StopSignals:
         self.signal: int | None = None
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         several = jax.process_count() > 1
         for sig in (signal.SIGINT,) if several else (signal.SIGTERM, signal.SIGINT):
             try:

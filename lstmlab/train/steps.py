@@ -10,26 +10,29 @@ of (seed, step), so a resumed run repeats exactly what an uninterrupted one does
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from lstmlab import diagnostics
 from lstmlab.config import Config
-from lstmlab.data import DataSpec, Dataset
+from lstmlab.data import Dataset, DataSpec
 from lstmlab.nn import RecurrentModel
 from lstmlab.tasks import Task, task_for
 
 State = dict[str, Any]
 
 
-def initial_state(model: RecurrentModel, tx: optax.GradientTransformation, spec: DataSpec,
-                  batch_size: int) -> tuple[Any, State]:
+def initial_state(
+    model: RecurrentModel, tx: optax.GradientTransformation, spec: DataSpec, batch_size: int
+) -> tuple[Any, State]:
     """(graphdef, the training state at step 0) for ``model`` and ``tx``; the carries are those of
     ``batch_size`` streams for stateful data, None otherwise."""
     graphdef, params = nnx.split(model)
@@ -51,8 +54,9 @@ def reset_carries(model: RecurrentModel, carries: Any, batch: dict[str, jax.Arra
     return jax.tree.map(lambda c, z: jnp.where(reset[:, None], z.astype(c.dtype), c), carries, initial)
 
 
-def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, config: Config,
-                    spec: DataSpec) -> Callable[[State, dict], tuple[State, dict]]:
+def make_train_step(
+    graphdef: nnx.GraphDef, tx: optax.GradientTransformation, config: Config, spec: DataSpec
+) -> Callable[[State, dict], tuple[State, dict]]:
     """The jitted, pure training step ``(state, batch) -> (state, metrics)``; ``state`` is donated."""
     task, stateful, nonfinite = task_for(spec), spec.stateful, config.trainer.nonfinite
     base_key = jax.random.PRNGKey(config.seed)
@@ -65,32 +69,43 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, co
         def loss_fn(params):
             model = nnx.merge(graphdef, params)
             carries = reset_carries(model, state["carries"], batch) if stateful else None
-            carries, outputs = model(batch["inputs"], carries, seq_lengths=batch.get("seq_lengths"),
-                                     dropout_key=dropout_key)
+            carries, outputs = model(
+                batch["inputs"], carries, seq_lengths=batch.get("seq_lengths"), dropout_key=dropout_key
+            )
             loss, sums = task.mean_loss(outputs, batch)
             return loss, (carries, sums)
 
         (loss, (carries, sums)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        grad_metrics = diagnostics.grad_metrics(grads, params=state["params"], updates=updates,
-                                                clip=optim_cfg.clip, clip_threshold=optim_cfg.clip_threshold)
+        grad_metrics = diagnostics.grad_metrics(
+            grads, params=state["params"], updates=updates, clip=optim_cfg.clip, clip_threshold=optim_cfg.clip_threshold
+        )
         grad_norm = grad_metrics["grad/global_norm"]
         params = optax.apply_updates(state["params"], updates)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         first = (state["first_nonfinite"] < 0) & ~finite
-        new = {"params": params, "opt_state": opt_state,
-               "carries": jax.lax.stop_gradient(carries) if stateful else state["carries"]}
+        new = {
+            "params": params,
+            "opt_state": opt_state,
+            "carries": jax.lax.stop_gradient(carries) if stateful else state["carries"],
+        }
         if nonfinite == "skip":
-            new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new,
-                               {k: state[k] for k in ("params", "opt_state", "carries")})
+            new = jax.tree.map(
+                lambda n, o: jnp.where(finite, n, o), new, {k: state[k] for k in ("params", "opt_state", "carries")}
+            )
         new.update(
             step=step + 1,
             skipped=state["skipped"] + (~finite).astype(jnp.int32),
             first_nonfinite=jnp.where(first, step, state["first_nonfinite"]),
             first_nonfinite_loss=jnp.where(first, ~jnp.isfinite(loss), state["first_nonfinite_loss"]),
         )
-        metrics = {"train/loss": loss, "train/correct": sums["correct"], "train/count": sums["count"],
-                   **grad_metrics, "train/finite": finite}
+        metrics = {
+            "train/loss": loss,
+            "train/correct": sums["correct"],
+            "train/count": sums["count"],
+            **grad_metrics,
+            "train/finite": finite,
+        }
         return new, metrics
 
     return jax.jit(train_step, donate_argnums=0)
@@ -110,9 +125,16 @@ def make_eval_step(graphdef: nnx.GraphDef, spec: DataSpec) -> Callable:
     return jax.jit(eval_step)
 
 
-def evaluate(graphdef: nnx.GraphDef, params: Any, dataset: Dataset, split: str, *, max_batches: int = 0,
-             eval_step: Callable | None = None,
-             on_outputs: Callable[[np.ndarray, list], None] | None = None) -> dict[str, float]:
+def evaluate(
+    graphdef: nnx.GraphDef,
+    params: Any,
+    dataset: Dataset,
+    split: str,
+    *,
+    max_batches: int = 0,
+    eval_step: Callable | None = None,
+    on_outputs: Callable[[np.ndarray, list], None] | None = None,
+) -> dict[str, float]:
     """Metrics of ``params`` on a whole split (or its first ``max_batches`` batches): the task's
     metrics plus the data set's ``extra_metrics``. ``on_outputs(outputs, batches)``, if given, also
     receives the split's concatenated outputs and its batches (when the task keeps outputs)."""
@@ -142,8 +164,7 @@ def evaluate(graphdef: nnx.GraphDef, params: Any, dataset: Dataset, split: str, 
     return metrics
 
 
-def reduce_train(pending: list[dict], task: Task, tokens_per_step: int, steps: int,
-                 seconds: float) -> dict[str, float]:
+def reduce_train(pending: list[dict], task: Task, tokens_per_step: int, steps: int, seconds: float) -> dict[str, float]:
     """Host means over the steps since the last log (``pending``: their metrics, on the host); steps
     whose update was not finite are left out, unless every step was."""
     stacked = [m for m in pending if bool(m["train/finite"])] or pending
