@@ -38,6 +38,7 @@ import numpy as np
 from lstmlab.config import Config
 from lstmlab.diagnostics.gradnorm import decay_table, fit_decay_rate
 from lstmlab.diagnostics.plots import plot_jacobian_spectra, plot_norm_decay, plot_norm_heatmap
+from lstmlab.io.lock import RunLock
 from lstmlab.io.rundir import RunDir
 from lstmlab.io.trackers import JsonlTracker, Trackers, WandbTracker, wandb_mode
 from lstmlab.train import build_dataset, build_model, train_and_evaluate
@@ -80,12 +81,13 @@ def run_gradnorm_study(config: Config, run_dir: str | Path, *, config_dict: dict
     mode = wandb_mode(config.logger.wandb.mode)
     rundir = RunDir(run_dir)
     rundir.create()
-    rundir.write_config(config_dict if config_dict is not None else asdict(config))
-    summaries = {}
-    for index, (name, cell_config) in enumerate(configs.items()):
-        log.info("gradnorm study: %s (%d/%d) in %s", name, index + 1, len(configs), run_dir / "cells" / name)
-        summaries[name] = train_and_evaluate(cell_config, run_dir / "cells" / name)
-    return write_study(config, run_dir, summaries, mode=mode, config_dict=config_dict)
+    with RunLock(run_dir):  # one writer for the study's own files; each cell's run locks its directory
+        rundir.write_config(config_dict if config_dict is not None else asdict(config))
+        summaries = {}
+        for index, (name, cell_config) in enumerate(configs.items()):
+            log.info("gradnorm study: %s (%d/%d) in %s", name, index + 1, len(configs), run_dir / "cells" / name)
+            summaries[name] = train_and_evaluate(cell_config, run_dir / "cells" / name)
+        return write_study(config, run_dir, summaries, mode=mode, config_dict=config_dict)
 
 
 def setting(config: Config, *, short: bool = False) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +142,16 @@ def test_study_rejects_bad_settings_before_writing(tmp_path, key, value, message
     with pytest.raises(ConfigError, match=message):
         run_gradnorm_study(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_study_directory_has_one_writer(tmp_path):
+    from lstmlab.cli import compose
+    from lstmlab.io.lock import RunLock, RunLockedError
+    from lstmlab.study import run_gradnorm_study
+
+    config, resolved = compose("gradnorm", ["+preset=tiny", "logger.wandb.mode=disabled", "trainer.progress=none"])
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with RunLock(run_dir), pytest.raises(RunLockedError, match=str(os.getpid())):
+        run_gradnorm_study(config, run_dir, config_dict=resolved)
+    assert {p.name for p in run_dir.iterdir()} <= {".lock", ".lock.owner"}  # no config.yaml, nothing else

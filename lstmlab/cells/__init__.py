@@ -1,6 +1,6 @@
 """Functional recurrent cells: pure math on dicts of arrays, no Flax, Hydra or I/O.
 
-The contract (see ``shared/DESIGN.md``)::
+The contract::
 
     from lstmlab import cells
     params = cells.init("lstm", key, input_size=D, hidden_size=H)        # dict of arrays
