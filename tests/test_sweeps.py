@@ -8,12 +8,13 @@ import math
 import statistics
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 
-from conftest import TINY, run_cli
+from lstmlab.sweep import wandb_group
 
-optuna = pytest.importorskip("optuna")
+from conftest import TINY, run_cli
 
 EXPERIMENT = "+experiment=vowels"
 
@@ -249,3 +250,38 @@ def test_jobs_are_found_in_nested_sweep_subdirectories(tmp_path):
     jobs = collect_jobs(tmp_path)
     assert [(j["job"], j["dir"]) for j in jobs] == [(0, "adding/0"), (1, "vowels/1"), (2, "2")]
     assert jobs[1]["val/accuracy"] == 0.5 and "test/accuracy" not in jobs[1]
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "parallel"])
+def test_launcher_configs_compose_with_their_plugins(launcher):
+    """hydra/launcher=slurm is hydra-submitit-launcher with one GPU per job and no GPU memory taken up
+    front; hydra/launcher=parallel is joblib with a share of the cores per job."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from lstmlab.cli import conf_dir, register_schema
+
+    register_schema()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
+        cfg = compose(
+            "config", overrides=["+experiment=vowels", f"hydra/launcher={launcher}"], return_hydra_config=True
+        )
+    GlobalHydra.instance().clear()
+    target = cfg.hydra.launcher._target_
+    if launcher == "slurm":
+        assert "submitit" in target and cfg.hydra.launcher.gpus_per_node == 1
+        assert cfg.hydra.job.env_set.XLA_PYTHON_CLIENT_PREALLOCATE == "false"
+    else:
+        assert "joblib" in target.lower()
+
+
+def test_every_job_of_a_sweep_logs_to_the_sweep_s_wandb_group(tmp_path):
+    sweep = tmp_path / "sweeps" / "grid"
+    overrides = [o for o in TINY if not o.startswith("logger.")]
+    proc = run_cli([EXPERIMENT, *overrides, "logger.wandb.mode=offline", "-m", "seed=0,1", f"hydra.sweep.dir={sweep}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    group = wandb_group(sweep).encode()
+    runs = sorted(sweep.glob("*/wandb/offline-run-*/run-*.wandb"))
+    assert len(runs) == 2, runs
+    assert all(group in run.read_bytes() for run in runs)  # the group is recorded in each run's log
