@@ -14,6 +14,8 @@ from lstmlab.train import distributed
 
 from conftest import TINY, run_cli
 
+ROWS, UNITS = distributed.MIN_ROWS_PER_CPU_DEVICE, distributed.MIN_GATE_UNITS_PER_CPU_DEVICE
+
 
 def config(
     batch_size=32, runner="train", devices=None, cell="lstm", hidden_size=128, bidirectional=False, split=True, **dist
@@ -34,11 +36,11 @@ def config(
         (config(split=False, devices=3), 3),  # trainer.devices=N: N
         (config(split=False, devices=99), 4),  # ... at most one per core; the mesh then reports the bad value
         (config(), 4),  # split_per_device: one per core
-        (config(batch_size=24), 3),  # as many as divide the batch
-        (config(batch_size=18), 2),
-        (config(batch_size=7), 1),
-        (config(batch_size=16), 2),  # ... leaving each at least 8 rows
-        (config(batch_size=12), 1),
+        (config(batch_size=3 * ROWS), 3),  # as many as divide the batch
+        (config(batch_size=2 * ROWS + 2), 2),  # 2 divide it; 3 would leave fewer than ROWS rows each
+        (config(batch_size=7), 1),  # prime: only one device divides it
+        (config(batch_size=2 * ROWS), 2),  # ... leaving each at least ROWS rows
+        (config(batch_size=2 * ROWS - 4), 1),  # two devices would leave each fewer than ROWS
         (config(devices=2), 2),  # trainer.devices is obeyed
         (config(runner="gradnorm"), 1),  # the study trains one cell at a time on one device
         (config(enabled=True), 1),  # jax.distributed: one device per process
@@ -47,9 +49,6 @@ def config(
 def test_cpu_devices_one_by_default_n_when_asked_or_one_per_core_dividing_the_batch(monkeypatch, cfg, want):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     assert distributed.cpu_devices(cfg) == want
-
-
-ROWS, UNITS = distributed.MIN_ROWS_PER_CPU_DEVICE, distributed.MIN_GATE_UNITS_PER_CPU_DEVICE
 
 
 @pytest.mark.parametrize(
