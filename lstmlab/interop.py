@@ -363,27 +363,36 @@ def from_keras(layers) -> Ported:
         layers = [layers]
     if not layers:
         raise ValueError("from_keras: no LSTM, GRU, SimpleRNN or Bidirectional layer given")
-    params: Params = {}
-    kinds = set()
-    bidirectional = set()
+    stack = []
     for k, layer in enumerate(layers):
         where = f"layer {k} ({layer.name})"
         if isinstance(layer, keras.layers.Bidirectional):
             if layer.merge_mode != "concat":
                 raise ValueError(f"{where}: Bidirectional merge_mode={layer.merge_mode!r}; lstmlab concatenates")
-            parts = [
-                _from_keras_rnn(keras, layer.forward_layer, where),
-                _from_keras_rnn(keras, layer.backward_layer, where, backward=True),
-            ]
+            stack.append(
+                [
+                    _from_keras_rnn(keras, layer.forward_layer, where),
+                    _from_keras_rnn(keras, layer.backward_layer, where, backward=True),
+                ]
+            )
         else:
-            parts = [_from_keras_rnn(keras, layer, where)]
+            stack.append([_from_keras_rnn(keras, layer, where)])
+    return _batch_major_stack("from_keras", stack)
+
+
+def _batch_major_stack(source: str, stack: list[list[tuple[str, dict[str, Any], dict[str, np.ndarray]]]]) -> Ported:
+    """The :class:`Ported` of a stack given as, per layer, one ``(cell, options, params)`` per direction;
+    every layer must have the same cell, options and hidden size, and all or none be bidirectional."""
+    params: Params = {}
+    kinds, bidirectional = set(), set()
+    for k, parts in enumerate(stack):
         bidirectional.add(len(parts) == 2)
         for (cell, options, p), d in zip(parts, DIRECTIONS):
             kinds.add((cell, json.dumps(options, sort_keys=True), p["w_h"].shape[0]))
             params.setdefault(f"layer{k}", {})[d] = p
     if len(kinds) > 1 or len(bidirectional) > 1:
         raise ValueError(
-            f"from_keras: a stack needs one cell, its options and hidden size, and all layers "
+            f"{source}: a stack needs one cell, its options and hidden size, and all layers "
             f"bidirectional or none; got {sorted(kinds)}"
         )
     cell, options, _ = kinds.pop()
@@ -487,23 +496,14 @@ def from_flax(cells) -> Ported:
     linen params do not record them).
     """
     items = list(cells) if isinstance(cells, (list, tuple)) else [cells]
-    params: Params = {}
-    kinds, bidirectional = set(), set()
-    for k, item in enumerate(items):
-        pair = item if isinstance(item, tuple) else (item,)
-        bidirectional.add(len(pair) == 2)
-        for d, c in zip(DIRECTIONS, pair):
+    stack = []
+    for item in items:
+        parts = []
+        for c in item if isinstance(item, tuple) else (item,):
             name, p = _flax_cell(c)
-            options = {"activation": p.pop("activation")} if name == "rnn" else {}
-            kinds.add((name, json.dumps(options), p["w_h"].shape[0]))
-            params.setdefault(f"layer{k}", {})[d] = p
-    if len(kinds) > 1 or len(bidirectional) > 1:
-        raise ValueError(
-            f"from_flax: a stack needs one cell kind and hidden size, and all layers bidirectional "
-            f"or none; got {sorted(kinds)}"
-        )
-    name, options, _ = kinds.pop()
-    return Ported(name, params, json.loads(options), bidirectional.pop(), time_major=False)
+            parts.append((name, {"activation": p.pop("activation")} if name == "rnn" else {}, p))
+        stack.append(parts)
+    return _batch_major_stack("from_flax", stack)
 
 
 # -- files -------------------------------------------------------------------------------------------

@@ -320,7 +320,7 @@ def step(name: str, params: dict[str, Array], carry: Carry, x: Array, **options:
         raise ValueError(f"x must be (B, D); got shape {jnp.shape(x)}")
     _check_inputs(name, params, x, "x", **opts)
     new, _ = cell.forward(params, x @ params["w_i"] + params[cell.input_bias], carry, **opts)
-    new = jax.tree.map(lambda n, o: n.astype(o.dtype), new, carry)
+    new = _scan.keep_dtypes(new, carry)
     return new, cell.output(new)
 
 

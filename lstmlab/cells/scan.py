@@ -66,7 +66,8 @@ def _where(m: Array | None, new: Any, old: Any) -> Any:
     return jax.tree.map(lambda n, o: jnp.where(m[:, None], n, o), new, old)
 
 
-def _keep_dtypes(new: Carry, old: Carry) -> Carry:
+def keep_dtypes(new: Carry, old: Carry) -> Carry:
+    """``new`` with each leaf cast to the dtype of the same leaf of ``old`` (the carry keeps its dtypes)."""
     return jax.tree.map(lambda n, o: n.astype(o.dtype), new, old)
 
 
@@ -97,7 +98,7 @@ def loop(
         x_t, m, p_t = step_inputs
         xp = x_t if project_first else x_t @ w_i + b_in
         new, saved = cell.forward(params, xp, carry, **options)
-        carry = _where(m, _keep_dtypes(new, carry), carry)
+        carry = _where(m, keep_dtypes(new, carry), carry)
         if p_t is not None:
             carry = jax.tree.map(jnp.add, carry, p_t)
         h = cell.output(carry)
@@ -156,7 +157,7 @@ def _fast_bwd(cell, option_items, residuals, cotangents):
         dz, d_prev, cell_state = cell.backward(bwd_params, saved, h_prev, h, cell_state, d_in, dy, **options)
         if m is not None:
             d_prev = jax.tree.map(lambda p, d: p + jnp.where(m[:, None], jnp.zeros_like(d), d), d_prev, d_carry)
-        return (_keep_dtypes(d_prev, d_carry), cell_state), dz
+        return (keep_dtypes(d_prev, d_carry), cell_state), dz
 
     (d_carry0, _), dzs = jax.lax.scan(
         body, (d_final, cell.backward_state(final, **options)), (d_hs, saveds, h_prevs, hs, mask), reverse=True
@@ -169,7 +170,7 @@ def _fast_bwd(cell, option_items, residuals, cotangents):
     grads = dict(grads, w_i=xs.reshape(T * B, D).T @ dxp2)
     grads[cell.input_bias] = dxp2.sum(axis=0)
     d_params = {k: grads[k].astype(v.dtype) if k in grads else jnp.zeros_like(v) for k, v in params.items()}
-    return d_params, d_xs, _keep_dtypes(d_carry0, carry0), _zero_cotangent(mask)
+    return d_params, d_xs, keep_dtypes(d_carry0, carry0), _zero_cotangent(mask)
 
 
 _fast.defvjp(_fast_fwd, _fast_bwd)
