@@ -45,12 +45,23 @@ def conf_dir() -> Path:
     )
 
 
+DATA_NODE = "lstmlab_data_{}"  # the generated defaults of a data set, extended by conf/data/*.yaml
+
+
 def register_schema() -> None:
+    """Store in Hydra's ConfigStore the schema (``lstmlab_schema``, the :class:`~lstmlab.config.Config`
+    dataclass) and, for every data set, a node ``lstmlab_data_NAME`` holding ``name`` and the defaults
+    of its factory (:func:`lstmlab.data.defaults`). ``conf/data/NAME.yaml`` extends that node through
+    its defaults list (``- /lstmlab_data_NAME@_here_``) and sets only what differs from it."""
     from hydra.core.config_store import ConfigStore
 
+    from lstmlab import data
     from lstmlab.config import Config
 
-    ConfigStore.instance().store(name="lstmlab_schema", node=Config)
+    store = ConfigStore.instance()
+    store.store(name="lstmlab_schema", node=Config)
+    for name in data.names():
+        store.store(name=DATA_NODE.format(name), node={"name": name, **data.defaults(name)})
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:

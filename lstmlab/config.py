@@ -5,8 +5,9 @@ These dataclasses are the one place defaults are written: the CLI registers them
 ConfigStore (so a wrong type fails at start, and ``conf/<group>/*.yaml`` hold only what differs from
 them); from Python, build a :class:`Config` directly and pass it to
 :func:`lstmlab.train.train_and_evaluate`. The ``data`` group is a free dict because each data set takes
-its own options; its keys are checked against the data set's factory by :func:`lstmlab.data.build`
-before any work is done.
+its own options; their defaults are the data set factory's (:func:`lstmlab.data.defaults`, from which
+the CLI generates the ``data`` configs), and its keys are checked against the factory by
+:func:`lstmlab.train.setup.build_dataset` before any work is done.
 
 The resume policy lives here too: :data:`RESUME_FREE_KEYS` lists the keys a resumed run may change
 freely; any other change is refused unless named in ``resume.allow_changes`` (:class:`ResumeConfig`).

@@ -41,8 +41,8 @@ def names() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def options(name: str) -> list[str]:
-    """The keyword arguments data set ``name`` takes; ValueError listing the valid names otherwise."""
+def _parameters(name: str) -> dict[str, inspect.Parameter]:
+    """The keyword parameters of data set ``name``'s factory; ValueError listing the valid names otherwise."""
     _load()
     if name not in _FACTORIES:
         raise ValueError(f"data.name={name!r} is not a data set; valid: {', '.join(sorted(_FACTORIES))}")
@@ -53,7 +53,23 @@ def options(name: str) -> list[str]:
         returned = typing.get_type_hints(factory).get("return")
         if inspect.isclass(returned):
             parameters = inspect.signature(returned).parameters
-    return [k for k, p in parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    return {k: p for k, p in parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+
+
+def options(name: str) -> list[str]:
+    """The keyword arguments data set ``name`` takes; ValueError listing the valid names otherwise."""
+    return list(_parameters(name))
+
+
+def defaults(name: str) -> dict[str, Any]:
+    """``{option: default}`` of data set ``name``, read from its factory's signature (the one place
+    they are written; the command line's ``data`` configs are built from it). Tuples become lists;
+    ``seed`` is left out, because a run passes its own."""
+    return {
+        key: list(p.default) if isinstance(p.default, tuple) else p.default
+        for key, p in _parameters(name).items()
+        if p.default is not p.empty and key != "seed"
+    }
 
 
 def build(name: str, **kwargs: Any) -> Dataset:

@@ -514,7 +514,7 @@ def shakespeare(
 @register("text")
 def text_file(
     *,
-    path: str | Path,
+    path: str | Path | None = None,
     seq_len: int = 100,
     batch_size: int = 32,
     splits: Sequence[float] = DEFAULT_SPLITS,
@@ -522,6 +522,8 @@ def text_file(
     reset_every: int = 0,
 ) -> CharText:
     """Any UTF-8 text file as character LM data, split contiguously by ``splits``."""
+    if path is None:
+        raise ValueError("data.path is required for data set 'text' (a UTF-8 text file)")
     text = read_text_file(path)
     return CharText(
         split_text(text, splits),

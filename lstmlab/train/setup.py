@@ -235,6 +235,15 @@ def check_logger(config: Config) -> None:
             raise ConfigError(problem)
 
 
+def _with_data_defaults(saved: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``saved`` with the ``data`` options it does not name set to their defaults, which is what its
+    data set was built with (a config written before an option existed names fewer)."""
+    data = saved.get("data") if isinstance(saved, dict) else None
+    if not isinstance(data, dict) or data.get("name") not in data_lib.names():
+        return saved
+    return {**saved, "data": {**data_lib.defaults(data["name"]), **data}}
+
+
 def check_resume(config: Config, current: dict[str, Any], rundir: RunDir, start: int) -> dict[str, tuple[Any, Any]]:
     """The resume policy, for a run resuming from step ``start`` > 0 with the resolved config
     ``current``. Returns the changed keys that alter the run's trajectory and are allowed by
@@ -242,7 +251,7 @@ def check_resume(config: Config, current: dict[str, Any], rundir: RunDir, start:
     values) for such a change not allowed, and for ``trainer.max_steps`` below ``start``. Keys that may
     change freely: :data:`lstmlab.config.RESUME_FREE_KEYS`. Without a readable ``config.yaml`` nothing
     can be compared and nothing is refused."""
-    saved = rundir.read_config()
+    saved = _with_data_defaults(rundir.read_config())
     changes = resume_changes(saved, current) if saved is not None else {}
     allowed = set(config.resume.allow_changes)
     refused = {k: v for k, v in changes.items() if k not in allowed}
