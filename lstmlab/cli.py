@@ -117,7 +117,7 @@ def _run(cfg) -> dict:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from lstmlab.config import ConfigError
+    from lstmlab.config import ConfigError, import_modules
     from lstmlab.io.checkpoint import quiet_closed_loop_callbacks
     from lstmlab.io.files import UnsafePathError
     from lstmlab.io.lock import RunLockedError
@@ -131,6 +131,7 @@ def _run(cfg) -> dict:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         config = OmegaConf.to_object(cfg)
+        import_modules(config.imports)  # again in a job of a multirun, which may be a process of its own
         resolved = OmegaConf.to_container(cfg, resolve=True)
         runners = {"train": train_and_evaluate, "gradnorm": run_gradnorm_study}
         if config.runner not in runners:
@@ -225,18 +226,19 @@ _HYDRA_FLAGS = (
 def compose(experiment: str | None, overrides: list[str] = ()) -> tuple[Config, dict]:
     """The config of ``+experiment=EXPERIMENT`` with ``overrides`` (Hydra's override syntax, as on the
     command line), type-checked against the schema: the :class:`~lstmlab.config.Config` and its resolved
-    dict (what ``config.yaml`` holds). ``experiment=None`` composes the root config alone. Raises
-    :class:`~lstmlab.config.ConfigError` with a one-line message for a bad group choice, key or type.
+    dict (what ``config.yaml`` holds). ``experiment=None`` composes the root config alone; the modules in
+    ``imports`` are imported. Raises :class:`~lstmlab.config.ConfigError` with a one-line message for a
+    bad group choice, key or type, or a module that cannot be imported.
     The way to load a named experiment from Python, and what :mod:`lstmlab.search` builds trials with."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf, open_dict
 
-    from lstmlab.config import ConfigError
+    from lstmlab.config import ConfigError, import_modules
 
     register_schema()
-    args = ([f"+experiment={experiment}"] if experiment else []) + list(overrides)
+    args = ([f"+experiment={experiment}"] if experiment else []) + normalize_overrides(list(overrides))
     was_initialized = GlobalHydra.instance().is_initialized()
     try:
         if was_initialized:  # e.g. inside a Hydra app: compose with its own search path
@@ -250,15 +252,18 @@ def compose(experiment: str | None, overrides: list[str] = ()) -> tuple[Config, 
         resolved = OmegaConf.to_container(cfg, resolve=True)
     except Exception as err:  # Hydra and OmegaConf raise many types; all are bad input here
         raise ConfigError(describe_config_error(err)) from err
+    import_modules(config.imports)
     return config, resolved
 
 
 def check_overrides(overrides: list[str]) -> str:
     """Compose the config with ``overrides`` and type-check it against the schema, so that a bad group
-    choice, key or type ends in one line and exit status 2 before Hydra creates anything. Returns the
-    run directory (``hydra.run.dir``, resolved)."""
+    choice, key or type ends in one line and exit status 2 before Hydra creates anything, and import the
+    modules in ``imports``. Returns the run directory (``hydra.run.dir``, resolved)."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf, open_dict
+
+    from lstmlab.config import ConfigError, import_modules
 
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
@@ -266,11 +271,17 @@ def check_overrides(overrides: list[str]) -> str:
             run_dir = str(cfg.hydra.run.dir)
             with open_dict(cfg):
                 del cfg["hydra"]
-            OmegaConf.to_object(cfg)
+            config = OmegaConf.to_object(cfg)
     except Exception as err:  # Hydra and OmegaConf raise many types; all are bad input here
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         _fail(_data_key_hint(err, overrides) or describe_config_error(err))
+    try:
+        import_modules(config.imports)
+    except ConfigError as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        _fail(str(err))
     return run_dir
 
 
@@ -363,9 +374,10 @@ register_resolvers()
 
 
 def normalize_overrides(argv: list[str]) -> list[str]:
-    """``argv`` with ``+resume.KEY=...`` (and ``++resume.KEY``) as ``resume.KEY=...``: ``resume`` is in
-    the schema, and Hydra refuses ``+`` for a key that exists."""
-    return [arg.lstrip("+") if arg.lstrip("+").startswith("resume.") else arg for arg in argv]
+    """``argv`` with ``+resume.KEY=...`` (and ``++resume.KEY``) as ``resume.KEY=...``, and
+    ``+imports=...`` as ``imports=...``: both are in the schema, and Hydra refuses ``+`` for a key that
+    exists."""
+    return [arg.lstrip("+") if arg.lstrip("+").startswith(("resume.", "imports=")) else arg for arg in argv]
 
 
 def check_experiment_override(overrides: list[str]) -> None:
@@ -420,16 +432,32 @@ def check_sweep_values(overrides: list[str]) -> None:
             check_overrides([*firsts[:index], f"{key}={value}", *firsts[index + 1 :]])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """``python -m lstmlab ARGV``; ``argv`` defaults to ``sys.argv[1:]``. Ends in SystemExit for bad
+    input and stopped runs (see the module doc). From Python, ``main([...])`` runs in this process,
+    leaves its logging configuration alone (``hydra/job_logging=none``, ``hydra/hydra_logging=none``
+    unless ``argv`` chooses) and restores ``sys.argv``, the SIGTERM handler and Hydra's global state."""
     import signal
 
+    from hydra.core.global_hydra import GlobalHydra
+
+    saved_argv, hydra_was_initialized = sys.argv, GlobalHydra.instance().is_initialized()
+    if argv is not None:
+        chosen = {arg.partition("=")[0] for arg in argv}
+        keep_logging = [f"{g}=none" for g in ("hydra/job_logging", "hydra/hydra_logging") if g not in chosen]
+        sys.argv = [sys.argv[0] if sys.argv else "lstmlab", *argv, *keep_logging]
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)  # the training loop installs its own
     try:
-        signal.signal(signal.SIGTERM, _raise_terminated)  # the training loop installs its own
         _main()
     except KeyboardInterrupt as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         _interrupted(err)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        sys.argv = saved_argv
+        if not hydra_was_initialized:
+            GlobalHydra.instance().clear()
 
 
 def _main() -> None:

@@ -337,6 +337,7 @@ RESUME_FREE_KEYS = (
     "checkpoint",
     "distributed",
     "resume",
+    "imports",
     "hydra",
     "trainer.progress",
     "trainer.log_every",
@@ -399,6 +400,7 @@ class ResumeConfig:
 class Config:
     seed: int = 0
     experiment: str = "custom"
+    imports: list[str] = field(default_factory=list)  # modules the commands import first (see import_modules)
     runner: str = "train"  # train: lstmlab.train.train_and_evaluate | gradnorm: the gradient-norm study
     cell: CellConfig = field(default_factory=CellConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -425,6 +427,25 @@ class Config:
         self.diagnostics.check(self.model.bidirectional)
         self.distributed.check()
         self.resume.check()
+
+
+def import_modules(modules: Any) -> None:
+    """Import each module named in ``modules`` (the config's ``imports``), e.g. one that registers a cell
+    with :func:`lstmlab.cells.register` or a data set with :func:`lstmlab.data.register`. The command
+    line, search and sample commands call this before they check the config; from Python, import the
+    module yourself. ConfigError (one line naming the module) if one cannot be imported."""
+    import importlib
+
+    if not isinstance(modules, list | tuple) or not all(isinstance(m, str) and m for m in modules):
+        raise ConfigError(f"imports={modules!r} must be a list of module names, e.g. imports=[mypkg.cells]")
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as err:  # a missing module, or one that fails as it is imported
+            raise ConfigError(
+                f"imports: cannot import {module!r} ({type(err).__name__}: {one_line(err)}); valid: a module "
+                "on the Python path (PYTHONPATH or an installed package), e.g. imports=[mypkg.cells]"
+            ) from err
 
 
 def check_numbers(config: Config) -> None:

@@ -121,9 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_run_dir(run_dir: Path) -> None:
-    """UsageError (one line) unless ``run_dir`` is a directory whose ``config.yaml`` is plain YAML:
-    a mapping without tags that build Python objects (``!!python/object`` and the like)."""
+def check_run_dir(run_dir: Path) -> dict:
+    """The run's ``config.yaml`` as a dict; UsageError (one line) unless ``run_dir`` is a directory
+    whose ``config.yaml`` is plain YAML: a mapping without tags that build Python objects
+    (``!!python/object`` and the like)."""
     import yaml
 
     if not run_dir.exists():
@@ -149,17 +150,20 @@ def check_run_dir(run_dir: Path) -> None:
         ) from None
     if not isinstance(loaded, dict):
         raise UsageError(f"{config_file} holds a {type(loaded).__name__}, not a mapping of config keys")
+    return loaded
 
 
 def sample(args: argparse.Namespace) -> str:
     """The prime and the generated text for parsed ``args``; UsageError/ValueError for bad input."""
-    check_run_dir(args.run_dir)
+    saved = check_run_dir(args.run_dir)
     import jax
     from omegaconf.errors import OmegaConfBaseException
 
+    from lstmlab.config import import_modules
     from lstmlab.data.text import Vocab
     from lstmlab.train.sample import generate, load_run
 
+    import_modules(saved.get("imports", []))  # e.g. the module that registers the run's cell
     try:
         _, model, meta = load_run(args.run_dir, args.checkpoint)
     except (ValueError, OSError, OmegaConfBaseException):

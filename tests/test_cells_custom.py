@@ -1,9 +1,11 @@
 """A cell defined here, outside lstmlab, registered with ``cells.register``: it runs through every
 public function (init, carry, step, scan with impl reference and fast, remat) and through the NNX layers,
-with its options passed through by name, and its hand-written backward agrees with autodiff."""
+with its options passed through by name, and its hand-written backward agrees with autodiff; the command
+line selects it once ``imports=`` names a module that registers it (``tests/register_mgu.py``)."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import jax
@@ -191,3 +193,32 @@ def test_registered_cell_trains_through_the_config_and_training_api(tmp_path):
     bad, _ = compose("adding", [*overrides[:-1], "+cell.extra.shape=2"])
     with pytest.raises(Exception, match="shape"):
         bad.check()
+
+
+def test_registered_cell_trains_through_the_command_line_once_imports_names_its_module(tmp_path, capsys):
+    """``+imports=[register_mgu]`` imports the module that registers the cell before the config is
+    checked, so ``cell.name=mgu`` trains from the command line (in this process); a module that cannot
+    be imported is one line and exit status 2, with no run directory made."""
+    import json
+
+    import yaml
+
+    from lstmlab import cli
+
+    args = ["+experiment=adding", "+preset=tiny", "logger.wandb.mode=disabled", "trainer.progress=none"]
+    args += ["data.val_size=32", "data.test_size=32", "data.seq_len=10", "cell.name=mgu", "+cell.extra.scale=0.5"]
+    cells.unregister("mgu")  # registered by the fixture; the imported module registers it again
+    sys.modules.pop("register_mgu", None)
+    cli.main([*args, "+imports=[register_mgu]", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert "mgu" in cells.CELLS
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["imports"] == ["register_mgu"] and saved["cell"]["name"] == "mgu"
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["step"] == saved["trainer"]["max_steps"] and np.isfinite(summary["test/loss"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        cli.main([*args, "+imports=[no_such_module_here]", f"hydra.run.dir={tmp_path / 'bad'}"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "imports: cannot import 'no_such_module_here'" in err
+    assert not (tmp_path / "bad").exists()

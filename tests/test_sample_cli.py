@@ -89,6 +89,11 @@ def test_a_run_without_checkpoints_is_one_line(tmp_path):
     _assert_one_line_error(_sample([str(tmp_path)]), "holds no checkpoint")
 
 
+def test_a_module_of_the_runs_imports_that_cannot_be_imported_is_one_line(tmp_path):
+    (tmp_path / "config.yaml").write_text("imports: [no_such_module_here]\n")
+    _assert_one_line_error(_sample([str(tmp_path)]), "imports: cannot import 'no_such_module_here'")
+
+
 def test_a_config_yaml_of_the_wrong_shape_is_one_line(tmp_path):
     (tmp_path / "config.yaml").write_text("model: 5\n")
     (tmp_path / "checkpoints").mkdir()
