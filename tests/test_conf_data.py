@@ -55,7 +55,7 @@ def test_a_factory_option_missing_from_the_yaml_is_overridden_without_a_plus():
     assert config.data["split_by"] == "play" and config.data["reset_every"] == 20  # from the yaml files
 
 
-def test_a_resume_does_not_count_an_option_the_saved_config_leaves_at_its_default(tmp_path):
+def test_a_resume_does_not_count_an_option_either_config_leaves_at_its_default(tmp_path):
     from lstmlab.config import ConfigError
     from lstmlab.io.rundir import RunDir
     from lstmlab.train.setup import check_resume
@@ -64,6 +64,8 @@ def test_a_resume_does_not_count_an_option_the_saved_config_leaves_at_its_defaul
     saved = {**current, "data": {k: v for k, v in current["data"].items() if k != "eval_batch_size"}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
     assert check_resume(config, current, RunDir(tmp_path), start=1) == {}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(current))  # and a config built in Python names fewer
+    assert check_resume(config, saved, RunDir(tmp_path), start=1) == {}
     changed = {**current, "data": {**current["data"], "eval_batch_size": 8}}
     with pytest.raises(ConfigError, match="data.eval_batch_size"):
         check_resume(config, changed, RunDir(tmp_path), start=1)

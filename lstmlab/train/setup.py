@@ -235,13 +235,14 @@ def check_logger(config: Config) -> None:
             raise ConfigError(problem)
 
 
-def _with_data_defaults(saved: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``saved`` with the ``data`` options it does not name set to their defaults, which is what its
-    data set was built with (a config written before an option existed names fewer)."""
-    data = saved.get("data") if isinstance(saved, dict) else None
+def _with_data_defaults(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A resolved config with the ``data`` options it does not name set to their defaults, which is what
+    its data set is built with (a config written before an option existed, or built in Python, names
+    fewer)."""
+    data = config.get("data") if isinstance(config, dict) else None
     if not isinstance(data, dict) or data.get("name") not in data_lib.names():
-        return saved
-    return {**saved, "data": {**data_lib.defaults(data["name"]), **data}}
+        return config
+    return {**config, "data": {**data_lib.defaults(data["name"]), **data}}
 
 
 def check_resume(config: Config, current: dict[str, Any], rundir: RunDir, start: int) -> dict[str, tuple[Any, Any]]:
@@ -252,7 +253,7 @@ def check_resume(config: Config, current: dict[str, Any], rundir: RunDir, start:
     change freely: :data:`lstmlab.config.RESUME_FREE_KEYS`. Without a readable ``config.yaml`` nothing
     can be compared and nothing is refused."""
     saved = _with_data_defaults(rundir.read_config())
-    changes = resume_changes(saved, current) if saved is not None else {}
+    changes = resume_changes(saved, _with_data_defaults(current)) if saved is not None else {}
     allowed = set(config.resume.allow_changes)
     refused = {k: v for k, v in changes.items() if k not in allowed}
     if refused:
