@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+PROGRAMS = ROOT / "tests" / "programs"  # what a test runs in a fresh process, as modules ruff checks
 
 # XLA compile time dominates tiny runs: share compiled programs between tests and CLI subprocesses.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path(tempfile.gettempdir()) / "lstmlab-test-xla-cache"))
@@ -44,6 +45,11 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def program(name: str, *args: str) -> list[str]:
+    """The command that runs ``tests/programs/NAME.py`` with ``args`` in a fresh Python process."""
+    return [sys.executable, str(PROGRAMS / f"{name}.py"), *args]
 
 
 @pytest.fixture

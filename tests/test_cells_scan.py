@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import jax
@@ -15,6 +13,8 @@ import numpy as np
 import pytest
 
 from lstmlab import cells
+
+from conftest import program
 
 WORKTREE = Path(__file__).resolve().parents[1]
 # One case per carry structure: LSTMState, FGRState (three-part carry, with peepholes), GRU h, RNN h.
@@ -204,42 +204,10 @@ def test_three_stacked_size_3_layers_return_one_state_per_layer():
 # Purity of the cell core
 # ----------------------------------------------------------------------------------------------------
 
-PURITY_SCRIPT = textwrap.dedent("""
-    import sys
-    import jax, jax.numpy as jnp
-    jax.lax.scan(lambda c, x: (c + x, c), jnp.zeros(2), jnp.ones((3, 2)))  # warm up jax's own lazy I/O
-
-    events = []
-    def audit(event, args):
-        if event in ("open", "socket.connect", "subprocess.Popen", "os.system", "os.remove",
-                     "os.rename", "shutil.rmtree"):
-            mode = args[1] if event == "open" and len(args) > 1 and isinstance(args[1], str) else ""
-            events.append((event, str(args[0]) if args else "", mode))
-    sys.addaudithook(audit)
-
-    import lstmlab.cells as cells
-    for name in cells.CELLS:
-        params = cells.init(name, jax.random.key(0), 2, 3)
-        cells.scan(name, params, jnp.ones((2, 1, 2)), seq_lengths=jnp.array([1]), reverse=True)
-    # Allowed: reading the installed libraries (jax imports some modules lazily) and lstmlab's own
-    # modules. Anything else (writes, data or config files, sockets, subprocesses) is I/O.
-    package = cells.__file__.rsplit("/", 2)[0]
-    installed = (sys.prefix, sys.base_prefix, package)
-    other = [e for e in events if not (e[0] == "open" and e[1].startswith(installed)
-                                       and not any(m in e[2] for m in "wax+"))]
-    assert not other, other
-    bad = sorted(m for m in sys.modules if m.split(".")[0] in ("flax", "hydra", "omegaconf", "wandb",
-                                                               "orbax", "optax"))
-    assert not bad, bad
-    print("pure")
-""")
-
 
 def test_cells_import_no_flax_hydra_and_do_no_io():
     env = dict(os.environ, PYTHONPATH=str(WORKTREE), JAX_PLATFORMS="cpu")
     env.pop("JAX_COMPILATION_CACHE_DIR", None)  # the tests' shared XLA cache is JAX's I/O, not the cells'
-    result = subprocess.run(
-        [sys.executable, "-c", PURITY_SCRIPT], env=env, cwd=WORKTREE, capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run(program("cells_purity"), env=env, cwd=WORKTREE, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "pure"

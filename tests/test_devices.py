@@ -17,40 +17,9 @@ import numpy as np
 
 from lstmlab.io.checkpoint import Checkpointer
 
-from conftest import ROOT, cli_env, run_cli
+from conftest import ROOT, cli_env, program, run_cli
 
 TOLERANCE = 1e-5
-
-EIGHT_DEVICES = """
-import sys
-from pathlib import Path
-import jax
-assert len(jax.local_devices()) == 8, jax.local_devices()
-from lstmlab.config import Config
-from lstmlab.train import train_and_evaluate
-
-def config(devices, max_steps):
-    c = Config()
-    c.resume.allow_changes = ["trainer.max_steps"]  # the second half of a run resumes with more steps
-    c.data = {"name": "shakespeare", "plays": "macbeth", "seq_len": 8, "batch_size": 8}
-    c.model.hidden_size, c.model.dropout = 8, 0.2
-    c.trainer.devices, c.trainer.max_steps = devices, max_steps
-    c.trainer.log_every, c.trainer.eval_every, c.trainer.eval_max_batches = 1, 2, 1
-    c.trainer.progress, c.logger.wandb.mode, c.sample.length = "none", "disabled", 5
-    c.checkpoint.every = 2
-    return c
-
-from lstmlab.train.setup import make_mesh
-print(f"default mesh: {make_mesh(None, 8).devices.size} devices")  # trainer.devices=null: all local ones
-print(f"batch of 12: {make_mesh(None, 12).devices.size} devices")  # ... or as many as divide the batch
-root = Path(sys.argv[1])
-train_and_evaluate(config(8, 4), root / "eight")
-train_and_evaluate(config(1, 4), root / "one")
-train_and_evaluate(config(8, 2), root / "eight_then_one")
-train_and_evaluate(config(1, 4), root / "eight_then_one")
-train_and_evaluate(config(1, 2), root / "one_then_eight")
-train_and_evaluate(config(8, 4), root / "one_then_eight")
-"""
 
 
 def losses(run_dir: Path, key: str = "train/loss") -> list[float]:
@@ -76,7 +45,7 @@ def assert_close_runs(a: Path, b: Path) -> None:
 
 def test_eight_devices_follow_one_device_and_checkpoints_move_between_them(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-c", EIGHT_DEVICES, str(tmp_path)],
+        program("eight_devices", str(tmp_path)),
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,32 +14,13 @@ import pytest
 from lstmlab.io.files import UnsafePathError
 from lstmlab.io.lock import RunLock, RunLockedError
 
-from conftest import cli_env
-
-HOLD = """
-import sys
-from lstmlab.io.lock import RunLock
-lock = RunLock(sys.argv[1]).acquire()
-print("locked", flush=True)
-sys.stdin.read()  # hold until the test closes stdin or kills this process
-"""
-
-TRY = """
-import sys
-from lstmlab.io.lock import RunLock, RunLockedError
-try:
-    RunLock(sys.argv[1]).acquire()
-except RunLockedError as err:
-    print(err, file=sys.stderr)
-    raise SystemExit(2)
-print("acquired")
-"""
+from conftest import cli_env, program
 
 
 def _holder(run_dir: Path) -> subprocess.Popen:
     """A process that holds ``run_dir``'s lock once it has printed ``locked``."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(run_dir)],
+        program("lock_holder", str(run_dir)),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -53,9 +33,7 @@ def _holder(run_dir: Path) -> subprocess.Popen:
 
 
 def _try(run_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", TRY, str(run_dir)], capture_output=True, text=True, env=cli_env(), timeout=120
-    )
+    return subprocess.run(program("lock_try", str(run_dir)), capture_output=True, text=True, env=cli_env(), timeout=120)
 
 
 def test_a_second_process_is_refused_with_the_holders_pid_and_host(tmp_path):

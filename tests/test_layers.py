@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, cli_env
+from conftest import ROOT, cli_env, program
 
 MODULES = [
     "lstmlab",
@@ -45,21 +44,10 @@ def test_import_contracts_hold():
 
 
 def test_importing_lstmlab_leaves_matplotlib_and_the_unraisable_hook_alone():
-    code = f"""
-import sys
-import matplotlib
-before = matplotlib.rcParams._get_backend_or_none()
-for name in {MODULES!r}:
-    __import__(name)
-assert "matplotlib.pyplot" not in sys.modules, "pyplot was imported"
-assert matplotlib.rcParams._get_backend_or_none() == before, matplotlib.rcParams._get_backend_or_none()
-assert sys.unraisablehook is sys.__unraisablehook__, sys.unraisablehook
-print("clean")
-"""
     env = cli_env()
     env.pop("MPLBACKEND", None)
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        program("import_state", *MODULES), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "clean"

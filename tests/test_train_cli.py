@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, TINY, run_cli
+from conftest import ROOT, TINY, program, run_cli
 
 CONTRACT = ["config.yaml", "metrics.jsonl", "summary.json", "checkpoints", "plots/learning_curves.png", "samples.txt"]
 
@@ -120,7 +120,7 @@ def test_wheel_ships_the_configs_and_finds_them_from_elsewhere(tmp_path):
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
     found = subprocess.run(
-        [sys.executable, "-c", "from lstmlab.cli import conf_dir; print(conf_dir())"],
+        program("conf_dir"),
         cwd=tmp_path,
         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
         capture_output=True,
