@@ -49,8 +49,9 @@ def _commands() -> list[str]:
 @pytest.mark.parametrize("index", range(len(_blocks("python"))))
 def test_readme_python_snippet_runs_as_written(index, tmp_path):
     code = _blocks("python")[index]
+    (tmp_path / "snippet.py").write_text(code)  # a file, so that a traceback names its lines
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300
+        [sys.executable, "snippet.py"], cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, f"snippet {index}:\n{code}\n{result.stderr[-3000:]}"
 
