@@ -180,6 +180,16 @@ def test_renderings_colour_each_character(tmp_path):
 
 # -- python -m lstmlab.inspect, in-process -----------------------------------------------------------
 
+TINY_RUN = [
+    "+preset=tiny",
+    "logger.wandb.mode=disabled",
+    "trainer.progress=none",
+    "cell=lstm",
+    "model.num_layers=2",
+    "model.param_budget=4000",
+    "data.plays=macbeth",
+]
+
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
@@ -187,18 +197,7 @@ def tiny_run(tmp_path_factory) -> Path:
     from lstmlab.train import train_and_evaluate
 
     run_dir = tmp_path_factory.mktemp("inspect") / "run"
-    config, resolved = compose(
-        "karpathy2015",
-        [
-            "+preset=tiny",
-            "logger.wandb.mode=disabled",
-            "trainer.progress=none",
-            "cell=lstm",
-            "model.num_layers=2",
-            "model.param_budget=4000",
-            "data.plays=macbeth",
-        ],
-    )
+    config, resolved = compose("karpathy2015", TINY_RUN)
     train_and_evaluate(config, run_dir, config_dict=resolved)
     return run_dir
 
@@ -213,6 +212,16 @@ def test_the_run_records_the_hidden_size_its_budget_chose(tiny_run):
         CellConfig(), output_size=vocab, vocab_size=vocab, input_size=None
     )
     assert saved["param_budget"] == 4000 and saved["hidden_size"] == fitted == model.rnn.hidden_size != 8
+
+
+def test_a_budget_run_run_again_is_already_finished_not_a_changed_config(tiny_run):
+    from lstmlab.cli import compose
+    from lstmlab.train import train_and_evaluate
+
+    config, resolved = compose("karpathy2015", TINY_RUN)
+    before = (tiny_run / "config.yaml").read_text()
+    summary = train_and_evaluate(config, tiny_run, config_dict=resolved)  # resume: nothing refused
+    assert summary["step"] == 4 and (tiny_run / "config.yaml").read_text() == before
 
 
 def test_inspect_writes_saturation_cells_and_pictures(tiny_run, tmp_path, capsys):

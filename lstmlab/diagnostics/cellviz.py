@@ -132,14 +132,16 @@ def render_png(
     for y, row in enumerate(rows):
         for x, k in enumerate(row):
             image[y, x] = colours[k]
-    fig = Figure(figsize=(0.11 * columns + 0.4, 0.2 * len(rows) + 0.7))
-    ax = fig.add_axes((0.01, 0.01, 0.98, 0.98 - 0.5 / fig.get_figheight()))
+    fig = Figure(figsize=(0.11 * columns + 0.4, 0.2 * len(rows) + 0.45))
+    ax = fig.add_axes((0.01, 0.01, 0.98, 0.98 - 0.3 / fig.get_figheight()))
     ax.imshow(image, aspect="auto", interpolation="nearest", extent=(0, columns, len(rows), 0))
+    dark = (colours[:, :3] @ np.array([0.299, 0.587, 0.114])) < 0.5  # white letters on dark cells
     for y, row in enumerate(rows):
         for x, k in enumerate(row):
             char = "\u21b5" if text[k] == "\n" else text[k]
             if char.strip():
-                ax.text(x + 0.5, y + 0.55, char, ha="center", va="center", family="monospace", fontsize=8)
+                ink = "white" if dark[k] else "black"
+                ax.text(x + 0.5, y + 0.55, char, ha="center", va="center", family="monospace", fontsize=8, color=ink)
     ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=9, y=0.995, va="top")
