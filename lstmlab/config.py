@@ -102,12 +102,16 @@ class ModelConfig:
     learn_initial_carry: bool = False
     impl: Optional[str] = None  # cells.scan implementation; None: the cells' default
     init_from: Optional[str] = None  # start from these weights: a .npz (lstmlab.interop.save_params) or a run directory
+    # a number of parameters: hidden_size becomes the largest whose whole model fits (fit_param_budget)
+    param_budget: Optional[int] = None
 
     def check(self) -> None:
         from lstmlab import cells
 
         if self.hidden_size < 1:
             raise ConfigError(f"model.hidden_size={self.hidden_size} must be >= 1")
+        if self.param_budget is not None:
+            _int_at_least("model.param_budget", self.param_budget, 1)
         if self.num_layers < 1:
             raise ConfigError(f"model.num_layers={self.num_layers} must be >= 1")
         if not 0 <= self.dropout < 1:
@@ -118,6 +122,51 @@ class ModelConfig:
             raise ConfigError(f"model.impl={self.impl!r}; valid: {', '.join(cells.IMPLS)}")
         if self.init_from is not None and not os.path.exists(self.init_from):
             raise ConfigError(f"model.init_from={self.init_from}: no such file or run directory")
+
+    def param_count(
+        self, cell: CellConfig, hidden_size: int, *, output_size: int, vocab_size: int | None, input_size: int | None
+    ) -> int:
+        """Parameters of the whole model (embedding, recurrent layers, learned initial carries, head) with
+        ``hidden_size``, counted from the cell's ``param_shapes`` in the registry. Token inputs
+        (``vocab_size``) feed one-hot vectors or an ``embed_size`` embedding; features have ``input_size``."""
+        import jax
+
+        from lstmlab import cells
+
+        options = cells.cell_options(cell.name, **cell.options())
+        H, directions = hidden_size, 2 if self.bidirectional else 1
+        first = (self.embed_size or vocab_size) if vocab_size else input_size
+        total = vocab_size * self.embed_size if vocab_size and self.embed_size else 0
+        for d in [first] + [H * directions] * (self.num_layers - 1):
+            shapes = cells.param_shapes(cell.name, d, H, **options)
+            total += directions * sum(math.prod(shape) for shape in shapes.values())
+        if self.learn_initial_carry:
+            carry = jax.eval_shape(lambda: cells.initial_carry(cell.name, 1, H, **options))
+            total += self.num_layers * directions * sum(math.prod(a.shape) for a in jax.tree.leaves(carry))
+        return total + H * directions * output_size + output_size
+
+    def fit_param_budget(
+        self, cell: CellConfig, *, output_size: int, vocab_size: int | None, input_size: int | None
+    ) -> int:
+        """The largest ``hidden_size`` whose :meth:`param_count` is at most ``param_budget``; ConfigError
+        (naming the smallest model's count) if even ``hidden_size=1`` does not fit."""
+
+        def count(h: int) -> int:
+            return self.param_count(cell, h, output_size=output_size, vocab_size=vocab_size, input_size=input_size)
+
+        budget = self.param_budget
+        if count(1) > budget:
+            raise ConfigError(
+                f"model.param_budget={budget} is below the smallest {cell.name} model of "
+                f"{self.num_layers} layer(s) (hidden_size=1 has {count(1)} parameters); valid: >= {count(1)}"
+            )
+        low, high = 1, 2
+        while count(high) <= budget:  # the count grows with hidden_size: double, then bisect
+            low, high = high, 2 * high
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (mid, high) if count(mid) <= budget else (low, mid)
+        return low
 
 
 @dataclass

@@ -58,7 +58,7 @@ def test_readme_python_snippet_runs_as_written(index, tmp_path):
 
 def test_readme_command_lines_compose():
     """Training commands compose (multirun lists: their first value), search configs exist, and the
-    report and sample commands are the package's modules."""
+    report, sample and inspect commands are the package's modules."""
     from lstmlab.cli import compose, conf_dir
 
     commands = _commands()
@@ -78,4 +78,4 @@ def test_readme_command_lines_compose():
             name = next(a.split("=", 1)[1] for a in args if a.startswith("+search="))
             assert (conf_dir() / "search" / f"{name}.yaml").is_file(), command
         else:
-            assert module in ("lstmlab.report", "lstmlab.sample"), command
+            assert module in ("lstmlab.report", "lstmlab.sample", "lstmlab.inspect"), command

@@ -64,6 +64,7 @@ __all__ = [
     "register",
     "reverse_padded",
     "scan",
+    "scan_gates",
     "scan_states",
     "step",
     "time_mask",
@@ -421,3 +422,24 @@ def scan_states(
     mask = None if seq_lengths is None else time_mask(T, jnp.asarray(seq_lengths))
     _, hs, _, states = _scan.loop(cell, opts, params, xs, carry, mask, probes=probes, states=True)
     return states, hs
+
+
+def scan_gates(name: str, params: dict[str, Array], xs: Array, carry: Carry | None = None, **options: Any) -> dict:
+    """The activations of every step by name (the cell's ``gates``: for the LSTM family ``i``, ``f``,
+    ``g``, ``o``, ``c``, ``h``; for ``gru`` ``r``, ``z``, ``n``, ``u_n``, ``h``; for ``rnn`` ``h``), each
+    with a leading T axis: ``xs`` (T, B, D) -> {name: (T, B, H)}. The carries come from the same loop as
+    :func:`scan_states`; the gates of all steps are then evaluated at once from the carry entering each
+    step, so :func:`scan` itself does no extra work. ValueError if the cell has no ``gates``."""
+    cell = get(name)
+    if not (hasattr(cell, "gates") and getattr(cell, "has_gates", lambda: True)()):
+        raise ValueError(f"cell {name!r} has no gates method; see lstmlab.cells.base")
+    opts = cell_options(name, **options)
+    if jnp.ndim(xs) != 3:
+        raise ValueError(f"xs must be time-major (T, B, D); got shape {jnp.shape(xs)}")
+    _check_inputs(name, params, xs, "xs", **opts)
+    if carry is None:
+        carry = _default_carry(name, params, xs, xs.shape[1], opts)
+    _, _, _, states = _scan.loop(cell, opts, params, xs, carry, states=True)
+    entering = jax.tree.map(lambda first, later: jnp.concatenate([first[None], later[:-1]]), carry, states)
+    xp = xs @ params["w_i"] + params[cell.input_bias]
+    return jax.vmap(lambda x, c: cell.gates(params, x, c, **opts))(xp, entering)

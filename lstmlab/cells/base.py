@@ -24,6 +24,10 @@ recurrence's equations and nothing else; :mod:`lstmlab.cells.scan` runs it over 
     bias as one matrix multiply each), and a dict with the gradients of the other parameters (missing
     keys get zeros).
 
+Optional: ``gates(params, xp_t, carry, **options) -> dict[str, Array]``, the step's activations by name
+(gates, candidate, new state), each (B, ...); ``forward`` should be written on top of it so that the
+equations exist once. :func:`lstmlab.cells.scan_gates` runs it over a sequence.
+
 Plus ``num_gates`` (G), ``input_bias`` (the bias key added to ``x @ w_i``), ``options`` (option name ->
 default), ``check_options``, ``param_shapes``, ``init`` and ``initial_carry``, documented below.
 ``has_backward(**options)`` says whether ``backward``/``grads`` exist for these options; if not,
@@ -84,6 +88,13 @@ class Cell:
 
     def forward(self, params: Params, xp: Array, carry: Carry, **options: Any) -> tuple[Carry, Any]:
         raise NotImplementedError
+
+    def gates(self, params: Params, xp: Array, carry: Carry, **options: Any) -> dict[str, Array]:
+        """The activations of one step by name (optional; see the module docstring)."""
+        raise NotImplementedError
+
+    def has_gates(self) -> bool:
+        return type(self).gates is not Cell.gates
 
     def has_backward(self, **options: Any) -> bool:
         return type(self).backward is not Cell.backward

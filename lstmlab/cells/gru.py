@@ -88,8 +88,10 @@ class GRU(Cell):
     ) -> Array:
         return jnp.zeros((batch_size, hidden_size), dtype)
 
-    def forward(self, params: Params, xp: Array, h: Array, *, reset_after: bool = True) -> tuple[Array, tuple]:
-        """One step from ``xp`` = x_t @ w_i + b_i (B, 3H). ``saved`` = (r, z, n, u_n), each (B, H)."""
+    def gates(self, params: Params, xp: Array, h: Array, *, reset_after: bool = True) -> dict[str, Array]:
+        """The activations of one step from ``xp`` = x_t @ w_i + b_i (B, 3H), by name: the reset gate
+        ``r`` and update gate ``z`` (sigmoids), the candidate ``n``, the recurrent part ``u_n`` of n's
+        pre-activation and the new state ``h``, each (B, H). :meth:`forward` is this step."""
         H = h.shape[-1]
         a_r, a_z, a_n = jnp.split(xp, 3, axis=-1)
         w_h, b_h = params["w_h"], params["b_h"]
@@ -103,7 +105,13 @@ class GRU(Cell):
         z = jax.nn.sigmoid(a_z + u_z)
         n = jnp.tanh(a_n + r * u_n) if reset_after else jnp.tanh(a_n + u_n)
         h_new = (n + z * (h - n)).astype(h.dtype)  # = (1 - z) * n + z * h, one multiply fewer
-        return h_new, (r, z, n, u_n)
+        return {"r": r, "z": z, "n": n, "u_n": u_n, "h": h_new}
+
+    def forward(self, params: Params, xp: Array, h: Array, *, reset_after: bool = True) -> tuple[Array, tuple]:
+        """One step from ``xp`` = x_t @ w_i + b_i (B, 3H) (:meth:`gates`). ``saved`` = (r, z, n, u_n), each
+        (B, H)."""
+        a = self.gates(params, xp, h, reset_after=reset_after)
+        return a["h"], (a["r"], a["z"], a["n"], a["u_n"])
 
     def backward(
         self,

@@ -161,11 +161,13 @@ class LSTM(Cell):
     def output(self, carry: LSTMState | FGRState) -> Array:
         return carry.h
 
-    def forward(
+    def gates(
         self, params: Params, xp: Array, carry: LSTMState | FGRState, *, variant: str = "vanilla"
-    ) -> tuple[LSTMState | FGRState, tuple]:
-        """One step from ``xp`` = x_t @ w_i + b (B, 4H). ``saved`` = (i, f, g, o, c_{t-1}), each (B, H),
-        with None for a gate fixed to one (and for i under CIFG, where it is 1 - f)."""
+    ) -> dict[str, Array]:
+        """The activations of one step from ``xp`` = x_t @ w_i + b (B, 4H), by name: the gates ``i``,
+        ``f``, ``o`` (sigmoids), the cell input ``g``, the new cell state ``c`` and output ``h``, each
+        (B, H). A gate the variant fixes to one is absent (NIG, NFG, NOG); under CIFG ``i`` is 1 - f.
+        :meth:`forward` is this step, packed into the carry and what the backward pass needs."""
         h, c = carry.h, carry.c
         z = xp + h @ params["w_h"]
         if variant == "FGR":
@@ -191,11 +193,21 @@ class LSTM(Cell):
         o = None if variant == "NOG" else jax.nn.sigmoid(z_o)
         tc = c_new if variant == "NOAF" else jnp.tanh(c_new)
         h_new = (tc if o is None else o * tc).astype(h.dtype)
-        saved = (None if variant == "CIFG" else i, f, g, o, c)
+        named = {"i": i, "f": f, "g": g, "o": o, "c": c_new, "h": h_new}
+        return {k: v for k, v in named.items() if v is not None}
+
+    def forward(
+        self, params: Params, xp: Array, carry: LSTMState | FGRState, *, variant: str = "vanilla"
+    ) -> tuple[LSTMState | FGRState, tuple]:
+        """One step from ``xp`` = x_t @ w_i + b (B, 4H) (:meth:`gates`). ``saved`` = (i, f, g, o, c_{t-1}),
+        each (B, H), with None for a gate fixed to one (and for i under CIFG, where it is 1 - f)."""
+        a = self.gates(params, xp, carry, variant=variant)
+        i, f, o = a.get("i"), a.get("f"), a.get("o")
+        saved = (None if variant == "CIFG" else i, f, a["g"], o, carry.c)
         if variant == "FGR":
             gates = jnp.concatenate([i, f, o], axis=-1).astype(carry.gates.dtype)
-            return FGRState(h_new, c_new, gates), saved
-        return LSTMState(h_new, c_new), saved
+            return FGRState(a["h"], a["c"], gates), saved
+        return LSTMState(a["h"], a["c"]), saved
 
     def has_backward(self, variant: str = "vanilla") -> bool:
         return variant != "FGR"

@@ -76,9 +76,14 @@ class RNN(Cell):
     ) -> Array:
         return jnp.zeros((batch_size, hidden_size), dtype)
 
+    def gates(self, params: Params, xp: Array, h: Array, *, activation: str = "tanh") -> dict[str, Array]:
+        """One step from ``xp`` = x_t @ w_i + b (B, H): the new state ``h`` (B, H), the RNN's only
+        activation (it has no gates)."""
+        return {"h": ACTIVATIONS[activation](xp + h @ params["w_h"]).astype(h.dtype)}
+
     def forward(self, params: Params, xp: Array, h: Array, *, activation: str = "tanh") -> tuple[Array, None]:
-        """One step from ``xp`` = x_t @ w_i + b (B, H); nothing saved (the backward uses the output)."""
-        return ACTIVATIONS[activation](xp + h @ params["w_h"]).astype(h.dtype), None
+        """One step (:meth:`gates`); nothing saved (the backward uses the output)."""
+        return self.gates(params, xp, h, activation=activation)["h"], None
 
     def backward(
         self,

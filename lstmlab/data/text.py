@@ -416,6 +416,12 @@ class CharText:
                 "weights": (m.sum(axis=1) > 0).astype(np.float32),
             }
 
+    def split_text(self, split: str) -> str:
+        """The characters of ``split`` (``"train"``, ``"val"`` or ``"test"``), as the model is scored on them."""
+        if split not in self._streams:
+            raise ValueError(f"split={split!r} is not a split; valid: {', '.join(self._streams)}")
+        return self.vocab.decode(self._streams[split].targets)
+
     def extra_metrics(self, split: str, outputs: np.ndarray, batches: list[Batch]) -> dict[str, float]:
         """No extra metrics: the trainer reports the loss in nats and bits per character (nats / ln 2)."""
         return {}

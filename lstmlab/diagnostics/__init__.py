@@ -6,11 +6,20 @@
 * :func:`state_jacobian_spectra`: singular values of ``ds_T/ds_{T-k}`` along real trajectories.
 * :mod:`~lstmlab.diagnostics.plots`: log norm against distance, heat map over training, Jacobian spectra.
 * :func:`grad_metrics`: the ``grad/...`` metrics a trainer logs (norms, and what clipping does to them).
+* :mod:`~lstmlab.diagnostics.gates`: per-layer gate activations of a trained stack, their saturation, and
+  units whose activation tracks features of the text; :mod:`~lstmlab.diagnostics.cellviz` draws them.
 
 Pure functions on arrays: no Flax, Hydra or training loop here. The gradient-norm study that trains
 several cells with them is :mod:`lstmlab.study`, a runner above the trainer.
 """
 
+from lstmlab.diagnostics.gates import (
+    find_cells,
+    layer_activations,
+    saturation,
+    saturation_summary,
+    text_features,
+)
 from lstmlab.diagnostics.gradmetrics import (
     CLIPS,
     check_clip,
@@ -44,14 +53,19 @@ __all__ = [
     "clip_factor",
     "clip_grads",
     "decay_table",
+    "find_cells",
     "fit_decay_rate",
     "global_norm",
     "grad_metrics",
+    "layer_activations",
     "norm_curves",
     "param_name",
     "plot_jacobian_spectra",
     "plot_norm_decay",
     "plot_norm_heatmap",
+    "saturation",
+    "saturation_summary",
     "state_grad_norms",
     "state_jacobian_spectra",
+    "text_features",
 ]

@@ -91,6 +91,20 @@ def build_model(config: Config, spec: data_lib.DataSpec, seed: int | None = None
         raise ConfigError(one_line(err)) from err
 
 
+def apply_param_budget(config: Config, spec: data_lib.DataSpec, config_dict: dict | None = None) -> None:
+    """With ``model.param_budget`` set, set ``model.hidden_size`` (in ``config`` and in ``config_dict``,
+    the resolved config that ``config.yaml`` records) to the largest size whose model fits the budget
+    (:meth:`lstmlab.config.ModelConfig.fit_param_budget`); without it, change nothing."""
+    m = config.model
+    if m.param_budget is None:
+        return
+    m.hidden_size = m.fit_param_budget(
+        config.cell, output_size=spec.output_size, vocab_size=spec.vocab_size, input_size=spec.input_size
+    )
+    if config_dict is not None:
+        config_dict.setdefault("model", {})["hidden_size"] = m.hidden_size
+
+
 def make_mesh(devices: int | None, batch_size: int) -> Mesh:
     """A 1-D mesh ``("data",)`` over the first ``devices`` local devices of every process; the batch is
     split along it and the parameters replicated. ``devices=None``: as many local devices as divide the
@@ -356,6 +370,7 @@ def setup(
     dataset = build_dataset(config)
     check_sampling(config, dataset)
     spec = dataset.spec
+    apply_param_budget(config, spec, config_dict)
     distributed.initialize(config.distributed)  # joins the other processes; before JAX uses a device
     model = build_model(config, spec)
     tx = optim.make_optimizer(config.optim, config.trainer.max_steps)
