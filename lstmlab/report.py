@@ -25,8 +25,8 @@ group (``scipy.stats.ttest_ind(equal_var=False)``), its p-value Bonferroni-corre
 compared, and the verdict ``better``, ``worse`` or ``same`` (corrected p >= ``--alpha``, 0.05) in the
 metric's direction. With ``--by``, an expected row whose ``where`` names only KEY is checked against
 its group: ``ours: [low, high]`` is the range the group's median should land in, and ``claim:
-better|worse|same`` the paper's verdict against the reference; the columns ``in range`` and ``agrees``
-say whether they hold.
+better|worse|same`` (or a list of them, e.g. ``[same, worse]`` for "not better") the paper's verdict
+against the reference; the columns ``in range`` and ``agrees`` say whether they hold.
 
 For a study the report also writes ``fanova.md``/``fanova.csv``: fANOVA (Hutter et al. 2014; Optuna's
 ``FanovaImportanceEvaluator`` with ``normalize=False``, whose values are each parameter's main-effect
@@ -34,7 +34,11 @@ variance over the forest's total variance, averaged over trees) over all finishe
 main effects and the remainder ``1 - sum`` (the share of variance due to interactions); the pairwise
 interactions of the hyperparameters, from the same trees (the variance of the pair's joint marginal
 minus both main effects); and, with ``--by``, the main effects within each group (KEY left out), then
-their mean over groups.
+their mean over groups. An expected file's ``fanova:`` mapping is checked against the ``all trials``
+column: ``largest: KEY`` (the largest main effect among the parameters other than ``--by``) and
+``interactions_below: X`` (1 - sum of the main effects below X)::
+
+    fanova: {largest: optim.lr, interactions_below: 0.25}
 """
 
 from __future__ import annotations
@@ -344,12 +348,13 @@ def add_group_expected(out, by: str, expected: dict[str, Any], reference: str | 
         entry = entries.get(str(row[by]), {})
         paper.append(float(entry.get("value", math.nan)))
         claim = entry.get("claim")
-        claims.append(claim or "")
+        allowed = [claim] if isinstance(claim, str) else list(claim or [])
+        claims.append(" or ".join(allowed))
         ours = entry.get("ours")
         ranges.append(f"{ours[0]:.4g} to {ours[1]:.4g}" if ours else "")
         inside.append(("yes" if ours[0] <= row["median"] <= ours[1] else "no") if ours else "")
         verdict = row.get(f"vs {reference}") if reference else None
-        agrees.append(("yes" if claim == verdict else "no") if claim and verdict and verdict != "reference" else "")
+        agrees.append(("yes" if verdict in allowed else "no") if allowed and verdict and verdict != "reference" else "")
     out["paper"] = paper
     out["claim"] = claims
     out["ours (median)"] = ranges
@@ -368,21 +373,22 @@ def boxplot(values: dict[str, list[float]], order: list[str], by: str, metric: s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(order) + 1.5), 3.6))
-    data = [values[g] or [math.nan] for g in order]
-    parts = ax.boxplot(data, whis=(0, 100), showmeans=True, patch_artist=True, widths=0.6)
-    for i, g in enumerate(order):
-        blue = g in marked
-        parts["boxes"][i].set(facecolor="#dbe8f6" if blue else "white", edgecolor="C0" if blue else "black")
-        parts["boxes"][i].set_linewidth(2.2 if blue else 1.0)
-        parts["medians"][i].set(color="red")
-        parts["means"][i].set(marker="o", markerfacecolor="red", markeredgecolor="red", markersize=4)
-    ax.set_xticks(range(1, len(order) + 1), order, fontsize=8, rotation=45 if len(order) > 6 else 0)
-    ax.set_xlabel(by)
-    ax.set_ylabel(metric)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    with plt.style.context("default"):  # Optuna's plots switch the global style to ggplot
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(order) + 1.5), 3.6))
+        data = [values[g] or [math.nan] for g in order]
+        parts = ax.boxplot(data, whis=(0, 100), showmeans=True, patch_artist=True, widths=0.6)
+        for i, g in enumerate(order):
+            blue = g in marked
+            parts["boxes"][i].set(facecolor="#dbe8f6" if blue else "white", edgecolor="C0" if blue else "black")
+            parts["boxes"][i].set_linewidth(2.2 if blue else 1.0)
+            parts["medians"][i].set(color="red")
+            parts["means"][i].set(marker="o", markerfacecolor="red", markeredgecolor="red", markersize=4)
+        ax.set_xticks(range(1, len(order) + 1), order, fontsize=8, rotation=45 if len(order) > 6 else 0)
+        ax.set_xlabel(by)
+        ax.set_ylabel(metric)
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
@@ -425,7 +431,7 @@ def _pair_interaction(forest, columns: list[str], a: str, b: str) -> float:
     return float(np.mean(shares)) if shares else math.nan
 
 
-def fanova_tables(study, by: str | None = None, min_trials: int = 3, n_trees: int = 64):
+def fanova_tables(study, by: str | None = None, min_trials: int = 5, n_trees: int = 64):
     """fANOVA of a study's finished trials (see the module docstring): a table with one row per
     parameter (``all trials``; with ``by``, also each group and the mean over groups), then rows for the
     sum of main effects and ``1 - sum``; and a table of the pairwise interactions of the parameters
@@ -470,6 +476,27 @@ def fanova_tables(study, by: str | None = None, min_trials: int = 3, n_trees: in
     pair_table = pd.DataFrame(pairs, columns=["pair", "interaction"])
     pair_table = pair_table.sort_values("interaction", ascending=False, kind="stable").reset_index(drop=True)
     return table, pair_table
+
+
+def fanova_checks(main_effects, wanted: dict[str, Any], by: str | None) -> list[str]:
+    """Lines saying whether the fANOVA table agrees with an expected file's ``fanova:`` entries."""
+    shares = dict(zip(main_effects["param"], main_effects["all trials"]))
+    lines = []
+    if "largest" in wanted:
+        params = {k: v for k, v in shares.items() if k != by and not k.startswith(("sum of", "1 - sum"))}
+        top = max(params, key=params.get) if params else None
+        lines.append(
+            f"- paper: {wanted['largest']} has the largest main effect; ours: {top} "
+            f"({params.get(top, math.nan):.3f}): {'yes' if top == wanted['largest'] else 'no'}"
+        )
+    if "interactions_below" in wanted:
+        rest = shares.get("1 - sum (interactions)", math.nan)
+        limit = float(wanted["interactions_below"])
+        lines.append(
+            f"- paper: little interaction (1 - sum of main effects below {limit:g}); ours: {rest:.3f}: "
+            f"{'yes' if rest < limit else 'no'}"
+        )
+    return [*lines, ""] if lines else []
 
 
 def load_study(directory: Path):
@@ -599,6 +626,7 @@ def report(
             continue
         main_effects.to_csv(out_dir / "fanova.csv", index=False)
         pairs.to_csv(out_dir / "fanova_pairs.csv", index=False)
+        checks = fanova_checks(main_effects, (expected_data or {}).get("fanova") or {}, by)
         fanova_lines = [
             "## fANOVA: fractions of variance",
             "",
@@ -611,6 +639,7 @@ def report(
             "",
             markdown(pairs) if len(pairs) else "(fewer than two hyperparameters)",
             "",
+            *checks,
         ]
         (out_dir / "fanova.md").write_text("\n".join(fanova_lines))
     counts = df[["_failed", "_pruned", "_missing"]].sum()

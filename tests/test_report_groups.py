@@ -11,7 +11,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from lstmlab.report import fanova_tables, main, report
+from lstmlab.report import fanova_checks, fanova_tables, main, report
 
 GROUPS = {
     "vanilla": [1.00, 1.10, 0.90, 1.05, 0.95, 1.02],
@@ -50,6 +50,7 @@ def test_groups_have_quartiles_welch_tests_and_a_box_plot(tmp_path):
                 "rows": [
                     {"where": {"cell.variant": "NFG"}, "value": float("nan"), "claim": "worse", "ours": [1.5, 2.5]},
                     {"where": {"cell.variant": "CIFG"}, "value": 1.0, "claim": "better", "ours": [0.0, 0.5]},
+                    {"where": {"cell.variant": "vanilla"}, "value": 0.9, "ours": [0.9, 1.1]},
                 ],
             }
         )
@@ -74,6 +75,7 @@ def test_groups_have_quartiles_welch_tests_and_a_box_plot(tmp_path):
     assert (rows["NFG"]["vs vanilla"], rows["CIFG"]["vs vanilla"]) == ("worse", "same")
     assert (rows["NFG"]["in range"], rows["NFG"]["agrees"]) == ("yes", "yes")
     assert (rows["CIFG"]["in range"], rows["CIFG"]["agrees"]) == ("no", "no")
+    assert (rows["vanilla"]["paper"], rows["vanilla"]["in range"], rows["vanilla"]["agrees"]) == (0.9, "yes", "")
     assert (out_dir / "boxplot.png").read_bytes()[:4] == b"\x89PNG"
     assert "| NFG | 6 | 1 |" in (out_dir / "groups.md").read_text()
     assert "## test/bpc by cell.variant" in (out_dir / "report.md").read_text()
@@ -138,6 +140,10 @@ def test_fanova_gives_the_learning_rate_the_variance_when_only_it_matters():
         "optim.lr x optim.momentum",
     }
     assert pairs["interaction"].max() < 0.1
+    lines = fanova_checks(main_effects, {"largest": "optim.lr", "interactions_below": 0.15}, "cell.variant")
+    assert lines[0].endswith(": yes") and lines[1].endswith(": yes")
+    wrong = fanova_checks(main_effects, {"largest": "optim.momentum", "interactions_below": 0.0}, "cell.variant")
+    assert wrong[0].endswith(": no") and wrong[1].endswith(": no")
 
 
 def test_fanova_finds_an_interaction_that_no_main_effect_explains():
