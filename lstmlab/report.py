@@ -468,11 +468,14 @@ def fanova_tables(study, by: str | None = None, min_trials: int = 5, n_trees: in
         ],
         ignore_index=True,
     )
-    pairs = [
-        {"pair": f"{a} x {b}", "interaction": _pair_interaction(forest, columns, a, b)}
-        for i, a in enumerate(hyper)
-        for b in hyper[i + 1 :]
-    ]
+    try:
+        pairs = [
+            {"pair": f"{a} x {b}", "interaction": _pair_interaction(forest, columns, a, b)}
+            for i, a in enumerate(hyper)
+            for b in hyper[i + 1 :]
+        ]
+    except AttributeError:  # the forest's trees are Optuna internals; without them, the main effects only
+        pairs = []
     pair_table = pd.DataFrame(pairs, columns=["pair", "interaction"])
     pair_table = pair_table.sort_values("interaction", ascending=False, kind="stable").reset_index(drop=True)
     return table, pair_table
