@@ -140,9 +140,9 @@ def test_fanova_gives_the_learning_rate_the_variance_when_only_it_matters():
         "optim.lr x optim.momentum",
     }
     assert pairs["interaction"].max() < 0.1
-    lines = fanova_checks(main_effects, {"largest": "optim.lr", "interactions_below": 0.15}, "cell.variant")
+    lines = fanova_checks(main_effects, pairs, {"largest": "optim.lr", "pairs_below": 0.1}, "cell.variant")
     assert lines[0].endswith(": yes") and lines[1].endswith(": yes")
-    wrong = fanova_checks(main_effects, {"largest": "optim.momentum", "interactions_below": 0.0}, "cell.variant")
+    wrong = fanova_checks(main_effects, pairs, {"largest": "optim.momentum", "pairs_below": 0.0}, "cell.variant")
     assert wrong[0].endswith(": no") and wrong[1].endswith(": no")
 
 
@@ -158,3 +158,12 @@ def test_fanova_finds_an_interaction_that_no_main_effect_explains():
     assert shares["1 - sum (interactions)"] > 0.5
     assert list(pairs["pair"]) == ["x x y"]
     assert pairs["interaction"].item() == pytest.approx(shares["1 - sum (interactions)"], abs=0.02)
+
+
+def test_cap_counts_a_worse_value_as_the_cap(tmp_path):
+    diverged = {**GROUPS, "NFG": [2.0, 2.2, 900.0, 1.9, 1e6, 2.1]}  # two trials diverged
+    fake_runs(tmp_path / "runs", diverged, failed=())
+    groups, _ = report([tmp_path / "runs"], metric="test/bpc", by="cell.variant", reference="vanilla", cap=6.0)
+    nfg = groups.loc[groups["cell.variant"] == "NFG"].iloc[0]
+    assert (nfg["capped"], nfg["mean"]) == (2, pytest.approx((2.0 + 2.2 + 6.0 + 1.9 + 6.0 + 2.1) / 6))
+    assert groups.loc[groups["cell.variant"] == "vanilla", "capped"].item() == 0
