@@ -24,7 +24,8 @@ the same number of trials (``n_trials`` must be a multiple of the number of valu
 trial the value with the fewest trials so far (waiting ones included; ties in the order written) is
 enqueued as a partial trial (Optuna's ``study.enqueue_trial``) and the sampler draws the other keys, so
 ``per: cell.variant`` with nine variants and ``n_trials: 54`` gives each variant six trials, round-robin,
-also across reruns and workers.
+also across reruns and workers (two workers enqueueing at the same moment can give one value a trial
+more and, at the end, another one fewer).
 """
 
 from __future__ import annotations
