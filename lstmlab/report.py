@@ -15,6 +15,32 @@ experiments/PAPER/expected.yaml`` adds the paper's numbers and the difference::
     rows:
       - where: {cell.name: lstm}           # config keys (flattened) a row must have
         value: 0.946
+
+``--by KEY`` (e.g. ``cell.variant``) also writes one row per value of KEY over all its runs, whatever
+the other keys (``groups.md``/``groups.csv``, and a section of report.md): n, failed, median,
+quartiles, mean, std and the best value, and ``boxplot.png``, the metric per group (boxes from the 25th
+to the 75th percentile, whiskers over the whole range, the median as a line and the mean as a dot, as
+in Greff et al. 2017, Fig. 3). ``--reference VALUE`` adds Welch's t-test of each group against that
+group (``scipy.stats.ttest_ind(equal_var=False)``), its p-value Bonferroni-corrected over the groups
+compared, and the verdict ``better``, ``worse`` or ``same`` (corrected p >= ``--alpha``, 0.05) in the
+metric's direction. ``--cap X`` counts a value worse than X as X in the groups, the box plot and fANOVA
+(e.g. the uniform predictor's bits per character: a diverged model is no worse than chance).
+With ``--by``, an expected row whose ``where`` names only KEY is checked against
+its group: ``ours: [low, high]`` is the range the group's median should land in, and ``claim:
+better|worse|same`` (or a list of them, e.g. ``[same, worse]`` for "not better") the paper's verdict
+against the reference; the columns ``in range`` and ``agrees`` say whether they hold.
+
+For a study the report also writes ``fanova.md``/``fanova.csv``: fANOVA (Hutter et al. 2014; Optuna's
+``FanovaImportanceEvaluator`` with ``normalize=False``, whose values are each parameter's main-effect
+variance over the forest's total variance, averaged over trees) over all finished trials, the sum of the
+main effects and the remainder ``1 - sum`` (the share of variance due to interactions); the pairwise
+interactions of the hyperparameters, from the same trees (the variance of the pair's joint marginal
+minus both main effects); and, with ``--by``, the main effects within each group (KEY left out), then
+their mean over groups. An expected file's ``fanova:`` mapping is checked against the ``all trials``
+column: ``largest: KEY`` (the largest main effect among the parameters other than ``--by``) and
+``pairs_below: X`` (every pairwise interaction of those parameters below X)::
+
+    fanova: {largest: optim.lr, pairs_below: 0.1}
 """
 
 from __future__ import annotations
@@ -32,6 +58,7 @@ import yaml
 
 from lstmlab.cli import EXIT_BAD_INPUT
 
+CLAIMS = ("better", "worse", "same")
 IGNORED_PREFIXES = ("seed", "logger.", "trainer.progress", "distributed.")
 MAXIMIZED = ("accuracy", "acc")
 
@@ -236,6 +263,283 @@ def draw(df, varying: list[str], metric: str, path: Path) -> None:
     plt.close(fig)
 
 
+def capped(value: float, cap: float | None, direction: str) -> float:
+    """``value``, or ``cap`` where the value is worse (above it when minimising, below when maximising)."""
+    if cap is None:
+        return value
+    return min(value, cap) if direction == "minimize" else max(value, cap)
+
+
+def group_values(
+    runs: list[Run], by: str, metric: str, cap: float | None = None, direction: str = "minimize"
+) -> dict[str, list[float]]:
+    """The metric of the completed runs per value of ``by`` (as text), groups in order of first
+    appearance (a stratified search lists them in the order its conf writes them), each value capped
+    at ``cap``; runs without the metric count in no group's values but keep their group."""
+    groups: dict[str, list[float]] = {}
+    for r in runs:
+        values = groups.setdefault(str(_cell(r.config.get(by))), [])
+        value = r.metrics.get(metric) if r.status == "completed" else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            values.append(capped(float(value), cap, direction))
+    return groups
+
+
+def groups_table(
+    runs: list[Run],
+    by: str,
+    metric: str,
+    direction: str,
+    reference: str | None = None,
+    alpha: float = 0.05,
+    cap: float | None = None,
+):
+    """One row per value of ``by``: n, failed, median, quartiles, mean, std, best (with ``cap``, also
+    how many values were capped); with ``reference``, Welch's t-test against it, Bonferroni-corrected
+    over the other groups, and the verdict."""
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    values = group_values(runs, by, metric, cap, direction)
+    raw = group_values(runs, by, metric)
+    failed: dict[str, int] = {}
+    for r in runs:
+        key = str(_cell(r.config.get(by)))
+        failed[key] = failed.get(key, 0) + (r.status != "completed")
+    order = list(values)
+    if reference is not None:
+        order = [reference, *[g for g in order if g != reference]]
+    best = min if direction == "minimize" else max
+    rows = []
+    for g in order:
+        v = np.asarray(values[g])
+        rows.append(
+            {
+                by: g,
+                "n": len(v),
+                "failed": failed[g],
+                "median": float(np.median(v)) if len(v) else math.nan,
+                "q25": float(np.percentile(v, 25)) if len(v) else math.nan,
+                "q75": float(np.percentile(v, 75)) if len(v) else math.nan,
+                "mean": float(v.mean()) if len(v) else math.nan,
+                "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan,
+                "best": best(v) if len(v) else math.nan,
+                **({"capped": sum(a != b for a, b in zip(raw[g], values[g]))} if cap is not None else {}),
+            }
+        )
+    out = pd.DataFrame(rows)
+    if reference is not None:
+        ref = np.asarray(values[reference])
+        compared = len(order) - 1
+        tests = []
+        for g in order:
+            v = np.asarray(values[g])
+            if g == reference:
+                tests.append((0.0, math.nan, math.nan, "reference"))
+                continue
+            diff = v.mean() - ref.mean() if len(v) and len(ref) else math.nan
+            p = float(stats.ttest_ind(v, ref, equal_var=False).pvalue) if len(v) > 1 and len(ref) > 1 else math.nan
+            p_adj = min(1.0, p * compared) if math.isfinite(p) else math.nan
+            if not math.isfinite(p_adj):
+                verdict = "untested"
+            elif p_adj >= alpha:
+                verdict = "same"
+            else:
+                verdict = "better" if (diff < 0) == (direction == "minimize") else "worse"
+            tests.append((diff, p, p_adj, verdict))
+        for i, column in enumerate(
+            (f"mean - {reference}", "p (Welch)", f"p x {compared} (Bonferroni)", f"vs {reference}")
+        ):
+            out[column] = [t[i] for t in tests]
+    return out
+
+
+def add_group_expected(out, by: str, expected: dict[str, Any], reference: str | None):
+    """Columns from the expected rows that name only ``by``: the paper's value, its claim against the
+    reference, our range for the median, and whether the median is in it and the verdict agrees."""
+    entries = {}
+    for entry in expected.get("rows") or []:
+        where = entry.get("where") or {}
+        if list(where) == [by]:
+            entries[str(where[by])] = entry
+    paper, claims, ranges, inside, agrees = [], [], [], [], []
+    for _, row in out.iterrows():
+        entry = entries.get(str(row[by]), {})
+        paper.append(float(entry.get("value", math.nan)))
+        claim = entry.get("claim")
+        allowed = [claim] if isinstance(claim, str) else list(claim or [])
+        claims.append(" or ".join(allowed))
+        ours = entry.get("ours")
+        ranges.append(f"{ours[0]:.4g} to {ours[1]:.4g}" if ours else "")
+        inside.append(("yes" if ours[0] <= row["median"] <= ours[1] else "no") if ours else "")
+        verdict = row.get(f"vs {reference}") if reference else None
+        agrees.append(("yes" if verdict in allowed else "no") if allowed and verdict and verdict != "reference" else "")
+    out["paper"] = paper
+    out["claim"] = claims
+    out["ours (median)"] = ranges
+    out["in range"] = inside
+    if reference is not None:
+        out["agrees"] = agrees
+    return out
+
+
+def boxplot(values: dict[str, list[float]], order: list[str], by: str, metric: str, path: Path, marked=()) -> None:
+    """The metric per group as in Greff et al. (2017), Fig. 3: boxes from the 25th to the 75th
+    percentile, whiskers over the whole range, the median as a line and the mean as a dot; the groups
+    in ``marked`` (significantly different from the reference) drawn in blue with thick lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with plt.style.context("default"):  # Optuna's plots switch the global style to ggplot
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * len(order) + 1.5), 3.6))
+        data = [values[g] or [math.nan] for g in order]
+        parts = ax.boxplot(data, whis=(0, 100), showmeans=True, patch_artist=True, widths=0.6)
+        for i, g in enumerate(order):
+            blue = g in marked
+            parts["boxes"][i].set(facecolor="#dbe8f6" if blue else "white", edgecolor="C0" if blue else "black")
+            parts["boxes"][i].set_linewidth(2.2 if blue else 1.0)
+            parts["medians"][i].set(color="red")
+            parts["means"][i].set(marker="o", markerfacecolor="red", markeredgecolor="red", markersize=4)
+        ax.set_xticks(range(1, len(order) + 1), order, fontsize=8, rotation=45 if len(order) > 6 else 0)
+        ax.set_xlabel(by)
+        ax.set_ylabel(metric)
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _fanova_fit(trials: list, params: list[str], n_trees: int = 64, seed: int = 0, target=None):
+    """Optuna's fANOVA fitted to ``trials`` (finished, all with ``params``): returns the evaluator's
+    forest (``_Fanova``, a private class: its trees give the pairwise marginals) and the column order."""
+    import optuna
+
+    study = optuna.create_study()
+    for t in trials:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={k: t.params[k] for k in params},
+                distributions={k: t.distributions[k] for k in params},
+                value=t.value if target is None else target(t.value),
+            )
+        )
+    evaluator = optuna.importance.FanovaImportanceEvaluator(n_trees=n_trees, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # normalize=False is marked experimental
+        main = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=False)
+    columns = [k for k in sorted(params) if not study.trials[0].distributions[k].single()]
+    return main, evaluator._evaluator, columns
+
+
+def _pair_interaction(forest, columns: list[str], a: str, b: str) -> float:
+    """The share of variance of the interaction of ``a`` and ``b``: per tree, the variance of their joint
+    marginal minus both main effects, over the tree's variance; the mean over trees."""
+    import numpy as np
+
+    enc = forest._column_to_encoded_columns
+    ia, ib = columns.index(a), columns.index(b)
+    joint = np.concatenate([enc[ia], enc[ib]])
+    shares = []
+    for tree in forest._trees:
+        if tree.variance > 0:
+            pair = tree.get_marginal_variance(joint)
+            va, vb = tree.get_marginal_variance(enc[ia]), tree.get_marginal_variance(enc[ib])
+            shares.append(max(pair - va - vb, 0.0) / tree.variance)
+    return float(np.mean(shares)) if shares else math.nan
+
+
+def fanova_tables(study, by: str | None = None, min_trials: int = 5, n_trees: int = 64, cap: float | None = None):
+    """fANOVA of a study's finished trials (see the module docstring): a table with one row per
+    parameter (``all trials``; with ``by``, also each group and the mean over groups), then rows for the
+    sum of main effects and ``1 - sum``; and a table of the pairwise interactions of the parameters
+    other than ``by``, largest first. Raises ValueError for fewer than two finished trials."""
+    import pandas as pd
+    from optuna.trial import TrialState
+
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    if len(trials) < 2:
+        raise ValueError(f"fANOVA needs at least two finished trials, the study has {len(trials)}")
+    params = sorted(set.intersection(*(set(t.params) for t in trials)))
+    direction = study.direction.name.lower()
+
+    def target(value: float) -> float:
+        return capped(value, cap, direction)
+
+    main, forest, columns = _fanova_fit(trials, params, n_trees, target=target)
+    table = pd.DataFrame({"param": list(main), "all trials": list(main.values())})
+    hyper = [k for k in columns if k != by]
+    if by is not None and by in params:
+        rest = [k for k in params if k != by]
+        scopes = {}
+        for value in dict.fromkeys(str(t.params[by]) for t in trials):
+            members = [t for t in trials if str(t.params[by]) == value]
+            if len(members) >= min_trials and rest:
+                try:
+                    scopes[f"{by}={value}"] = _fanova_fit(members, rest, n_trees, target=target)[0]
+                except RuntimeError:  # every tree without variance (e.g. equal values)
+                    continue
+        for name, shares in scopes.items():
+            table[name] = table["param"].map(shares)
+        if scopes:
+            table[f"mean over {by}"] = table[list(scopes)].mean(axis=1)
+    sums = table.drop(columns="param").sum(axis=0, min_count=1)
+    table = pd.concat(
+        [
+            table,
+            pd.DataFrame([{"param": "sum of main effects", **sums}, {"param": "1 - sum (interactions)", **(1 - sums)}]),
+        ],
+        ignore_index=True,
+    )
+    try:
+        pairs = [
+            {"pair": f"{a} x {b}", "interaction": _pair_interaction(forest, columns, a, b)}
+            for i, a in enumerate(hyper)
+            for b in hyper[i + 1 :]
+        ]
+    except AttributeError:  # the forest's trees are Optuna internals; without them, the main effects only
+        pairs = []
+    pair_table = pd.DataFrame(pairs, columns=["pair", "interaction"])
+    pair_table = pair_table.sort_values("interaction", ascending=False, kind="stable").reset_index(drop=True)
+    return table, pair_table
+
+
+def fanova_checks(main_effects, pairs, wanted: dict[str, Any], by: str | None) -> list[str]:
+    """Lines saying whether the fANOVA table agrees with an expected file's ``fanova:`` entries."""
+    shares = dict(zip(main_effects["param"], main_effects["all trials"]))
+    lines = []
+    if "largest" in wanted:
+        params = {k: v for k, v in shares.items() if k != by and not k.startswith(("sum of", "1 - sum"))}
+        top = max(params, key=params.get) if params else None
+        lines.append(
+            f"- paper: {wanted['largest']} has the largest main effect; ours: {top} "
+            f"({params.get(top, math.nan):.3f}): {'yes' if top == wanted['largest'] else 'no'}"
+        )
+    if "pairs_below" in wanted:
+        limit = float(wanted["pairs_below"])
+        top = pairs.iloc[0] if len(pairs) else None
+        ours = f"{top['pair']} ({top['interaction']:.3f})" if top is not None else "no pairs"
+        holds = top is not None and top["interaction"] < limit
+        lines.append(
+            f"- paper: the hyperparameters barely interact (every pairwise interaction below {limit:g}); "
+            f"ours: the largest is {ours}: {'yes' if holds else 'no'}"
+        )
+    return [*lines, ""] if lines else []
+
+
+def load_study(directory: Path):
+    """The Optuna study of a search directory (its ``search.yaml`` names the storage)."""
+    import optuna
+
+    from lstmlab.search import open_storage
+
+    saved = yaml.safe_load((directory / "search.yaml").read_text())
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name=saved["study_name"], storage=open_storage(saved["storage"]))
+
+
 def study_figures(directory: Path, out_dir: Path) -> list[str]:
     """``history.png`` and ``importance.png`` for the study of a search directory; returns notes for
     figures that could not be drawn (e.g. importance needs two finished trials)."""
@@ -245,11 +549,7 @@ def study_figures(directory: Path, out_dir: Path) -> list[str]:
     import matplotlib.pyplot as plt
     import optuna
 
-    from lstmlab.search import open_storage
-
-    saved = yaml.safe_load((directory / "search.yaml").read_text())
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=saved["study_name"], storage=open_storage(saved["storage"]))
+    study = load_study(directory)
     notes = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna's matplotlib plots are marked experimental
@@ -279,10 +579,33 @@ def report(
     direction: str | None = None,
     expected: Path | None = None,
     out_dir: Path | None = None,
+    by: str | None = None,
+    reference: str | None = None,
+    alpha: float = 0.05,
+    cap: float | None = None,
 ) -> tuple[Any, Path]:
-    """Build the table for ``paths`` and write report.md, report.csv and the figures to ``out_dir``;
-    returns the table and ``out_dir``. Raises FileNotFoundError/ValueError for bad input."""
+    """Build the table for ``paths`` and write report.md, report.csv and the figures to ``out_dir``
+    (with ``by``, also groups.md/.csv and boxplot.png; for a study, fanova.md/.csv); returns the table
+    (with ``by``, the groups' table) and ``out_dir``. Raises FileNotFoundError/ValueError for bad input,
+    before anything is written."""
     runs, studies = find_runs(paths)
+    if reference is not None and by is None:
+        raise ValueError("--reference needs --by KEY")
+    if not 0 < alpha < 1:
+        raise ValueError(f"--alpha {alpha}: want a level between 0 and 1")
+    if by is not None:
+        known = sorted({k for r in runs for k in r.config})
+        if by not in known:
+            import difflib
+
+            close = difflib.get_close_matches(by, known, n=3)
+            raise ValueError(
+                f"--by {by} is not a config key of these runs"
+                + (f"; did you mean {', '.join(close)}?" if close else "")
+            )
+        present = list(dict.fromkeys(str(_cell(r.config.get(by))) for r in runs))
+        if reference is not None and reference not in present:
+            raise ValueError(f"--reference {reference} is not a value of {by}; valid: {', '.join(present)}")
     expected_data = None
     if expected is not None:
         if not expected.is_file():
@@ -298,6 +621,11 @@ def report(
     out, varying, df = table(runs, metric, direction)
     if expected_data is not None:
         out = add_expected(out, runs, varying, expected_data, metric)
+    groups = None
+    if by is not None:
+        groups = groups_table(runs, by, metric, direction, reference, alpha, cap)
+        if expected_data is not None:
+            groups = add_group_expected(groups, by, expected_data, reference)
     out_dir = out_dir or (paths[0].parent if paths[0].is_file() else paths[0])
     out_dir.mkdir(parents=True, exist_ok=True)
     out.to_csv(out_dir / "report.csv", index=False)
@@ -305,6 +633,48 @@ def report(
     notes = []
     for directory in studies[:1]:
         notes += study_figures(directory, out_dir)
+    group_lines: list[str] = []
+    if groups is not None:
+        values = group_values(runs, by, metric, cap, direction)
+        marked = set(groups.loc[groups[f"vs {reference}"].isin(["better", "worse"]), by]) if reference else set()
+        boxplot(values, list(groups[by]), by, metric, out_dir / "boxplot.png", marked)
+        groups.to_csv(out_dir / "groups.csv", index=False)
+        group_lines = [f"## {metric} by {by}", ""]
+        if reference is not None:
+            group_lines += [
+                f"Welch's t-test of each group against {by}={reference}, p multiplied by the "
+                f"{len(groups) - 1} comparisons (Bonferroni); better/worse at corrected p < {alpha}, else same.",
+                "",
+            ]
+        if cap is not None:
+            group_lines += [f"Values worse than {cap:g} count as {cap:g} (--cap), here and in fANOVA.", ""]
+        group_lines += [markdown(groups), "", "![by group](boxplot.png)", ""]
+        (out_dir / "groups.md").write_text("\n".join(group_lines))
+    fanova_lines: list[str] = []
+    for directory in studies[:1]:
+        try:
+            main_effects, pairs = fanova_tables(load_study(directory), by, cap=cap)
+        except (ValueError, RuntimeError) as err:
+            notes.append(f"fANOVA not computed: {' '.join(str(err).split())}")
+            continue
+        main_effects.to_csv(out_dir / "fanova.csv", index=False)
+        pairs.to_csv(out_dir / "fanova_pairs.csv", index=False)
+        checks = fanova_checks(main_effects, pairs, (expected_data or {}).get("fanova") or {}, by)
+        fanova_lines = [
+            "## fANOVA: fractions of variance",
+            "",
+            "Main effects (Optuna's fANOVA, normalize=False: each parameter's share of the variance of "
+            f"{metric} over the search space); 1 - sum is the share left to interactions.",
+            "",
+            markdown(main_effects),
+            "",
+            "Pairwise interactions (share of variance), largest first:",
+            "",
+            markdown(pairs) if len(pairs) else "(fewer than two hyperparameters)",
+            "",
+            *checks,
+        ]
+        (out_dir / "fanova.md").write_text("\n".join(fanova_lines))
     counts = df[["_failed", "_pruned", "_missing"]].sum()
     lines = [
         f"# Report: {metric} ({direction})",
@@ -316,12 +686,13 @@ def report(
     ]
     if expected_data is not None:
         lines += [f"Paper: {expected_data.get('source', expected)}; diff = mean - paper.", ""]
+    lines += [*group_lines, *fanova_lines]
     lines += [markdown(out), "", "![runs](report.png)"]
     if studies:
         lines += ["", "![optimisation history](history.png)", "", "![importance (fANOVA)](importance.png)"]
     lines += [f"\n{note}" for note in notes]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
-    return out, out_dir
+    return (groups if groups is not None else out), out_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -334,9 +705,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--expected", type=Path, help="experiments/PAPER/expected.yaml")
     parser.add_argument("--out", type=Path, help="where report.md/.csv/.png go (default: the first PATH)")
+    parser.add_argument("--by", help="a config key, e.g. cell.variant: a row per value, boxplot.png")
+    parser.add_argument("--reference", help="with --by: the value the others are tested against (Welch)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level after Bonferroni")
+    parser.add_argument(
+        "--cap", type=float, help="with --by and fANOVA: a value worse than this counts as this (e.g. chance level)"
+    )
     args = parser.parse_args(argv)
     try:
-        out, out_dir = report(args.paths, args.metric, args.direction, args.expected, args.out)
+        out, out_dir = report(
+            args.paths,
+            args.metric,
+            args.direction,
+            args.expected,
+            args.out,
+            args.by,
+            args.reference,
+            args.alpha,
+            args.cap,
+        )
     except (FileNotFoundError, ValueError) as err:
         print(f"lstmlab: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -18,6 +18,14 @@ command continues the study: it runs trials until ``n_trials`` are finished or r
 running by a worker on this host that no longer exists is resumed from its checkpoint under the same
 trial number. Several workers started with the same storage (on one host or many, e.g. the tasks of a
 SLURM array) share the study.
+
+``per: KEY`` (a key of the space given as ``choice(...)``) stratifies the search: every value of KEY gets
+the same number of trials (``n_trials`` must be a multiple of the number of values). Before each new
+trial the value with the fewest trials so far (waiting ones included; ties in the order written) is
+enqueued as a partial trial (Optuna's ``study.enqueue_trial``) and the sampler draws the other keys, so
+``per: cell.variant`` with nine variants and ``n_trials: 54`` gives each variant six trials, round-robin,
+also across reruns and workers (two workers enqueueing at the same moment can give one value a trial
+more and, at the end, another one fewer).
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ class SearchConfig:
     storage: str | None = None  # Optuna storage URL or journal:PATH; None: sqlite in the search dir
     study_name: str | None = None  # None: the search's name
     dir: str | None = None  # the search directory; None: runs/EXPERIMENT/search/NAME
+    per: str | None = None  # a choice(...) key of space: every value gets n_trials / (its values) trials
 
 
 @dataclass
@@ -150,6 +159,52 @@ def parse_space(space: dict[str, str]) -> list[Dimension]:
     if not dims:
         raise ConfigError("search.space is empty; give at least one key, e.g. optim.lr: tag(log, interval(1e-4, 1e-2))")
     return dims
+
+
+def check_per(search: SearchConfig, dims: list[Dimension]) -> Dimension | None:
+    """The dimension ``search.per`` stratifies (None without ``per``). Raises ConfigError unless it is a
+    ``choice(...)`` key of the space whose number of values divides ``n_trials``."""
+    if search.per is None:
+        return None
+    if search.sampler["name"] == "grid":
+        raise ConfigError("search.per needs search.sampler.name=random or tpe (a grid covers every value already)")
+    by_key = {d.key: d for d in dims}
+    dim = by_key.get(search.per)
+    if dim is None:
+        raise ConfigError(f"search.per={search.per} is not a key of search.space; valid: {', '.join(by_key)}")
+    if dim.kind != "categorical":
+        raise ConfigError(f"search.per={search.per}: give search.space.{search.per} as choice(...), not a range")
+    if len(set(map(repr, dim.choices))) != len(dim.choices):
+        raise ConfigError(f"search.space.{search.per} repeats a value; give each value once for search.per")
+    if search.n_trials % len(dim.choices):
+        raise ConfigError(
+            f"search.n_trials={search.n_trials} is not a multiple of the {len(dim.choices)} values of "
+            f"search.per={search.per}; use e.g. {len(dim.choices) * max(1, search.n_trials // len(dim.choices))}"
+        )
+    return dim
+
+
+def enqueue_next(study, dim: Dimension) -> Any:
+    """Enqueue a partial trial fixing ``dim`` to its value with the fewest trials in ``study`` (every
+    state counts, waiting ones by their fixed value; ties go to the value written first) and return the
+    value. Nothing is enqueued while a trial is waiting: the next ``study.ask()`` takes that one."""
+    from optuna.trial import TrialState
+
+    counts = {repr(v): 0 for v in dim.choices}
+    waiting = False
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.WAITING:
+            waiting = True
+            value = t.system_attrs.get("fixed_params", {}).get(dim.key)
+        else:
+            value = t.params.get(dim.key)
+        if repr(value) in counts:
+            counts[repr(value)] += 1
+    if waiting:
+        return None
+    value = min(dim.choices, key=lambda v: counts[repr(v)])  # min keeps the first of equal counts
+    study.enqueue_trial({dim.key: value})
+    return value
 
 
 def _flat_keys(tree: Any, prefix: str = "") -> list[str]:
@@ -331,6 +386,7 @@ class Search:
     directory: Path
     study: Any
     max_steps: int
+    per: Dimension | None = None  # the stratified dimension (search.per)
 
     def run(self, log: Callable[[str], None] = print) -> dict[str, Any]:
         """Run trials until the study has ``n_trials`` finished or running ones (resuming orphans first);
@@ -350,6 +406,8 @@ class Search:
                 )
                 if len(counted) >= self.config.n_trials:
                     break
+                if self.per is not None:
+                    enqueue_next(self.study, self.per)
                 trial = self.study.ask()
                 self.reseed(trial.number)
             trial.set_user_attr("worker", _worker())
@@ -479,6 +537,7 @@ def prepare(argv: list[str]) -> Search:
         raise ConfigError(f"no search given; add +search=NAME (valid: {', '.join(valid)})")
     search = load_search(name, search_overrides)
     dims = parse_space(search.space)
+    per = check_per(search, dims)
     if experiment is not None:
         base = [f"+experiment={experiment}", *base]
     check_space(dims, None, base)
@@ -519,7 +578,7 @@ def prepare(argv: list[str]) -> Search:
     }
     (directory / SEARCH_FILE).write_text(OmegaConf.to_yaml(OmegaConf.create(saved)))
     os.environ.setdefault("WANDB_RUN_GROUP", f"search/{study_name}")
-    return Search(name, None, base, search, dims, directory, study, config.trainer.max_steps)
+    return Search(name, None, base, search, dims, directory, study, config.trainer.max_steps, per)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,10 +29,29 @@ def load(path: Path) -> dict:
 
 
 def command_args(command: str) -> list[str]:
-    """The overrides of ``python -m lstmlab ...`` (without -m and the hydra.* / hydra/ ones)."""
+    """The overrides of ``python -m lstmlab ...`` (without -m and the hydra.* / hydra/ ones). A search,
+    ``python -m lstmlab.search ...`` (also inside ``sbatch ... --wrap "..."``), becomes a sweep over
+    every value of its space's choices and the ends of its ranges."""
     words = shlex.split(command)
+    if words[0] == "sbatch":
+        words = shlex.split(words[words.index("--wrap") + 1])
+    if words[:3] == ["python", "-m", "lstmlab.search"]:
+        return search_args(words[3:])
     assert words[:3] == ["python", "-m", "lstmlab"], command
     return [w for w in words[3:] if w not in ("-m", "--multirun") and not w.startswith(("hydra.", "hydra/"))]
+
+
+def search_args(words: list[str]) -> list[str]:
+    from lstmlab.search import load_search, override, parse_space
+
+    name = next(w.partition("=")[2] for w in words if w.startswith("+search="))
+    search = load_search(name, [w for w in words if w.startswith("search.")])
+    args = [w for w in words if not w.startswith(("+search=", "search.", "hydra.", "hydra/"))]
+    for dim in parse_space(search.space):
+        values = dim.choices if dim.kind == "categorical" else [dim.low, dim.high]
+        args.append(",".join(override(dim.key, v).partition("=")[2] for v in values))
+        args[-1] = f"{dim.key}={args[-1]}"
+    return args
 
 
 def sweep_jobs(args: list[str]) -> list[list[str]]:
@@ -88,7 +107,11 @@ def test_expected_file_parses_as_the_report_reads_it(path):
         assert float(low) <= float(high), row
     for key in ("command", "paper_command"):
         assert " ".join(data[key].split()) in readme_text(path), f"{key} of {path.name} is not in the README"
-    assert "hydra/launcher=slurm" in data["paper_command"]
+    # a multirun goes to SLURM through Hydra's launcher; a search through an array of workers sharing
+    # one journal storage
+    assert "hydra/launcher=slurm" in data["paper_command"] or (
+        data["paper_command"].startswith("sbatch --array") and "search.storage=journal:" in data["paper_command"]
+    )
 
 
 @pytest.mark.parametrize("path", EXPECTED, ids=IDS)
