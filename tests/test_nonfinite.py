@@ -50,8 +50,14 @@ class PlantedNaN:
         return {}
 
 
-for _where in ("valid", "padding"):
-    data_lib.register(f"test_nan_{_where}")(lambda seed=0, _w=_where: PlantedNaN(_w, seed))
+@pytest.fixture(autouse=True, scope="module")
+def planted_nan_data():
+    """The two planted-NaN data sets, registered for this module's tests only."""
+    for where in ("valid", "padding"):
+        data_lib.register(f"test_nan_{where}")(lambda seed=0, _w=where: PlantedNaN(_w, seed))
+    yield
+    for where in ("valid", "padding"):
+        data_lib.unregister(f"test_nan_{where}")
 
 
 def nan_config(where: str, policy: str) -> Config:

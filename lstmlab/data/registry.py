@@ -36,6 +36,12 @@ def register(name: str) -> Callable[[Callable[..., Dataset]], Callable[..., Data
     return add
 
 
+def unregister(name: str) -> None:
+    """Remove data set ``name`` from the registry; ValueError listing the valid names otherwise."""
+    _parameters(name)
+    del _FACTORIES[name]
+
+
 def names() -> list[str]:
     _load()
     return sorted(_FACTORIES)
