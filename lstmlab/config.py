@@ -25,7 +25,7 @@ SCHEDULES = ("constant", "cosine", "warmup_cosine", "linear")
 CLIPS = ("global_norm", "value", "none")
 NONFINITE = ("stop", "skip")
 PROGRESS = ("auto", "bar", "lines", "none")
-POOLINGS = ("last", "mean")
+POOLINGS = ("last", "mean", "meanmax")
 WANDB_MODES = ("online", "offline", "disabled")
 PROBE_LOSSES = ("last", "all")
 JACOBIANS = ("none", "full", "h")
@@ -98,7 +98,7 @@ class ModelConfig:
     dropout: float = 0.0  # after every recurrent layer
     bidirectional: bool = False
     embed_size: int = 0  # token inputs: 0 feeds one-hot vectors, >0 a learned embedding
-    pooling: str = "last"  # per-sequence tasks: last (last valid step) | mean (masked mean)
+    pooling: str = "last"  # per-sequence tasks: last (last valid step) | mean (masked mean) | meanmax (mean and max)
     learn_initial_carry: bool = False
     impl: Optional[str] = None  # cells.scan implementation; None: the cells' default
     init_from: Optional[str] = None  # start from these weights: a .npz (lstmlab.interop.save_params) or a run directory

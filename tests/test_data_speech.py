@@ -77,6 +77,47 @@ def test_train_batches_are_pure_in_seed_and_step(vowels):
     assert not np.array_equal(vowels.train_batch(5)["labels"], other.train_batch(5)["labels"])
 
 
+def test_noise_and_crop_augment_training_batches_only_and_stay_pure(vowels):
+    aug = data.build("vowels", seed=0, batch_size=32, val_fraction=0.1, noise_std=0.5, crop=0.5)
+    plain, noisy, again = vowels.train_batch(3), aug.train_batch(3), aug.train_batch(3)
+    assert np.array_equal(noisy["labels"], plain["labels"])
+    assert all(np.array_equal(noisy[k], again[k]) for k in noisy)  # a function of (seed, step)
+    assert not np.array_equal(noisy["inputs"], plain["inputs"])
+    lengths, full = noisy["seq_lengths"], plain["seq_lengths"]
+    assert np.all(lengths <= full) and np.all(lengths >= np.ceil(0.5 * full)) and np.any(lengths < full)
+    for x, n in zip(noisy["inputs"], lengths):
+        assert np.all(x[n:] == 0) and np.all(np.any(x[:n] != 0, axis=-1))  # noise only on valid frames
+    for split in ("val", "test"):
+        pairs = zip(aug.eval_batches(split), vowels.eval_batches(split))
+        assert all(np.array_equal(a["inputs"], b["inputs"]) for a, b in pairs)
+
+
+def test_crop_keeps_a_contiguous_window_and_noise_has_its_standard_deviation():
+    rng = np.random.default_rng(0)
+    inputs = np.zeros((4, 10, 1), np.float32)
+    inputs[:, :, 0] = np.arange(1, 11)
+    inputs[3, 6:] = 0
+    out, lengths = speech.crop_windows(inputs, np.array([10, 10, 10, 6]), 0.6, rng)
+    assert np.all(lengths >= [6, 6, 6, 4]) and lengths.dtype == np.int64
+    for x, n in zip(out[:, :, 0], lengths):
+        assert np.all(np.diff(x[:n]) == 1) and np.all(x[n:] == 0)  # consecutive frames, then padding
+    ds = data.build("vowels", seed=0, batch_size=256, val_fraction=0.1, noise_std=0.3)
+    clean = data.build("vowels", seed=0, batch_size=256, val_fraction=0.1).train_batch(0)
+    batch = ds.train_batch(0)
+    valid = np.arange(29)[None, :] < batch["seq_lengths"][:, None]
+    assert np.std((batch["inputs"] - clean["inputs"])[valid]) == pytest.approx(0.3, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("noise_std", -0.1), ("noise_std", float("nan")), ("noise_std", "x"), ("crop", 0), ("crop", 1.5), ("crop", True)],
+)
+def test_bad_augmentation_options_are_refused_in_one_line(key, value):
+    with pytest.raises(ValueError, match=rf"^data\.{key}=.* must be") as err:
+        data.build("vowels", **{key: value})
+    assert "\n" not in str(err.value)
+
+
 def test_accuracy_counts_only_real_rows(vowels):
     batches = list(vowels.eval_batches("val"))
     logits = [np.eye(9)[b["labels"]] for b in batches]

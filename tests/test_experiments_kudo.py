@@ -22,6 +22,16 @@ def test_vowels_experiment_composes():
     assert config["model"]["bidirectional"] is True and config["model"]["pooling"] == "mean"
 
 
+def test_the_readme_augmentation_and_pooling_options_compose():
+    """The README's screen adds data keys with ++ (whether or not conf/data/vowels.yaml lists them)."""
+    args = ["+experiment=vowels", "++data.noise_std=0.6", "++data.crop=0.8", "model.pooling=meanmax", "--cfg", "job"]
+    result = run_cli(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = yaml.safe_load(result.stdout)
+    assert config["data"]["noise_std"] == 0.6 and config["data"]["crop"] == 0.8
+    assert config["model"]["pooling"] == "meanmax"
+
+
 def _expected() -> dict:
     data = yaml.safe_load(EXPECTED.read_text())
     assert isinstance(data, dict), f"{EXPECTED}: want a mapping"

@@ -47,6 +47,7 @@ def make_model(per_step: bool, pooling: str = "last", bidirectional: bool = Fals
         ("mean", False, "lstm"),
         ("last", True, "lstm"),
         ("mean", True, "lstm"),
+        ("meanmax", True, "lstm"),
         ("last", True, "gru"),
     ],
 )
@@ -67,6 +68,17 @@ def test_pooling_reads_the_valid_steps_only():
     _, masked = model(jnp.asarray(x), seq_lengths=jnp.asarray(LENGTHS))
     _, unmasked = model(jnp.asarray(x))
     assert not np.allclose(masked[1], unmasked[1], atol=1e-3)
+
+
+def test_meanmax_pooling_is_the_masked_mean_beside_the_masked_maximum():
+    model = make_model(False, "meanmax")
+    hs = jnp.asarray(np.random.default_rng(2).normal(size=(T, len(LENGTHS), model.rnn.output_size)))
+    hs = hs.at[:, 1].set(hs[:, 1].at[LENGTHS[1] :].set(1e3))  # padding larger than every valid step
+    pooled = np.asarray(model.pool(hs, jnp.asarray(LENGTHS)))
+    assert model.head.in_features == 2 * model.rnn.output_size
+    for b, n in enumerate(LENGTHS):
+        valid = np.asarray(hs[:n, b])
+        np.testing.assert_allclose(pooled[b], np.concatenate([valid.mean(0), valid.max(0)]), rtol=1e-5, atol=1e-6)
 
 
 def test_per_step_outputs_at_valid_steps_equal_each_sequence_alone():

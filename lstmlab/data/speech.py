@@ -30,7 +30,16 @@ Validation: ``val_fraction`` of the training data (stratified, seeded by ``seed`
 ``val`` is the report split; do not select models or stop early on it).
 
 Features are standardised per feature with the mean and standard deviation of the training frames
-(after the validation split is taken out). Batches: inputs (B, T, D) float32 zero-padded to the
+(after the validation split is taken out). Training batches can be augmented, freshly for every
+step (a pure function of ``seed`` and step; validation and test batches never are):
+
+* ``noise_std``: Gaussian noise of this standard deviation added to every valid frame of the
+  standardised features (padding stays zero); 0 = off.
+* ``crop``: each sequence is cut to a random contiguous window of between ``ceil(crop * length)``
+  frames and its whole length (uniform length, then uniform start), moved to the front with its
+  ``seq_lengths`` shortened to match; 1 = off.
+
+Batches: inputs (B, T, D) float32 zero-padded to the
 longest sequence of all splits, seq_lengths (B,) int32, labels (B,) int32; kind ``classify``.
 Class ids follow the sorted labels (numerically when all labels are numbers), listed in
 ``spec.info["classes"]``.
@@ -227,6 +236,31 @@ def stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generat
     return np.setdiff1d(np.arange(len(labels)), held), held
 
 
+def check_augmentation(noise_std: float, crop: float) -> tuple[float, float]:
+    """``(noise_std, crop)`` as floats, or a one-line ValueError naming the bad ``data.*`` key."""
+    if isinstance(noise_std, bool) or not isinstance(noise_std, (int, float)) or not 0.0 <= noise_std < np.inf:
+        raise ValueError(f"data.noise_std={noise_std!r} must be a number >= 0 (0: no noise)")
+    if isinstance(crop, bool) or not isinstance(crop, (int, float)) or not 0.0 < crop <= 1.0:
+        raise ValueError(f"data.crop={crop!r} must be in (0, 1] (1: no cropping)")
+    return float(noise_std), float(crop)
+
+
+def crop_windows(
+    inputs: np.ndarray, lengths: np.ndarray, crop: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Padded ``inputs`` (B, T, D) cut to one random contiguous window per row of between
+    ``ceil(crop * length)`` and ``length`` frames, moved to the front and zero-padded, with the new
+    lengths."""
+    lengths = np.asarray(lengths)
+    shortest = np.maximum(np.ceil(crop * lengths - 1e-9).astype(np.int64), 1)
+    new_lengths = rng.integers(shortest, lengths + 1)
+    starts = rng.integers(0, lengths - new_lengths + 1)
+    out = np.zeros_like(inputs)
+    for row, (start, n) in enumerate(zip(starts, new_lengths)):
+        out[row, :n] = inputs[row, start : start + n]
+    return out, new_lengths.astype(lengths.dtype)
+
+
 def _class_order(labels: np.ndarray) -> list:
     classes = np.unique(labels).tolist()
     try:
@@ -248,12 +282,15 @@ class SequenceClassification:
         batch_size: int = 32,
         val_fraction: float = 0.1,
         normalize: bool = True,
+        noise_std: float = 0.0,
+        crop: float = 1.0,
         info: dict | None = None,
     ):
         self.seed = int(seed)
         self.batch_size = padded.check_positive("batch_size", batch_size)
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"data.val_fraction={val_fraction!r} must be in [0, 1) (0: val is the test set)")
+        self.noise_std, self.crop = check_augmentation(noise_std, crop)
         (train_seqs, train_labels), (test_seqs, test_labels) = train, test
         if test_seqs[0].shape[1] != train_seqs[0].shape[1]:
             raise ValueError(
@@ -306,10 +343,22 @@ class SequenceClassification:
         )
 
     def train_batch(self, step: int) -> Batch:
-        """Training sequences in a seeded order per epoch; depends only on (seed, step)."""
+        """Training sequences in a seeded order per epoch, augmented if asked (``crop``, then
+        ``noise_std``); depends only on (seed, step)."""
         data = self.sets["train"]
         idx = padded.epoch_indices(self.seed, step, self.batch_size, len(data["labels"]))
-        return {k: v[idx] for k, v in data.items()}
+        batch = {k: v[idx] for k, v in data.items()}
+        if self.crop < 1.0 or self.noise_std > 0.0:
+            rng = padded.rng(self.seed, padded.TRAIN, step)
+            if self.crop < 1.0:
+                batch["inputs"], batch["seq_lengths"] = crop_windows(
+                    batch["inputs"], batch["seq_lengths"], self.crop, rng
+                )
+            if self.noise_std > 0.0:
+                valid = np.arange(batch["inputs"].shape[1])[None, :] < batch["seq_lengths"][:, None]
+                noise = rng.normal(0.0, self.noise_std, batch["inputs"].shape) * valid[:, :, None]
+                batch["inputs"] = (batch["inputs"] + noise).astype(np.float32)
+        return batch
 
     def eval_batches(self, split: str) -> Iterator[Batch]:
         padded.check_split(split)
@@ -334,6 +383,8 @@ def vowels(
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
     normalize: bool = True,
+    noise_std: float = 0.0,
+    crop: float = 1.0,
     seq_len: int | None = None,
 ) -> SequenceClassification:
     """Japanese Vowels speaker classification, or your own .ts/.npz file with ``path``.
@@ -371,5 +422,7 @@ def vowels(
         batch_size=batch_size,
         val_fraction=val_fraction,
         normalize=normalize,
+        noise_std=noise_std,
+        crop=crop,
         info={"train_path": train_path, "test_source": source},
     )

@@ -3,7 +3,8 @@
 Batches are batch-major (B, T, ...) like the data layer; the model turns them time-major for the cells.
 Per-step heads (language model, multilabel tagging) give (B, T, K) outputs; per-sequence heads
 (classification, regression, forecasting) pool the top layer's outputs over each sequence's valid steps
-(``pooling``: ``last`` valid step, or masked ``mean``) and give (B, K).
+(``pooling``: ``last`` valid step, masked ``mean``, or ``meanmax``: the masked mean and the masked
+maximum side by side) and give (B, K).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from lstmlab.nn.layers import RecurrentStack
 
 Array = jax.Array
 Carry = Any
-POOLINGS = ("last", "mean")
+POOLINGS = ("last", "mean", "meanmax")
 
 
 class RecurrentModel(nnx.Module):
@@ -80,7 +81,8 @@ class RecurrentModel(nnx.Module):
             **extra,
             **cell_options,
         )
-        self.head = nnx.Linear(self.rnn.output_size, output_size, rngs=rngs)
+        pooled = self.rnn.output_size * (2 if pooling == "meanmax" and not per_step else 1)
+        self.head = nnx.Linear(pooled, output_size, rngs=rngs)
 
     def features(self, inputs: Array) -> Array:
         """(B, T) token ids or (B, T, D) features -> (B, T, D') float inputs of the first layer."""
@@ -107,12 +109,16 @@ class RecurrentModel(nnx.Module):
         return carries, self.head(self.pool(hs, seq_lengths))
 
     def pool(self, hs: Array, seq_lengths: Array | None) -> Array:
-        """(T, B, H') outputs -> (B, H') summary of each sequence's valid steps."""
+        """(T, B, H') outputs -> (B, H') summary of each sequence's valid steps ((B, 2H') for
+        ``meanmax``)."""
         T, B = hs.shape[:2]
         lengths = jnp.full((B,), T) if seq_lengths is None else seq_lengths
-        if self.pooling == "mean":
+        if self.pooling in ("mean", "meanmax"):
             mask = cells.time_mask(T, lengths)[..., None]
-            return (hs * mask).sum(0) / jnp.maximum(lengths, 1)[:, None]
+            mean = (hs * mask).sum(0) / jnp.maximum(lengths, 1)[:, None]
+            if self.pooling == "mean":
+                return mean
+            return jnp.concatenate([mean, jnp.where(mask > 0, hs, -jnp.inf).max(0)], axis=-1)
         last = jnp.take_along_axis(hs, (lengths - 1)[None, :, None], axis=0)[0]
         if self.rnn.bidirectional:
             # the backward direction has read the whole sequence at t = 0
