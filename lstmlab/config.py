@@ -118,6 +118,8 @@ class ModelConfig:
             raise ConfigError(f"model.dropout={self.dropout} must be in [0, 1)")
         if self.embed_size < 0:
             raise ConfigError(f"model.embed_size={self.embed_size} must be >= 0")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"model.pooling={self.pooling!r}; valid: {', '.join(POOLINGS)}")
         if self.impl is not None and self.impl not in cells.IMPLS:
             raise ConfigError(f"model.impl={self.impl!r}; valid: {', '.join(cells.IMPLS)}")
         if self.init_from is not None and not os.path.exists(self.init_from):

@@ -33,6 +33,7 @@ CASES = [
     (["model.hidden_size=abc"], "'abc' of type 'str' could not be converted to Integer (key model.hidden_size)"),
     # sizes, rates and step counts out of range
     (["model.hidden_size=0"], "model.hidden_size=0 must be >= 1"),
+    (["model.pooling=max"], "model.pooling='max'; valid: last, mean, meanmax"),
     (["optim.lr=inf"], "optim.lr=inf must be a finite number"),
     (["trainer.max_steps=0"], "trainer.max_steps=0 must be an integer >= 1"),
     (["trainer.devices=99"], f"trainer.devices=99 must be in [1, {CLI_DEVICES}]"),

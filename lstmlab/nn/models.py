@@ -17,11 +17,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lstmlab import cells
+from lstmlab.config import POOLINGS
 from lstmlab.nn.layers import RecurrentStack
 
 Array = jax.Array
 Carry = Any
-POOLINGS = ("last", "mean", "meanmax")
 
 
 class RecurrentModel(nnx.Module):
