@@ -55,3 +55,19 @@ def program(name: str, *args: str) -> list[str]:
 @pytest.fixture
 def run_cli_fixture():
     return run_cli
+
+
+@pytest.fixture(scope="module")
+def planted_nan_data():
+    """Data sets ``test_nan_valid`` and ``test_nan_padding`` (test_nonfinite.PlantedNaN), registered only
+    while the tests that ask for them run, so other tests see the shipped data sets alone."""
+    from test_nonfinite import PlantedNaN
+
+    from lstmlab import data
+
+    names = {where: f"test_nan_{where}" for where in ("valid", "padding")}
+    for where, name in names.items():
+        data.register(name)(lambda seed=0, _w=where: PlantedNaN(_w, seed))
+    yield names
+    for name in names.values():
+        data.unregister(name)

@@ -622,7 +622,7 @@ def _strict_json(path: Path) -> dict:
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
-def test_skipping_more_than_max_skipped_fraction_stops_the_run(tmp_path: Path) -> None:
+def test_skipping_more_than_max_skipped_fraction_stops_the_run(tmp_path: Path, planted_nan_data) -> None:
     """trainer.nonfinite=skip with 1 of 5 updates skipped: past trainer.max_skipped_fraction=0.1 the run
     raises TooManySkipped (exit status 3 through the CLI) after writing a strict-JSON summary; at 0.5 it
     passes."""

@@ -9,7 +9,6 @@ import math
 import numpy as np
 import pytest
 
-from lstmlab import data as data_lib
 from lstmlab.config import Config
 from lstmlab.data.base import DataSpec
 from lstmlab.io.checkpoint import Checkpointer
@@ -50,14 +49,7 @@ class PlantedNaN:
         return {}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def planted_nan_data():
-    """The two planted-NaN data sets, registered for this module's tests only."""
-    for where in ("valid", "padding"):
-        data_lib.register(f"test_nan_{where}")(lambda seed=0, _w=where: PlantedNaN(_w, seed))
-    yield
-    for where in ("valid", "padding"):
-        data_lib.unregister(f"test_nan_{where}")
+pytestmark = pytest.mark.usefixtures("planted_nan_data")
 
 
 def nan_config(where: str, policy: str) -> Config:
