@@ -25,12 +25,10 @@ import argparse
 import json
 import logging
 import re
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
-from lstmlab.sample import UsageError, check_run_dir
+from lstmlab.sample import OneLineParser, UsageError, check_run_dir, fail
 
 PROG = "python -m lstmlab.inspect"
 EXAMPLES = """examples:
@@ -40,16 +38,6 @@ EXAMPLES = """examples:
 
 exit status: 0 files written; 2 bad input (one line "lstmlab: error: ..." on stderr)"""
 SPLITS = ("train", "val", "test")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        _fail(f"{message} (see {PROG} --help)")
-
-
-def _fail(message: str) -> NoReturn:
-    print(f"lstmlab: error: {' '.join(str(message).split())}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def _positive(name: str):
@@ -69,7 +57,7 @@ def _cell(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog=PROG,
         description=__doc__.split("\n")[0],
         epilog=EXAMPLES,
@@ -222,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         lines = inspect(args)
     except (ValueError, OSError) as err:  # UsageError, ConfigError, FileNotFoundError
-        _fail(str(err))
+        fail(str(err))
     print("\n".join(lines))
     return 0
 

@@ -32,14 +32,15 @@ class UsageError(ValueError):
     """Bad input to the sample command; the message is one line."""
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse with errors as one line ``lstmlab: error: ...`` and exit status 2 (no usage block)."""
 
     def error(self, message: str) -> NoReturn:
-        _fail(f"{message} (see {PROG} --help)")
+        fail(f"{message} (see {self.prog} --help)")
 
 
-def _fail(message: str) -> NoReturn:
+def fail(message: str) -> NoReturn:
+    """One line ``lstmlab: error: MESSAGE`` on stderr, exit status 2."""
     print(f"lstmlab: error: {' '.join(str(message).split())}", file=sys.stderr)
     raise SystemExit(2)
 
@@ -81,7 +82,7 @@ def _prime(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser (options validated as they are parsed)."""
-    parser = _Parser(
+    parser = OneLineParser(
         prog=PROG,
         description=__doc__.split("\n")[0],
         epilog=EXAMPLES,
@@ -201,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         text = sample(args)
     except (ValueError, OSError, OmegaConfBaseException) as err:  # OSError: FileNotFoundError, permissions
-        _fail(str(err))
+        fail(str(err))
     print(text)
     return 0
 
