@@ -126,11 +126,19 @@ class ModelConfig:
             raise ConfigError(f"model.init_from={self.init_from}: no such file or run directory")
 
     def param_count(
-        self, cell: CellConfig, hidden_size: int, *, output_size: int, vocab_size: int | None, input_size: int | None
+        self,
+        cell: CellConfig,
+        hidden_size: int,
+        *,
+        output_size: int,
+        vocab_size: int | None,
+        input_size: int | None,
+        per_step: bool = True,
     ) -> int:
         """Parameters of the whole model (embedding, recurrent layers, learned initial carries, head) with
         ``hidden_size``, counted from the cell's ``param_shapes`` in the registry. Token inputs
-        (``vocab_size``) feed one-hot vectors or an ``embed_size`` embedding; features have ``input_size``."""
+        (``vocab_size``) feed one-hot vectors or an ``embed_size`` embedding; features have ``input_size``.
+        ``per_step=False``: the head reads the pooled sequence (twice as wide for ``pooling=meanmax``)."""
         import jax
 
         from lstmlab import cells
@@ -145,16 +153,25 @@ class ModelConfig:
         if self.learn_initial_carry:
             carry = jax.eval_shape(lambda: cells.initial_carry(cell.name, 1, H, **options))
             total += self.num_layers * directions * sum(math.prod(a.shape) for a in jax.tree.leaves(carry))
-        return total + H * directions * output_size + output_size
+        head_in = H * directions * (2 if self.pooling == "meanmax" and not per_step else 1)
+        return total + head_in * output_size + output_size
 
     def fit_param_budget(
-        self, cell: CellConfig, *, output_size: int, vocab_size: int | None, input_size: int | None
+        self,
+        cell: CellConfig,
+        *,
+        output_size: int,
+        vocab_size: int | None,
+        input_size: int | None,
+        per_step: bool = True,
     ) -> int:
         """The largest ``hidden_size`` whose :meth:`param_count` is at most ``param_budget``; ConfigError
         (naming the smallest model's count) if even ``hidden_size=1`` does not fit."""
 
         def count(h: int) -> int:
-            return self.param_count(cell, h, output_size=output_size, vocab_size=vocab_size, input_size=input_size)
+            return self.param_count(
+                cell, h, output_size=output_size, vocab_size=vocab_size, input_size=input_size, per_step=per_step
+            )
 
         budget = self.param_budget
         if count(1) > budget:

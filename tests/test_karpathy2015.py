@@ -112,6 +112,26 @@ def test_param_budget_picks_the_largest_hidden_size_that_fits_and_counts_exactly
         assert count(h) == sum(a.size for a in jax.tree.leaves(nnx.state(built, nnx.Param)))
 
 
+@pytest.mark.parametrize("pooling", ["mean", "meanmax"])
+def test_param_count_of_a_pooled_bidirectional_classifier_is_the_built_model_s(pooling):
+    from lstmlab.nn import RecurrentModel
+
+    model = ModelConfig(num_layers=2, bidirectional=True, pooling=pooling)
+    count = model.param_count(CellConfig(name="gru"), 7, output_size=9, vocab_size=None, input_size=12, per_step=False)
+    built = RecurrentModel(
+        "gru",
+        output_size=9,
+        per_step=False,
+        hidden_size=7,
+        num_layers=2,
+        bidirectional=True,
+        input_size=12,
+        pooling=pooling,
+        rngs=nnx.Rngs(0),
+    )
+    assert count == sum(a.size for a in jax.tree.leaves(nnx.state(built, nnx.Param)))
+
+
 def test_a_budget_below_the_smallest_model_is_one_line_naming_the_key():
     model = ModelConfig(num_layers=3, param_budget=50)
     with pytest.raises(ConfigError, match=r"model.param_budget=50 is below .* valid: >= \d+") as err:

@@ -99,7 +99,11 @@ def apply_param_budget(config: Config, spec: data_lib.DataSpec, config_dict: dic
     if m.param_budget is None:
         return
     m.hidden_size = m.fit_param_budget(
-        config.cell, output_size=spec.output_size, vocab_size=spec.vocab_size, input_size=spec.input_size
+        config.cell,
+        output_size=spec.output_size,
+        vocab_size=spec.vocab_size,
+        input_size=spec.input_size,
+        per_step=task_for(spec).per_step,
     )
     if config_dict is not None:
         config_dict.setdefault("model", {})["hidden_size"] = m.hidden_size
