@@ -99,6 +99,10 @@ class ModelConfig:
     bidirectional: bool = False
     embed_size: int = 0  # token inputs: 0 feeds one-hot vectors, >0 a learned embedding
     pooling: str = "last"  # per-sequence tasks: last (last valid step) | mean (masked mean) | meanmax (mean and max)
+    # per-sequence tasks: a fully convolutional block beside the recurrent stack (LSTM-FCN), e.g.
+    # conv_channels=[128,256,128] conv_kernels=[8,5,3]; [] (the default): none
+    conv_channels: list[int] = field(default_factory=list)
+    conv_kernels: list[int] = field(default_factory=list)
     learn_initial_carry: bool = False
     impl: Optional[str] = None  # cells.scan implementation; None: the cells' default
     init_from: Optional[str] = None  # start from these weights: a .npz (lstmlab.interop.save_params) or a run directory
@@ -120,6 +124,11 @@ class ModelConfig:
             raise ConfigError(f"model.embed_size={self.embed_size} must be >= 0")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"model.pooling={self.pooling!r}; valid: {', '.join(POOLINGS)}")
+        if len(self.conv_channels) != len(self.conv_kernels) or min([*self.conv_channels, *self.conv_kernels, 1]) < 1:
+            raise ConfigError(
+                f"model.conv_channels={list(self.conv_channels)} and model.conv_kernels={list(self.conv_kernels)}"
+                " must be lists of one length of integers >= 1 (filters and widths of each convolution)"
+            )
         if self.impl is not None and self.impl not in cells.IMPLS:
             raise ConfigError(f"model.impl={self.impl!r}; valid: {', '.join(cells.IMPLS)}")
         if self.init_from is not None and not os.path.exists(self.init_from):
@@ -138,7 +147,8 @@ class ModelConfig:
         """Parameters of the whole model (embedding, recurrent layers, learned initial carries, head) with
         ``hidden_size``, counted from the cell's ``param_shapes`` in the registry. Token inputs
         (``vocab_size``) feed one-hot vectors or an ``embed_size`` embedding; features have ``input_size``.
-        ``per_step=False``: the head reads the pooled sequence (twice as wide for ``pooling=meanmax``)."""
+        ``per_step=False``: the head reads the pooled sequence (twice as wide for ``pooling=meanmax``) and
+        the pooled convolutional block, if any."""
         import jax
 
         from lstmlab import cells
@@ -154,6 +164,9 @@ class ModelConfig:
             carry = jax.eval_shape(lambda: cells.initial_carry(cell.name, 1, H, **options))
             total += self.num_layers * directions * sum(math.prod(a.shape) for a in jax.tree.leaves(carry))
         head_in = H * directions * (2 if self.pooling == "meanmax" and not per_step else 1)
+        for d, c, k in zip([first, *self.conv_channels[:-1]], self.conv_channels, self.conv_kernels):
+            total += k * d * c + c + 2 * c  # filters and bias, then the layer norm's scale and offset
+        head_in += self.conv_channels[-1] if self.conv_channels else 0
         return total + head_in * output_size + output_size
 
     def fit_param_budget(

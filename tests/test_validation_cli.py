@@ -34,6 +34,11 @@ CASES = [
     # sizes, rates and step counts out of range
     (["model.hidden_size=0"], "model.hidden_size=0 must be >= 1"),
     (["model.pooling=max"], "model.pooling='max'; valid: last, mean, meanmax"),
+    (
+        ["model.conv_channels=[8,8]", "model.conv_kernels=[3]"],
+        "model.conv_channels=[8, 8] and model.conv_kernels=[3] must be lists of one length of integers >= 1",
+    ),
+    (["model.conv_channels=[8]", "model.conv_kernels=[3]"], "model.conv_channels needs a per-sequence task"),
     (["optim.lr=inf"], "optim.lr=inf must be a finite number"),
     (["trainer.max_steps=0"], "trainer.max_steps=0 must be an integer >= 1"),
     (["trainer.devices=99"], f"trainer.devices=99 must be in [1, {CLI_DEVICES}]"),

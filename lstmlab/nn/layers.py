@@ -5,6 +5,9 @@ Each :class:`Recurrent` layer holds its parameters under the contract's names (`
 the function compute the same thing. Sequences are time-major (T, B, D) like the cells unless
 ``time_major=False`` (B, T, D).
 
+:class:`Convolutional` is the fully convolutional block that a per-sequence model can put beside its
+recurrent stack; it is batch-major (B, T, D) like the data.
+
 Dropout is functional: pass a PRNG key as ``dropout_key`` to apply it (training), or nothing (evaluation).
 That keeps the randomness explicit, so a resumed run draws the same masks as an uninterrupted one.
 """
@@ -210,6 +213,39 @@ class RecurrentStack(nnx.Module):
         if not self.time_major:
             hs = jnp.swapaxes(hs, 0, 1)
         return final, hs
+
+
+class Convolutional(nnx.Module):
+    """A fully convolutional block over time, pooled to one vector per sequence: for each layer a 1-D
+    convolution (``channels[i]`` filters of width ``kernels[i]``, "same" padding), layer normalisation over
+    the channels and a ReLU; then the masked mean over each sequence's valid steps. This is the FCN
+    branch of LSTM-FCN (Karim et al. 2018), with layer instead of batch normalisation, so the model's
+    output stays a function of its parameters and one sequence. Steps at or past ``seq_lengths`` are
+    zeroed before every convolution, so a padded sequence gives what it gives alone.
+
+    (B, T, D) inputs -> (B, channels[-1]).
+    """
+
+    def __init__(self, input_size: int, channels: Sequence[int], kernels: Sequence[int], *, rngs: nnx.Rngs):
+        if not channels or len(channels) != len(kernels):
+            raise ValueError(
+                f"conv channels {list(channels)} and kernels {list(kernels)} must be non-empty lists of one length"
+            )
+        if min(channels) < 1 or min(kernels) < 1:
+            raise ValueError(f"conv channels {list(channels)} and kernels {list(kernels)} must be >= 1")
+        self.output_size = channels[-1]
+        self.convs, self.norms = nnx.List(), nnx.List()
+        for d, c, k in zip([input_size, *channels[:-1]], channels, kernels):
+            self.convs.append(nnx.Conv(d, c, kernel_size=(k,), padding="SAME", rngs=rngs))
+            self.norms.append(nnx.LayerNorm(c, rngs=rngs))
+
+    def __call__(self, xs: Array, seq_lengths: Array | None = None) -> Array:
+        B, T = xs.shape[:2]
+        lengths = jnp.full((B,), T) if seq_lengths is None else seq_lengths
+        mask = cells.time_mask(T, lengths).T[..., None].astype(xs.dtype)
+        for conv, norm in zip(self.convs, self.norms):
+            xs = jax.nn.relu(norm(conv(xs * mask)))
+        return (xs * mask).sum(1) / jnp.maximum(lengths, 1)[:, None]
 
 
 def dropout(key: Array, x: Array, rate: float) -> Array:

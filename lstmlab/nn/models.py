@@ -4,7 +4,9 @@ Batches are batch-major (B, T, ...) like the data layer; the model turns them ti
 Per-step heads (language model, multilabel tagging) give (B, T, K) outputs; per-sequence heads
 (classification, regression, forecasting) pool the top layer's outputs over each sequence's valid steps
 (``pooling``: ``last`` valid step, masked ``mean``, or ``meanmax``: the masked mean and the masked
-maximum side by side) and give (B, K).
+maximum side by side) and give (B, K). A per-sequence model can also put a fully convolutional block
+beside the stack (``conv_channels``, ``conv_kernels``; LSTM-FCN), whose pooled output joins the pooled
+recurrent one before the head.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from flax import nnx
 
 from lstmlab import cells
 from lstmlab.config import POOLINGS
-from lstmlab.nn.layers import RecurrentStack
+from lstmlab.nn.layers import Convolutional, RecurrentStack
 
 Array = jax.Array
 Carry = Any
@@ -34,6 +36,8 @@ class RecurrentModel(nnx.Module):
       per_step: True for a head at every step, False for one output per sequence.
       vocab_size: token inputs (B, T) int; else ``input_size`` float features (B, T, D).
       embed_size: 0 feeds token ids as one-hot vectors, otherwise a learned embedding of this size.
+      conv_channels, conv_kernels: per-sequence models only; non-empty: a :class:`Convolutional` block
+        with these filters and widths reads the same inputs as the stack.
     """
 
     def __init__(
@@ -50,6 +54,8 @@ class RecurrentModel(nnx.Module):
         input_size: int | None = None,
         embed_size: int = 0,
         pooling: str = "last",
+        conv_channels: Sequence[int] = (),
+        conv_kernels: Sequence[int] = (),
         learn_initial_carry: bool = False,
         impl: str | None = None,
         rngs: nnx.Rngs,
@@ -63,6 +69,8 @@ class RecurrentModel(nnx.Module):
             raise ValueError(
                 "model.bidirectional=true needs a per-sequence task (a per-step model must not see the future)"
             )
+        if per_step and (conv_channels or conv_kernels):
+            raise ValueError("model.conv_channels needs a per-sequence task (its convolutions read later steps)")
         self.vocab_size = vocab_size
         self.per_step = per_step
         self.pooling = pooling
@@ -82,6 +90,10 @@ class RecurrentModel(nnx.Module):
             **cell_options,
         )
         pooled = self.rnn.output_size * (2 if pooling == "meanmax" and not per_step else 1)
+        self.conv = (
+            Convolutional(rnn_input, conv_channels, conv_kernels, rngs=rngs) if conv_channels or conv_kernels else None
+        )
+        pooled += self.conv.output_size if self.conv is not None else 0
         self.head = nnx.Linear(pooled, output_size, rngs=rngs)
 
     def features(self, inputs: Array) -> Array:
@@ -102,11 +114,15 @@ class RecurrentModel(nnx.Module):
     ) -> tuple[list[Carry], Array]:
         """Returns (per-layer final carries, outputs): (B, T, K) per step or (B, K) per sequence.
         Outputs are logits for classes, raw values for regression."""
-        xs = jnp.swapaxes(self.features(inputs), 0, 1)  # time-major for the cells
+        features = self.features(inputs)
+        xs = jnp.swapaxes(features, 0, 1)  # time-major for the cells
         carries, hs = self.rnn(xs, carries, seq_lengths=seq_lengths, dropout_key=dropout_key)
         if self.per_step:
             return carries, self.head(jnp.swapaxes(hs, 0, 1))
-        return carries, self.head(self.pool(hs, seq_lengths))
+        pooled = self.pool(hs, seq_lengths)
+        if self.conv is not None:
+            pooled = jnp.concatenate([pooled, self.conv(features, seq_lengths)], axis=-1)
+        return carries, self.head(pooled)
 
     def pool(self, hs: Array, seq_lengths: Array | None) -> Array:
         """(T, B, H') outputs -> (B, H') summary of each sequence's valid steps ((B, 2H') for
