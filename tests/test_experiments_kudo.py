@@ -19,7 +19,16 @@ def test_vowels_experiment_composes():
     assert result.returncode == 0, result.stderr[-3000:]
     config = yaml.safe_load(result.stdout)
     assert config["experiment"] == "vowels" and config["data"]["name"] == "vowels"
-    assert config["model"]["bidirectional"] is True and config["model"]["pooling"] == "mean"
+    model = config["model"]
+    assert model["conv_channels"] == [128, 256, 128] and model["conv_kernels"] == [8, 5, 3]  # LSTM-FCN
+    assert model["hidden_size"] == 8 and model["bidirectional"] is False and model["pooling"] == "last"
+
+
+@pytest.mark.parametrize("experiment", ["greff2017_vowels", "jozefowicz2015_vowels"])
+def test_the_cell_comparisons_on_vowels_use_no_convolutional_block(experiment):
+    """They extend +experiment=vowels but compare recurrent cells, which the block would blur."""
+    config = yaml.safe_load(run_cli([f"+experiment={experiment}", "--cfg", "job"]).stdout)
+    assert config["model"]["conv_channels"] == [] and config["model"]["conv_kernels"] == []
 
 
 def test_the_readme_augmentation_and_pooling_options_compose():
