@@ -83,18 +83,7 @@ def test_the_head_reads_the_pooled_stack_and_block_side_by_side():
 def test_param_count_includes_the_block(bidirectional, pooling):
     config = ModelConfig(bidirectional=bidirectional, pooling=pooling, conv_channels=[6, 8], conv_kernels=[5, 3])
     count = config.param_count(CellConfig(name="lstm"), 5, output_size=K, vocab_size=None, input_size=D, per_step=False)
-    built = RecurrentModel(
-        "lstm",
-        output_size=K,
-        per_step=False,
-        hidden_size=5,
-        input_size=D,
-        bidirectional=bidirectional,
-        pooling=pooling,
-        conv_channels=(6, 8),
-        conv_kernels=(5, 3),
-        rngs=nnx.Rngs(0),
-    )
+    built = conv_model(bidirectional, pooling)
     assert count == sum(a.size for a in jax.tree.leaves(nnx.state(built, nnx.Param)))
 
 
