@@ -31,6 +31,17 @@ def test_the_cell_comparisons_on_vowels_use_no_convolutional_block(experiment):
     assert config["model"]["conv_channels"] == [] and config["model"]["conv_kernels"] == []
 
 
+def test_jozefowicz2015_vowels_is_the_configuration_its_table_ran():
+    """experiments/jozefowicz2015: one direction of 64 units to the last frame, constant 3e-3, 600 steps;
+    a later change of +experiment=vowels must not change it."""
+    config = yaml.safe_load(run_cli(["+experiment=jozefowicz2015_vowels", "--cfg", "job"]).stdout)
+    model, optim = config["model"], config["optim"]
+    assert (model["hidden_size"], model["num_layers"], model["dropout"]) == (64, 1, 0.0)
+    assert (model["bidirectional"], model["pooling"]) == (False, "last")
+    assert (optim["name"], optim["lr"], optim["schedule"]) == ("adam", 3.0e-3, "constant")
+    assert config["trainer"]["max_steps"] == 600
+
+
 def test_the_readme_augmentation_and_pooling_options_compose():
     """The README's screen sets the vowels data options without a + (the data group knows every option)."""
     args = ["+experiment=vowels", "data.noise_std=0.6", "data.crop=0.8", "model.pooling=meanmax", "--cfg", "job"]
