@@ -61,7 +61,29 @@ def register_schema() -> None:
     store = ConfigStore.instance()
     store.store(name="lstmlab_schema", node=Config)
     for name in data.names():
-        store.store(name=DATA_NODE.format(name), node={"name": name, **data.defaults(name)})
+        node = {"name": name, **data.defaults(name)}
+        store.store(name=DATA_NODE.format(name), node=node)
+        if not (conf_dir() / "data" / f"{name}.yaml").exists():  # registered in Python: data=NAME picks it
+            store.store(group="data", name=name, node=node)
+
+
+def import_named_modules(overrides: list[str]) -> None:
+    """Import the modules an ``imports=[...]`` override names, before the config is composed, so that
+    the data sets they register are choices of the data group (``data=NAME``) and their cells can be
+    named. Raises :class:`~lstmlab.config.ConfigError` (one line) for a value that is not a list of
+    module names or a module that cannot be imported. ``imports`` set in a config file are imported
+    after composition instead (:func:`lstmlab.config.import_modules`)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from lstmlab.config import ConfigError, import_modules
+
+    for arg in overrides:
+        if arg.lstrip("+").startswith("imports="):
+            try:
+                value = OverridesParser.create().parse_override(arg.lstrip("+")).value()
+            except Exception as err:  # Hydra's grammar errors
+                raise ConfigError(f"{arg}: {describe_config_error(err)}; e.g. imports=[mypkg.data]") from err
+            import_modules(value if isinstance(value, list) else [value])
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
@@ -237,8 +259,9 @@ def compose(experiment: str | None, overrides: list[str] = ()) -> tuple[Config, 
 
     from lstmlab.config import ConfigError, import_modules
 
-    register_schema()
     args = ([f"+experiment={experiment}"] if experiment else []) + normalize_overrides(list(overrides))
+    import_named_modules(args)
+    register_schema()
     was_initialized = GlobalHydra.instance().is_initialized()
     try:
         if was_initialized:  # e.g. inside a Hydra app: compose with its own search path
@@ -463,9 +486,17 @@ def main(argv: list[str] | None = None) -> None:
 def _main() -> None:
     import hydra
 
-    register_schema()
+    from lstmlab.config import ConfigError
+
     argv = normalize_overrides(sys.argv[1:])
     sys.argv = [sys.argv[0], *argv]
+    try:
+        import_named_modules(argv)
+    except ConfigError as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        _fail(str(err))
+    register_schema()
     multirun = [arg for arg in argv if arg in MULTIRUN_FLAGS]
     if multirun:  # Hydra's argparse takes overrides only before its first flag: put -m in front, so
         # that "+experiment=gradnorm -m cell.recurrent_scale=0.5,1.0" sweeps as written

@@ -69,3 +69,47 @@ def test_a_resume_does_not_count_an_option_either_config_leaves_at_its_default(t
     changed = {**current, "data": {**current["data"], "eval_batch_size": 8}}
     with pytest.raises(ConfigError, match="data.eval_batch_size"):
         check_resume(config, changed, RunDir(tmp_path), start=1)
+
+
+@pytest.fixture
+def square_module():
+    """``tests/register_square.py`` not yet imported, and its data set unregistered afterwards."""
+    import sys
+
+    sys.modules.pop("register_square", None)
+    yield "register_square"
+    sys.modules.pop("register_square", None)
+    if "square" in data.names():
+        data.unregister("square")
+
+
+def test_a_data_set_registered_in_python_is_a_data_choice_once_imports_names_its_module(square_module, tmp_path):
+    """``imports=[MODULE] data=NAME``: the module is imported before the config is composed, so the data
+    set it registers is a choice of the data group, with its factory's defaults; it trains from the
+    command line and composes from Python."""
+    from lstmlab import cli
+
+    run_dir = tmp_path / "run"
+    args = ["data=square", "+preset=tiny", "logger.wandb.mode=disabled", "trainer.progress=none"]
+    cli.main([*args, f"imports=[{square_module}]", "data.period=6", f"hydra.run.dir={run_dir}"])
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["data"] == {"name": "square", **data.defaults("square"), "period": 6}
+    assert saved["data"]["seq_len"] == 20  # the factory's default, not another data set's
+    assert (run_dir / "summary.json").exists()
+    config, resolved = compose(None, [f"imports=[{square_module}]", "data=square"])
+    assert resolved["data"] == {"name": "square", **data.defaults("square")}
+
+
+def test_without_imports_such_a_data_set_is_one_line_naming_the_choice(run_cli_fixture, tmp_path):
+    result = run_cli_fixture(["data=square", "+preset=tiny", f"hydra.run.dir={tmp_path / 'run'}"])
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert "data" in lines[0] and "square" in lines[0] and "shakespeare" in lines[0], lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_bad_imports_value_is_one_line_before_anything_is_composed(run_cli_fixture, tmp_path):
+    result = run_cli_fixture(["imports=[nope_not_a_module]", "data=square", f"hydra.run.dir={tmp_path / 'run'}"])
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert "imports: cannot import 'nope_not_a_module'" in lines[0], lines[0]
