@@ -109,3 +109,31 @@ def test_a_resume_notices_another_block():
     assert model_mismatch(model_signature(saved, spec), model_signature(current, spec)) == (
         "model.conv_kernels=[3] (this config: [5])"
     )
+
+
+def test_a_run_with_the_block_resumes_to_exactly_the_uninterrupted_result(tmp_path):
+    """The block's filters and norms go through the checkpoint like the cells' weights: a run resumed
+    from step 2 ends at step 4 with the arrays of the run never interrupted (dropout included)."""
+    import shutil
+
+    from lstmlab.cli import compose
+    from lstmlab.io.checkpoint import Checkpointer
+    from lstmlab.train import setup, train_and_evaluate
+
+    overrides = ["+preset=tiny", "logger.wandb.mode=disabled", "trainer.progress=none", "data.batch_size=8"]
+    overrides += ["model.conv_channels=[4,6]", "model.conv_kernels=[3,3]", "checkpoint.every=2", "checkpoint.keep=5"]
+    config, resolved = compose("vowels", overrides)
+    straight = tmp_path / "straight"
+    train_and_evaluate(config, straight, config_dict=resolved)
+    resumed = tmp_path / "resumed"
+    shutil.copytree(straight, resumed)
+    shutil.rmtree(resumed / "checkpoints" / "4")
+    (resumed / "summary.json").unlink()
+    config, resolved = compose("vowels", overrides)
+    assert setup(config, resumed, config_dict=resolved).start == 2  # a resume, not a fresh start
+    train_and_evaluate(config, resumed, config_dict=resolved)
+    a, _ = Checkpointer(straight / "checkpoints", read_only=True).read(4)
+    b, _ = Checkpointer(resumed / "checkpoints", read_only=True).read(4)
+    assert any("conv" in key for key in a) and sorted(a) == sorted(b)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
