@@ -19,6 +19,7 @@ saved). Each ends with one line on stderr.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -89,6 +90,18 @@ def import_named_modules(overrides: list[str]) -> None:
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     print(f"lstmlab: error: {' '.join(message.split())}", file=sys.stderr)
     raise SystemExit(code)
+
+
+@contextlib.contextmanager
+def _bad_input(*errors: type[BaseException]):
+    """An exception of ``errors`` raised inside ends in one line and exit status 2 (:func:`_fail`), or
+    in its traceback under ``HYDRA_FULL_ERROR=1``."""
+    try:
+        yield
+    except errors as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        _fail(str(err))
 
 
 def _notify(line: str) -> None:
@@ -299,12 +312,8 @@ def check_overrides(overrides: list[str]) -> str:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         _fail(_data_key_hint(err, overrides) or describe_config_error(err))
-    try:
+    with _bad_input(ConfigError):
         import_modules(config.imports)
-    except ConfigError as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        _fail(str(err))
     return run_dir
 
 
@@ -490,12 +499,8 @@ def _main() -> None:
 
     argv = normalize_overrides(sys.argv[1:])
     sys.argv = [sys.argv[0], *argv]
-    try:
+    with _bad_input(ConfigError):
         import_named_modules(argv)
-    except ConfigError as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        _fail(str(err))
     register_schema()
     multirun = [arg for arg in argv if arg in MULTIRUN_FLAGS]
     if multirun:  # Hydra's argparse takes overrides only before its first flag: put -m in front, so
@@ -525,12 +530,8 @@ def check_run_dir(path: Path) -> None:
     long, a symbolic link where lstmlab writes), before Hydra makes it."""
     from lstmlab.io.rundir import RunDir
 
-    try:
+    with _bad_input(ValueError, OSError):
         RunDir(path).check()
-    except (ValueError, OSError) as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        _fail(str(err))
 
 
 if __name__ == "__main__":
