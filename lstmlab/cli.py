@@ -144,9 +144,8 @@ def run(cfg) -> dict | None:
 
 
 def _run(cfg) -> dict:
-    """Turn the composed config into a :class:`Config` and run it with ``runner``:
-    ``train`` (:func:`lstmlab.train.train_and_evaluate`) or ``gradnorm``
-    (:func:`lstmlab.study.run_gradnorm_study`)."""
+    """Turn the composed config into a :class:`Config` and run it with its runner
+    (:func:`lstmlab.runner.run`)."""
     import logging
 
     from hydra.core.hydra_config import HydraConfig
@@ -156,8 +155,8 @@ def _run(cfg) -> dict:
     from lstmlab.io.checkpoint import quiet_closed_loop_callbacks
     from lstmlab.io.files import UnsafePathError
     from lstmlab.io.lock import RunLockedError
-    from lstmlab.study import run_gradnorm_study
-    from lstmlab.train import NonFiniteError, Preempted, RunStopped, distributed, train_and_evaluate
+    from lstmlab.runner import run as run_config
+    from lstmlab.train import NonFiniteError, Preempted, RunStopped, distributed
 
     quiet_closed_loop_callbacks()
     for noisy in ("absl", "orbax", "jax", "wandb"):  # Hydra sets the root logger to INFO
@@ -167,15 +166,8 @@ def _run(cfg) -> dict:
     try:
         config = OmegaConf.to_object(cfg)
         import_modules(config.imports)  # again in a job of a multirun, which may be a process of its own
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        runners = {"train": train_and_evaluate, "gradnorm": run_gradnorm_study}
-        if config.runner not in runners:
-            raise ConfigError(f"runner={config.runner!r} is not a runner; valid: {', '.join(runners)}")
         distributed.set_cpu_devices(config)  # trainer.devices / split_per_device; before JAX starts
-        if config.runner == "train":
-            summary = train_and_evaluate(config, run_dir, config_dict=resolved, notify=_notify)
-        else:
-            summary = runners[config.runner](config, run_dir, config_dict=resolved)
+        summary = run_config(config, run_dir, notify=_notify)
         if distributed.is_primary():
             print("\n".join(result_lines(summary, run_dir)), flush=True)
         return summary
@@ -258,10 +250,10 @@ _HYDRA_FLAGS = (
 )
 
 
-def compose(experiment: str | None, overrides: list[str] = ()) -> tuple[Config, dict]:
+def compose(experiment: str | None, overrides: list[str] = ()) -> Config:
     """The config of ``+experiment=EXPERIMENT`` with ``overrides`` (Hydra's override syntax, as on the
-    command line), type-checked against the schema: the :class:`~lstmlab.config.Config` and its resolved
-    dict (what ``config.yaml`` holds). ``experiment=None`` composes the root config alone; the modules in
+    command line), type-checked against the schema: a :class:`~lstmlab.config.Config` (``config.yaml``
+    holds ``dataclasses.asdict`` of it). ``experiment=None`` composes the root config alone; the modules in
     ``imports`` are imported. Raises :class:`~lstmlab.config.ConfigError` with a one-line message for a
     bad group choice, key or type, or a module that cannot be imported.
     The way to load a named experiment from Python, and what :mod:`lstmlab.search` builds trials with."""
@@ -285,11 +277,10 @@ def compose(experiment: str | None, overrides: list[str] = ()) -> tuple[Config, 
         with open_dict(cfg):
             cfg.pop("hydra", None)
         config = OmegaConf.to_object(cfg)
-        resolved = OmegaConf.to_container(cfg, resolve=True)
     except Exception as err:  # Hydra and OmegaConf raise many types; all are bad input here
         raise ConfigError(describe_config_error(err)) from err
     import_modules(config.imports)
-    return config, resolved
+    return config
 
 
 def check_overrides(overrides: list[str]) -> str:

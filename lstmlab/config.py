@@ -29,6 +29,7 @@ POOLINGS = ("last", "mean", "meanmax")
 WANDB_MODES = ("online", "offline", "disabled")
 PROBE_LOSSES = ("last", "all")
 JACOBIANS = ("none", "full", "h")
+RUNNERS = ("train", "gradnorm")  # what each runs: lstmlab.runner
 
 
 class ConfigError(ValueError):
@@ -106,7 +107,7 @@ class ModelConfig:
     learn_initial_carry: bool = False
     impl: Optional[str] = None  # cells.scan implementation; None: the cells' default
     init_from: Optional[str] = None  # start from these weights: a .npz (lstmlab.interop.save_params) or a run directory
-    # a number of parameters: hidden_size becomes the largest whose whole model fits (fit_param_budget)
+    # a number of parameters: hidden_size becomes the largest whose whole model fits (lstmlab.train.fit_param_budget)
     param_budget: Optional[int] = None
 
     def check(self) -> None:
@@ -133,72 +134,6 @@ class ModelConfig:
             raise ConfigError(f"model.impl={self.impl!r}; valid: {', '.join(cells.IMPLS)}")
         if self.init_from is not None and not os.path.exists(self.init_from):
             raise ConfigError(f"model.init_from={self.init_from}: no such file or run directory")
-
-    def param_count(
-        self,
-        cell: CellConfig,
-        hidden_size: int,
-        *,
-        output_size: int,
-        vocab_size: int | None,
-        input_size: int | None,
-        per_step: bool = True,
-    ) -> int:
-        """Parameters of the whole model (embedding, recurrent layers, learned initial carries, head) with
-        ``hidden_size``, counted from the cell's ``param_shapes`` in the registry. Token inputs
-        (``vocab_size``) feed one-hot vectors or an ``embed_size`` embedding; features have ``input_size``.
-        ``per_step=False``: the head reads the pooled sequence (twice as wide for ``pooling=meanmax``) and
-        the pooled convolutional block, if any."""
-        import jax
-
-        from lstmlab import cells
-
-        options = cells.cell_options(cell.name, **cell.options())
-        H, directions = hidden_size, 2 if self.bidirectional else 1
-        first = (self.embed_size or vocab_size) if vocab_size else input_size
-        total = vocab_size * self.embed_size if vocab_size and self.embed_size else 0
-        for d in [first] + [H * directions] * (self.num_layers - 1):
-            shapes = cells.param_shapes(cell.name, d, H, **options)
-            total += directions * sum(math.prod(shape) for shape in shapes.values())
-        if self.learn_initial_carry:
-            carry = jax.eval_shape(lambda: cells.initial_carry(cell.name, 1, H, **options))
-            total += self.num_layers * directions * sum(math.prod(a.shape) for a in jax.tree.leaves(carry))
-        head_in = H * directions * (2 if self.pooling == "meanmax" and not per_step else 1)
-        for d, c, k in zip([first, *self.conv_channels[:-1]], self.conv_channels, self.conv_kernels):
-            total += k * d * c + c + 2 * c  # filters and bias, then the layer norm's scale and offset
-        head_in += self.conv_channels[-1] if self.conv_channels else 0
-        return total + head_in * output_size + output_size
-
-    def fit_param_budget(
-        self,
-        cell: CellConfig,
-        *,
-        output_size: int,
-        vocab_size: int | None,
-        input_size: int | None,
-        per_step: bool = True,
-    ) -> int:
-        """The largest ``hidden_size`` whose :meth:`param_count` is at most ``param_budget``; ConfigError
-        (naming the smallest model's count) if even ``hidden_size=1`` does not fit."""
-
-        def count(h: int) -> int:
-            return self.param_count(
-                cell, h, output_size=output_size, vocab_size=vocab_size, input_size=input_size, per_step=per_step
-            )
-
-        budget = self.param_budget
-        if count(1) > budget:
-            raise ConfigError(
-                f"model.param_budget={budget} is below the smallest {cell.name} model of "
-                f"{self.num_layers} layer(s) (hidden_size=1 has {count(1)} parameters); valid: >= {count(1)}"
-            )
-        low, high = 1, 2
-        while count(high) <= budget:  # the count grows with hidden_size: double, then bisect
-            low, high = high, 2 * high
-        while high - low > 1:
-            mid = (low + high) // 2
-            low, high = (mid, high) if count(mid) <= budget else (low, mid)
-        return low
 
 
 @dataclass
@@ -506,6 +441,10 @@ class Config:
         self.logger.check()
         self.optim.check(self.trainer.max_steps)
         self.diagnostics.check(self.model.bidirectional)
+        if self.runner not in RUNNERS:
+            raise ConfigError(f"runner={self.runner!r} is not a runner; valid: {', '.join(RUNNERS)}")
+        if self.runner == "gradnorm":
+            self.diagnostics.check_study()
         self.distributed.check()
         self.resume.check()
 

@@ -50,7 +50,7 @@ import json
 import math
 import sys
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,6 @@ from lstmlab.cli import EXIT_BAD_INPUT
 
 CLAIMS = ("better", "worse", "same")
 IGNORED_PREFIXES = ("seed", "logger.", "trainer.progress", "distributed.")
-MAXIMIZED = ("accuracy", "acc")
 
 
 @dataclass
@@ -122,7 +121,7 @@ def _config_from_overrides(overrides: list[str]) -> dict[str, Any]:
     from lstmlab.config import ConfigError
 
     try:
-        return flatten(compose(None, overrides)[1])
+        return flatten(asdict(compose(None, overrides)))
     except ConfigError:  # not composable any more: the overrides themselves
         out = {}
         for item in overrides:
@@ -151,8 +150,32 @@ def find_runs(paths: list[Path]) -> tuple[list[Run], list[Path]]:
     return runs, studies
 
 
-def default_direction(metric: str) -> str:
-    return "maximize" if any(metric.endswith(m) for m in MAXIMIZED) else "minimize"
+def metric_direction(metric: str, runs: list[Run]) -> str:
+    """The direction the runs' task declares for ``metric`` (:attr:`lstmlab.tasks.Task.metrics`; with
+    no task recorded, any task's); ValueError for a metric no task declares, which needs ``--direction``."""
+    from lstmlab.tasks import declared_metric
+
+    kinds = {r.metrics["task"] for r in runs if isinstance(r.metrics.get("task"), str)} or {None}
+    found = {m.direction for m in (declared_metric(metric, kind) for kind in kinds) if m is not None}
+    if len(found) != 1:
+        present = sorted({k for r in runs for k, v in r.metrics.items() if _is_number(v)})
+        known = [k for k in present if any(declared_metric(k, kind) for kind in kinds)]
+        raise ValueError(
+            f"--metric {metric} is not a metric the runs' task declares, so its direction is unknown; "
+            f"give --direction minimize|maximize, or a declared metric: {', '.join(known) or 'none found'}"
+        )
+    return found.pop()
+
+
+def check_metric_present(metric: str, runs: list[Run]) -> None:
+    """ValueError listing the numeric keys of the runs' summaries if no run has ``metric``."""
+    if not any(_is_number(r.metrics.get(metric)) for r in runs):
+        present = sorted({k for r in runs for k, v in r.metrics.items() if _is_number(v)})
+        raise ValueError(f"--metric {metric} is in no run's summary.json; valid: {', '.join(present) or 'none'}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def table(runs: list[Run], metric: str, direction: str):
@@ -617,7 +640,9 @@ def report(
         saved = yaml.safe_load((studies[0] / "search.yaml").read_text())
         metric, direction = saved["search"]["metric"], direction or saved["search"]["direction"]
     metric = metric or (expected_data or {}).get("metric") or "val/loss"
-    direction = direction or default_direction(metric)
+    if any(r.status == "completed" for r in runs):
+        check_metric_present(metric, runs)
+    direction = direction or metric_direction(metric, runs)
     out, varying, df = table(runs, metric, direction)
     if expected_data is not None:
         out = add_expected(out, runs, varying, expected_data, metric)
@@ -701,7 +726,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="+", type=Path, help="run, sweep or search directories, or a study.db")
     parser.add_argument("--metric", help="a summary.json key (default: the search's metric, else val/loss)")
     parser.add_argument(
-        "--direction", choices=("minimize", "maximize"), help="default: maximize for accuracy, else minimize"
+        "--direction",
+        choices=("minimize", "maximize"),
+        help="default: the direction the runs' task declares for the metric (lstmlab.tasks)",
     )
     parser.add_argument("--expected", type=Path, help="experiments/PAPER/expected.yaml")
     parser.add_argument("--out", type=Path, help="where report.md/.csv/.png go (default: the first PATH)")

@@ -37,12 +37,14 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lstmlab.cli import EXIT_BAD_INPUT, conf_dir
 from lstmlab.config import ConfigError
+from lstmlab.runner import check_searchable
+from lstmlab.tasks import Task, task_for
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("none", "median", "percentile", "hyperband", "successive_halving", "threshold")
@@ -55,8 +57,10 @@ _KILL_KNOB = "LSTMLAB_TEST_SEARCH_KILL_AT"  # tests only: "TRIAL:STEP", SIGKILL 
 class SearchConfig:
     """A search, as in ``conf/search/NAME.yaml``."""
 
-    metric: str = "val/loss"  # a key of summary.json; its val/ form is what the pruner is fed
-    direction: str = "minimize"  # minimize | maximize
+    # a metric the experiment's task declares (lstmlab.tasks), as summary.json names it; the pruner is fed
+    # it at every evaluation. None: the task's headline on validation data (val/bpc, val/accuracy, ...)
+    metric: str | None = None
+    direction: str | None = None  # minimize | maximize; None: the task's declared direction
     n_trials: int = 20  # trials of the study (finished or running), over all workers and reruns
     space: dict[str, str] = field(default_factory=dict)  # config key -> Hydra sweep expression
     sampler: dict[str, Any] = field(default_factory=lambda: {"name": "tpe"})  # name + the class's kwargs
@@ -66,6 +70,36 @@ class SearchConfig:
     study_name: str | None = None  # None: the search's name
     dir: str | None = None  # the search directory; None: runs/EXPERIMENT/search/NAME
     per: str | None = None  # a choice(...) key of space: every value gets n_trials / (its values) trials
+
+    def check(self) -> None:
+        """ConfigError naming the first bad key (the space is checked by :func:`parse_space` and
+        :func:`check_space`, the metric by :meth:`choose_objective`)."""
+        if self.direction is not None and self.direction not in DIRECTIONS:
+            raise ConfigError(f"search.direction={self.direction!r}; valid: {', '.join(DIRECTIONS)}")
+        if isinstance(self.n_trials, bool) or not isinstance(self.n_trials, int) or self.n_trials < 1:
+            raise ConfigError(f"search.n_trials={self.n_trials!r}; give an integer >= 1")
+        for part, names in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
+            chosen = getattr(self, part).get("name")
+            if chosen not in names:
+                raise ConfigError(f"search.{part}.name={chosen!r} is not a {part}; valid: {', '.join(names)}")
+
+    def choose_objective(self, task: Task) -> None:
+        """Set ``metric`` (default: ``task``'s headline on validation data) and ``direction`` (default:
+        the task's declared one). ConfigError if the task does not declare the metric, listing those it
+        does, or if ``direction`` contradicts the declaration."""
+        self.metric = self.metric or task.headline_key("val")
+        declared = task.metric(self.metric)
+        if declared is None or not self.metric.startswith(("val/", "test/")):
+            valid = [f"val/{name}" for name in task.metrics]
+            raise ConfigError(
+                f"search.metric={self.metric} is not a metric of the {task.kind!r} task; valid: {', '.join(valid)}"
+            )
+        if self.direction not in (None, declared.direction):
+            raise ConfigError(
+                f"search.direction={self.direction} contradicts {self.metric}, which the task declares "
+                f"{declared.direction}d ({declared.label}); valid: {declared.direction}"
+            )
+        self.direction = declared.direction
 
 
 @dataclass
@@ -220,8 +254,7 @@ def check_space(dims: list[Dimension], experiment: str | None, base: list[str]) 
     """Every key names a config key or group, and every choice (and a range's ends) composes."""
     from lstmlab.cli import compose
 
-    _, resolved = compose(experiment, base)
-    keys = set(_flat_keys(resolved))
+    keys = set(_flat_keys(asdict(compose(experiment, base))))
     groups = {p.name for p in conf_dir().iterdir() if p.is_dir()}
     for dim in dims:
         if dim.key not in keys and dim.key not in groups:
@@ -264,14 +297,7 @@ def load_search(name: str, overrides: list[str]) -> SearchConfig:
             f"{path.name}: {lines[0] if lines else type(err).__name__}"
             + (f" (key search.{key}; valid keys: {valid})" if key else "")
         ) from err
-    if search.direction not in DIRECTIONS:
-        raise ConfigError(f"search.direction={search.direction!r}; valid: {', '.join(DIRECTIONS)}")
-    if search.n_trials < 1:
-        raise ConfigError(f"search.n_trials={search.n_trials}; give at least 1")
-    for part, names in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
-        chosen = getattr(search, part).get("name")
-        if chosen not in names:
-            raise ConfigError(f"search.{part}.name={chosen!r} is not a {part}; valid: {', '.join(names)}")
+    search.check()
     return search
 
 
@@ -442,8 +468,9 @@ class Search:
         from optuna.trial import TrialState
 
         from lstmlab.cli import compose
+        from lstmlab.runner import run as run_config
         from lstmlab.sweep import error_line, record_job
-        from lstmlab.train import distributed, train_and_evaluate
+        from lstmlab.train import distributed
 
         start = time.perf_counter()
         params = {d.key: d.suggest(trial) for d in self.dims}
@@ -472,12 +499,12 @@ class Search:
         training = 0.0
         state, value = TrialState.FAIL, None
         try:
-            config, resolved = compose(self.experiment, record["overrides"])
+            config = compose(self.experiment, record["overrides"])
             distributed.set_cpu_devices(config)
             record_job(run_dir, record)
             began = time.perf_counter()
             try:
-                summary = train_and_evaluate(config, run_dir, config_dict=resolved, on_evaluate=on_evaluate)
+                summary = run_config(config, run_dir, on_evaluate=on_evaluate)
             finally:
                 training = time.perf_counter() - began
             value = summary.get(self.config.metric)
@@ -540,8 +567,12 @@ def prepare(argv: list[str]) -> Search:
     per = check_per(search, dims)
     if experiment is not None:
         base = [f"+experiment={experiment}", *base]
+    config = compose(None, base)
+    check_searchable(config)
+    from lstmlab.train import build_dataset
+
+    search.choose_objective(task_for(build_dataset(config).spec))
     check_space(dims, None, base)
-    config, _ = compose(None, base)
     sampler = make_sampler(search, dims)
     pruner = make_pruner(search, config.trainer.max_steps, config.trainer.eval_every)
     directory = Path(search.dir or f"runs/{config.experiment}/search/{name}").absolute()

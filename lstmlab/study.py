@@ -72,7 +72,7 @@ def check_study(config: Config) -> dict[str, Config]:
     return configs
 
 
-def run_gradnorm_study(config: Config, run_dir: str | Path, *, config_dict: dict | None = None) -> dict[str, Any]:
+def run_gradnorm_study(config: Config, run_dir: str | Path) -> dict[str, Any]:
     """Train every cell of ``diagnostics.cells`` in ``run_dir/cells/<cell>`` and compare their gradient
     norms (see the module docstring); returns the summary (also in ``run_dir/summary.json``). Running
     it again with the same ``run_dir`` resumes each cell from its checkpoint."""
@@ -82,12 +82,12 @@ def run_gradnorm_study(config: Config, run_dir: str | Path, *, config_dict: dict
     rundir = RunDir(run_dir)
     rundir.create()
     with RunLock(run_dir):  # one writer for the study's own files; each cell's run locks its directory
-        rundir.write_config(config_dict if config_dict is not None else asdict(config))
+        rundir.write_config(asdict(config))
         summaries = {}
         for index, (name, cell_config) in enumerate(configs.items()):
             log.info("gradnorm study: %s (%d/%d) in %s", name, index + 1, len(configs), run_dir / "cells" / name)
             summaries[name] = train_and_evaluate(cell_config, run_dir / "cells" / name)
-        return write_study(config, run_dir, summaries, mode=mode, config_dict=config_dict)
+        return write_study(config, run_dir, summaries, mode=mode)
 
 
 def setting(config: Config, *, short: bool = False) -> str:
@@ -218,7 +218,6 @@ def write_study(
     summaries: dict[str, dict[str, Any]],
     *,
     mode: str = "disabled",
-    config_dict: dict | None = None,
 ) -> dict[str, Any]:
     """Write the study's comparison files from the cells' run directories, log them; return the summary."""
     names = list(summaries)
@@ -256,7 +255,7 @@ def write_study(
             trackers.trackers.append(
                 WandbTracker(
                     run_dir,
-                    config_dict or asdict(config),
+                    asdict(config),
                     mode=mode,
                     project=config.logger.wandb.project,
                     entity=config.logger.wandb.entity,

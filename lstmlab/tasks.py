@@ -25,6 +25,7 @@ over many batches adds them up exactly and divides once. Losses are in nats; bit
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -50,13 +51,56 @@ class Forecasting(Protocol):
     ) -> dict[str, np.ndarray]: ...
 
 
+SPLITS = ("train", "val", "test")
+DIRECTIONS = ("minimize", "maximize")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric a task reports, logged as ``SPLIT/NAME`` (``val/bpc``) in ``metrics.jsonl`` and
+    ``summary.json``. ``direction``: which way is better; ``label``: what it is, for people; ``short``:
+    its name in the progress display."""
+
+    name: str
+    direction: str  # minimize | maximize
+    label: str
+    short: str = ""
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether ``a`` is better than ``b``."""
+        return a < b if self.direction == "minimize" else a > b
+
+
+def _declare(*metrics: Metric) -> dict[str, Metric]:
+    return {m.name: m for m in metrics}
+
+
+LOSS = Metric("loss", "minimize", "loss (nats per counted item)", "loss")
+ACCURACY = Metric("accuracy", "maximize", "accuracy (argmax right)", "acc")
+FRACTION_CORRECT = Metric("fraction_correct", "maximize", "sequences right by the task's rule", "right")
+ERRORS = Metric("errors", "minimize", "sequences wrong by the task's rule", "errors")
+
+
 class Task:
-    """The behaviour of one data kind. Subclasses set :attr:`kind` and :attr:`per_step` and give
-    :meth:`batch_sums`; the rest has defaults."""
+    """The behaviour of one data kind. Subclasses set :attr:`kind` and :attr:`per_step`, declare their
+    :attr:`metrics` (the data sets' extra metrics of that kind included) and :attr:`headline`, and give
+    :meth:`batch_sums`; the rest has defaults. Everything that ranks, shows or optimises a metric
+    (summary, progress display, report, search) reads these declarations."""
 
     kind: ClassVar[str]
     per_step: ClassVar[bool]  # a head at every step (True) or one output per sequence (False)
     accuracy: ClassVar[bool] = True
+    metrics: ClassVar[dict[str, Metric]] = _declare(LOSS, ACCURACY)
+    headline: ClassVar[str] = "accuracy"  # the metric that says how good a run is
+
+    def metric(self, key: str) -> Metric | None:
+        """The declaration of ``key`` (``val/bpc`` or ``bpc``), or None if this task does not report it."""
+        split, _, name = key.rpartition("/")
+        return self.metrics.get(name) if split in ("", *SPLITS) else None
+
+    def headline_key(self, split: str = "val") -> str:
+        """``SPLIT/HEADLINE``, e.g. ``val/bpc``."""
+        return f"{split}/{self.headline}"
 
     def batch_sums(self, outputs: Array, batch: dict[str, Array]) -> dict[str, Array]:
         """Sums over the counted items of one batch: ``loss``, ``correct``, ``count``."""
@@ -115,6 +159,10 @@ class Task:
 
 class LanguageModel(Task):
     kind, per_step = "lm", True
+    metrics = _declare(
+        LOSS, Metric("bpc", "minimize", "bits per character", "bpc"), replace(ACCURACY, label="next character right")
+    )
+    headline = "bpc"
 
     def batch_sums(self, outputs: Array, batch: dict[str, Array]) -> dict[str, Array]:
         mask = batch["mask"].astype(jnp.float32)
@@ -149,6 +197,14 @@ class Symbols(LanguageModel):
     bits per character, no accuracy over all steps; the data set's metrics say what is right."""
 
     kind, accuracy = "symbols", False
+    metrics = _declare(
+        LOSS,
+        Metric("copy_accuracy", "maximize", "recalled symbols right", "copy_acc"),
+        Metric("fraction_correct", "maximize", "sequences recalled all right", "right"),
+        Metric("cross_entropy", "minimize", "cross-entropy (nats per step)", "ce"),
+        Metric("baseline_cross_entropy", "minimize", "memoryless baseline's cross-entropy (nats per step)", "base_ce"),
+    )
+    headline = "copy_accuracy"
 
     def metrics_from_sums(self, sums: dict[str, float]) -> dict[str, float]:
         return Task.metrics_from_sums(self, sums)
@@ -178,6 +234,14 @@ class Symbols(LanguageModel):
 
 class MultiLabel(Task):
     kind, per_step = "multilabel", True
+    metrics = _declare(
+        LOSS,
+        Metric("accuracy", "maximize", "steps with every label right", "acc"),
+        FRACTION_CORRECT,
+        Metric("fraction_correct_top", "maximize", "strings right by the most active units", "right_top"),
+        ERRORS,
+    )
+    headline = "fraction_correct"
 
     def result_lines(self, summary: dict[str, Any]) -> list[str]:
         if "test/fraction_correct" in summary:
@@ -198,6 +262,7 @@ def _weights(outputs, batch):
 
 class Classification(Task):
     kind, per_step = "classify", False
+    metrics = _declare(LOSS, ACCURACY, FRACTION_CORRECT, ERRORS)
 
     def result_lines(self, summary: dict[str, Any]) -> list[str]:
         if "test/accuracy" not in summary:
@@ -223,6 +288,21 @@ class Regression(Task):
     """Regression and forecasting; a data set that is :class:`Forecasting` also gets ``forecast.png``."""
 
     kind, per_step, accuracy = "regress", False, False
+    metrics = _declare(
+        LOSS,
+        Metric("mse", "minimize", "mean squared error", "mse"),
+        FRACTION_CORRECT,
+        ERRORS,
+        Metric("rmse", "minimize", "forecast RMSE (original units)", "rmse"),
+        Metric("mae", "minimize", "forecast MAE (original units)", "mae"),
+        Metric("persistence_rmse", "minimize", "persistence forecast's RMSE", "persist_rmse"),
+        Metric("persistence_mae", "minimize", "persistence forecast's MAE", "persist_mae"),
+        Metric("seasonal_rmse", "minimize", "seasonal-naive forecast's RMSE", "seas_rmse"),
+        Metric("seasonal_mae", "minimize", "seasonal-naive forecast's MAE", "seas_mae"),
+        Metric("skill", "maximize", "skill against persistence (1 - RMSE ratio)", "skill"),
+        Metric("seasonal_skill", "maximize", "skill against the seasonal-naive forecast", "seas_skill"),
+    )
+    headline = "mse"
 
     def batch_sums(self, outputs: Array, batch: dict[str, Array]) -> dict[str, Array]:
         weights = _weights(outputs, batch)
@@ -305,6 +385,16 @@ def _rule_line(summary: dict[str, Any], what: str = "sequences") -> str:
     if "test/errors" in summary:
         line += f" ({_wrong(fraction, summary['test/errors'])})"
     return line
+
+
+def declared_metric(key: str, task: str | None = None) -> Metric | None:
+    """The declaration of a logged metric (``test/skill``) by ``task`` (a kind), or by any task; None
+    for a metric no task declares."""
+    for t in [TASKS[task]] if task in TASKS else TASKS.values():
+        found = t.metric(key)
+        if found is not None:
+            return found
+    return None
 
 
 def task_for(spec: DataSpec | str) -> Task:

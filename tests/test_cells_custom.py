@@ -184,13 +184,13 @@ def test_registered_cell_trains_through_the_config_and_training_api(tmp_path):
         "cell.name=mgu",
         "+cell.extra.scale=0.5",
     ]
-    config, resolved = compose("adding", overrides)
+    config = compose("adding", overrides)
     assert config.cell.options() == {"scale": 0.5}
-    summary = train_and_evaluate(config, tmp_path / "run", config_dict=resolved)
+    summary = train_and_evaluate(config, tmp_path / "run")
     assert summary["step"] == config.trainer.max_steps
     saved = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert np.isfinite(saved["test/loss"])
-    bad, _ = compose("adding", [*overrides[:-1], "+cell.extra.shape=2"])
+    bad = compose("adding", [*overrides[:-1], "+cell.extra.shape=2"])
     with pytest.raises(Exception, match="shape"):
         bad.check()
 

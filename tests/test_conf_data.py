@@ -3,6 +3,8 @@ command line generates a node from them and ``conf/data/*.yaml`` set only what d
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 import yaml
 
@@ -44,13 +46,13 @@ def test_every_data_set_is_a_data_choice_with_all_its_options():
     for path in DATA_FILES:
         dataset, values = inherited(path.stem)
         own = {k: v for k, v in yaml.safe_load(path.read_text()).items() if k != "defaults"}
-        _, resolved = compose(None, [f"data={path.stem}"])
+        resolved = asdict(compose(None, [f"data={path.stem}"]))
         assert resolved["data"] == {**values, **own}, path.stem
         assert set(resolved["data"]) == {"name", *data.options(dataset)} - {"seed"}, path.stem
 
 
 def test_a_factory_option_missing_from_the_yaml_is_overridden_without_a_plus():
-    config, _ = compose("charlm", ["data.eval_batch_size=8", "data.seq_len=20"])
+    config = compose("charlm", ["data.eval_batch_size=8", "data.seq_len=20"])
     assert config.data["eval_batch_size"] == 8 and config.data["seq_len"] == 20
     assert config.data["split_by"] == "play" and config.data["reset_every"] == 20  # from the yaml files
 
@@ -60,7 +62,8 @@ def test_a_resume_does_not_count_an_option_either_config_leaves_at_its_default(t
     from lstmlab.io.rundir import RunDir
     from lstmlab.train.setup import check_resume
 
-    config, current = compose("charlm", [])
+    config = compose("charlm", [])
+    current = asdict(config)
     saved = {**current, "data": {k: v for k, v in current["data"].items() if k != "eval_batch_size"}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
     assert check_resume(config, current, RunDir(tmp_path), start=1) == {}
@@ -96,7 +99,7 @@ def test_a_data_set_registered_in_python_is_a_data_choice_once_imports_names_its
     assert saved["data"] == {"name": "square", **data.defaults("square"), "period": 6}
     assert saved["data"]["seq_len"] == 20  # the factory's default, not another data set's
     assert (run_dir / "summary.json").exists()
-    config, resolved = compose(None, [f"imports=[{square_module}]", "data=square"])
+    resolved = asdict(compose(None, [f"imports=[{square_module}]", "data=square"]))
     assert resolved["data"] == {"name": "square", **data.defaults("square")}
 
 

@@ -9,6 +9,7 @@ import json
 import math
 import re
 import shlex
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,7 @@ def sweep_jobs(args: list[str]) -> list[list[str]]:
 
 
 def composed(command: str) -> list[dict]:
-    return [flatten(compose(None, job)[1]) for job in sweep_jobs(command_args(command))]
+    return [flatten(asdict(compose(None, job))) for job in sweep_jobs(command_args(command))]
 
 
 def matches(config: dict, where: dict) -> bool:

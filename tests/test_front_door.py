@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from lstmlab.tasks import TASKS
 from lstmlab.train.hooks import Progress, format_value
 
 from conftest import ROOT, run_cli
@@ -38,7 +39,7 @@ def test_tokens_per_second_read_as_whole_numbers():
 def test_the_bar_draws_its_last_line_once(monkeypatch):
     err = io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)
-    progress = Progress("bar", 3, 0)
+    progress = Progress("bar", 3, 0, TASKS["lm"])
     for step in (1, 2, 3):
         time.sleep(0.12)  # past tqdm's minimum interval: every update may draw
         progress.show(step, {"train/loss": 1.0 / step, "train/tokens_per_second": 5000.0})
@@ -47,6 +48,23 @@ def test_the_bar_draws_its_last_line_once(monkeypatch):
     text = err.getvalue()
     assert text.count("3/3") == 1, text
     assert "tok/s=5,000" in text and "e+0" not in text
+
+
+@pytest.mark.parametrize(
+    "kind, record, shown",
+    [
+        ("lm", {"train/bpc": 2.0, "val/bpc": 2.5, "val/accuracy": 0.3}, "bpc 2 val_bpc 2.5"),
+        ("symbols", {"val/loss": 0.1, "val/copy_accuracy": 0.5}, "val_loss 0.1 val_copy_acc 0.5"),
+        ("classify", {"val/accuracy": 0.75}, "val_acc 0.75"),
+        ("multilabel", {"val/fraction_correct": 1.0}, "val_right 1"),
+    ],
+)
+def test_the_progress_lines_show_the_task_s_own_headline(kind, record, shown, capsys):
+    progress = Progress("lines", 10, 0, TASKS[kind])
+    progress.show(5, record)
+    line = capsys.readouterr().out
+    assert shown in line, line
+    assert "recall" not in line and (kind == "classify" or "val_acc " not in line), line
 
 
 def _bench():

@@ -149,9 +149,9 @@ def test_a_study_directory_has_one_writer(tmp_path):
     from lstmlab.io.lock import RunLock, RunLockedError
     from lstmlab.study import run_gradnorm_study
 
-    config, resolved = compose("gradnorm", ["+preset=tiny", "logger.wandb.mode=disabled", "trainer.progress=none"])
+    config = compose("gradnorm", ["+preset=tiny", "logger.wandb.mode=disabled", "trainer.progress=none"])
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     with RunLock(run_dir), pytest.raises(RunLockedError, match=str(os.getpid())):
-        run_gradnorm_study(config, run_dir, config_dict=resolved)
+        run_gradnorm_study(config, run_dir)
     assert {p.name for p in run_dir.iterdir()} <= {".lock", ".lock.owner"}  # no config.yaml, nothing else

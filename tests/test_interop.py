@@ -314,19 +314,19 @@ def test_run_starts_from_another_runs_checkpoint_and_refuses_other_shapes(tmp_pa
     from lstmlab.io import checkpoint as ckpt
     from lstmlab.train import setup, train_and_evaluate
 
-    config, resolved = _vowels_config()
-    train_and_evaluate(config, tmp_path / "a", config_dict=resolved)
+    config = _vowels_config()
+    train_and_evaluate(config, tmp_path / "a")
     trained = setup(config, tmp_path / "a").state["params"]
-    fresh = setup(_vowels_config("seed=1")[0]).state["params"]
-    started = setup(_vowels_config("seed=1", f"model.init_from={tmp_path / 'a'}")[0]).state["params"]
+    fresh = setup(_vowels_config("seed=1")).state["params"]
+    started = setup(_vowels_config("seed=1", f"model.init_from={tmp_path / 'a'}")).state["params"]
     flat = lambda tree: {k: np.asarray(v) for k, v in ckpt.flatten(tree).items()}  # noqa: E731
     for key, value in flat(trained).items():
         np.testing.assert_array_equal(flat(started)[key], value)
     assert any(not np.array_equal(flat(fresh)[k], v) for k, v in flat(trained).items())
     with pytest.raises(ConfigError, match=r"model.init_from=.*shape"):
-        setup(_vowels_config("model.hidden_size=16", f"model.init_from={tmp_path / 'a'}")[0])
+        setup(_vowels_config("model.hidden_size=16", f"model.init_from={tmp_path / 'a'}"))
     with pytest.raises(ConfigError, match="model.init_from=.*no such file"):
-        _vowels_config(f"model.init_from={tmp_path / 'missing.npz'}")[0].check()
+        _vowels_config(f"model.init_from={tmp_path / 'missing.npz'}").check()
 
 
 def test_run_starts_from_a_torch_lstm_saved_as_npz(tmp_path):
@@ -335,7 +335,7 @@ def test_run_starts_from_a_torch_lstm_saved_as_npz(tmp_path):
 
     module = torch.nn.LSTM(12, 8, batch_first=True)  # vowels: 12 LPC coefficients per frame
     interop.save_params(tmp_path / "lstm.npz", interop.from_torch(module).params)
-    run = setup(_vowels_config("model.bidirectional=false", f"model.init_from={tmp_path / 'lstm.npz'}")[0])
+    run = setup(_vowels_config("model.bidirectional=false", f"model.init_from={tmp_path / 'lstm.npz'}"))
     w_h = [np.asarray(v) for k, v in ckpt_flat(run.state["params"]).items() if k.endswith("w_h.value")]
     np.testing.assert_allclose(w_h[0], module.weight_hh_l0.detach().numpy().T)
 

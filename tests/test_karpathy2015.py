@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from flax import nnx
 
 from lstmlab import cells
 from lstmlab.config import CellConfig, ConfigError, ModelConfig
@@ -96,46 +95,39 @@ def test_scan_gates_refuses_a_cell_without_gates():
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_param_budget_picks_the_largest_hidden_size_that_fits_and_counts_exactly(cell):
-    from lstmlab.nn import RecurrentModel
+def test_param_budget_picks_the_largest_hidden_size_that_fits(cell):
+    from lstmlab.config import Config
+    from lstmlab.data import DataSpec
+    from lstmlab.train import fit_param_budget, param_count
 
-    vocab = 30
+    spec = DataSpec(kind="lm", output_size=30, vocab_size=30)
     for layers in (1, 2, 3):
-        model = ModelConfig(num_layers=layers, param_budget=20_000)
-        c = CellConfig(name=cell)
-        h = model.fit_param_budget(c, output_size=vocab, vocab_size=vocab, input_size=None)
-        count = lambda size: model.param_count(c, size, output_size=vocab, vocab_size=vocab, input_size=None)
-        assert count(h) <= 20_000 < count(h + 1)
-        built = RecurrentModel(
-            cell, output_size=vocab, per_step=True, hidden_size=h, num_layers=layers, vocab_size=vocab, rngs=nnx.Rngs(0)
-        )
-        assert count(h) == sum(a.size for a in jax.tree.leaves(nnx.state(built, nnx.Param)))
+        config = Config(cell=CellConfig(name=cell), model=ModelConfig(num_layers=layers, param_budget=20_000))
+        h = fit_param_budget(config, spec)
+        assert param_count(config, spec, h) <= 20_000 < param_count(config, spec, h + 1)
 
 
-@pytest.mark.parametrize("pooling", ["mean", "meanmax"])
-def test_param_count_of_a_pooled_bidirectional_classifier_is_the_built_model_s(pooling):
-    from lstmlab.nn import RecurrentModel
+@pytest.mark.parametrize("cell, gates", [("lstm", 4), ("gru", 3), ("rnn", 1)])
+def test_param_count_of_one_layer_on_one_hot_characters_is_the_textbook_count(cell, gates):
+    from lstmlab.config import Config
+    from lstmlab.data import DataSpec
+    from lstmlab.train import param_count
 
-    model = ModelConfig(num_layers=2, bidirectional=True, pooling=pooling)
-    count = model.param_count(CellConfig(name="gru"), 7, output_size=9, vocab_size=None, input_size=12, per_step=False)
-    built = RecurrentModel(
-        "gru",
-        output_size=9,
-        per_step=False,
-        hidden_size=7,
-        num_layers=2,
-        bidirectional=True,
-        input_size=12,
-        pooling=pooling,
-        rngs=nnx.Rngs(0),
-    )
-    assert count == sum(a.size for a in jax.tree.leaves(nnx.state(built, nnx.Param)))
+    V, H = 30, 17
+    biases = 2 if cell == "gru" else 1  # the reset-after GRU has input and recurrent biases
+    expected = gates * H * (V + H) + biases * gates * H + H * V + V  # cell weights and biases, then the head
+    spec = DataSpec(kind="lm", output_size=V, vocab_size=V)
+    assert param_count(Config(cell=CellConfig(name=cell)), spec, H) == expected
 
 
 def test_a_budget_below_the_smallest_model_is_one_line_naming_the_key():
-    model = ModelConfig(num_layers=3, param_budget=50)
+    from lstmlab.config import Config
+    from lstmlab.data import DataSpec
+    from lstmlab.train import fit_param_budget
+
+    config = Config(model=ModelConfig(num_layers=3, param_budget=50))
     with pytest.raises(ConfigError, match=r"model.param_budget=50 is below .* valid: >= \d+") as err:
-        model.fit_param_budget(CellConfig(name="lstm"), output_size=60, vocab_size=60, input_size=None)
+        fit_param_budget(config, DataSpec(kind="lm", output_size=60, vocab_size=60))
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="model.param_budget=0 must be an integer >= 1"):
         ModelConfig(param_budget=0).check()
@@ -217,8 +209,7 @@ def tiny_run(tmp_path_factory) -> Path:
     from lstmlab.train import train_and_evaluate
 
     run_dir = tmp_path_factory.mktemp("inspect") / "run"
-    config, resolved = compose("karpathy2015", TINY_RUN)
-    train_and_evaluate(config, run_dir, config_dict=resolved)
+    train_and_evaluate(compose("karpathy2015", TINY_RUN), run_dir)
     return run_dir
 
 
@@ -226,11 +217,14 @@ def test_the_run_records_the_hidden_size_its_budget_chose(tiny_run):
     from lstmlab.train.sample import load_run
 
     saved = yaml.safe_load((tiny_run / "config.yaml").read_text())["model"]
+    from lstmlab.config import Config
+    from lstmlab.data import DataSpec
+    from lstmlab.train import fit_param_budget
+
     config, model, meta = load_run(tiny_run)
     vocab = meta["model"]["vocab_size"]
-    fitted = ModelConfig(num_layers=2, param_budget=4000).fit_param_budget(
-        CellConfig(), output_size=vocab, vocab_size=vocab, input_size=None
-    )
+    spec = DataSpec(kind="lm", output_size=vocab, vocab_size=vocab)
+    fitted = fit_param_budget(Config(model=ModelConfig(num_layers=2, param_budget=4000)), spec)
     assert saved["param_budget"] == 4000 and saved["hidden_size"] == fitted == model.rnn.hidden_size != 8
 
 
@@ -238,9 +232,9 @@ def test_a_budget_run_run_again_is_already_finished_not_a_changed_config(tiny_ru
     from lstmlab.cli import compose
     from lstmlab.train import train_and_evaluate
 
-    config, resolved = compose("karpathy2015", TINY_RUN)
+    config = compose("karpathy2015", TINY_RUN)
     before = (tiny_run / "config.yaml").read_text()
-    summary = train_and_evaluate(config, tiny_run, config_dict=resolved)  # resume: nothing refused
+    summary = train_and_evaluate(config, tiny_run)  # resume: nothing refused
     assert summary["step"] == 4 and (tiny_run / "config.yaml").read_text() == before
 
 

@@ -4,6 +4,7 @@ pointing its data at a file) trains to the end and reports on that file."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,6 @@ def test_an_experiment_sets_only_data_keys_a_swapped_data_set_takes(experiment, 
     from lstmlab.cli import compose
     from lstmlab.data import options
 
-    config, resolved = compose(experiment, [f"data={data}"])
+    resolved = asdict(compose(experiment, [f"data={data}"]))
     keys = set(resolved["data"]) - {"name"}
     assert keys <= set(options(resolved["data"]["name"])), keys - set(options(resolved["data"]["name"]))

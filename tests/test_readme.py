@@ -71,7 +71,7 @@ def test_readme_command_lines_compose():
                 continue  # --help, --cfg job: Hydra's own flags, run by the tests of the CLI
             experiment = next(a.split("=", 1)[1] for a in args if a.startswith("+experiment="))
             overrides = [a.split(",")[0] for a in args if "=" in a and not a.startswith(("+experiment=", "hydra"))]
-            config, _ = compose(experiment, overrides)
+            config = compose(experiment, overrides)
             if "data.path" not in command and "init_from" not in command:  # files of the reader's own
                 config.check()
         elif module == "lstmlab.search":

@@ -240,6 +240,46 @@ def test_bad_search_config_is_one_line_exit_2(tmp_path, bad, names):
     assert not directory.exists()
 
 
+def test_a_search_over_the_gradient_norm_study_is_refused_in_one_line(tmp_path, capsys):
+    """The study trains several cells per run and has no one objective: the search says so before it
+    writes anything, instead of training plain runs."""
+    from lstmlab.search import main
+
+    directory = tmp_path / "search"
+    assert main(["+experiment=gradnorm", "+search=vowels", f"search.dir={directory}"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "runner=gradnorm" in lines[0] and "no single objective" in lines[0], lines
+    assert not directory.exists()
+
+
+@pytest.mark.parametrize(
+    "bad, names",
+    [
+        (
+            "search.metric=val/acuracy",
+            "search.metric=val/acuracy is not a metric of the 'classify' task; valid: val/loss",
+        ),
+        ("search.metric=val/accuracy search.direction=minimize", "contradicts val/accuracy"),
+    ],
+)
+def test_a_search_metric_the_task_does_not_declare_is_refused_before_any_trial(tmp_path, capsys, bad, names):
+    from lstmlab.search import main
+
+    directory = tmp_path / "search"
+    assert main([EXPERIMENT, "+search=vowels", f"search.dir={directory}", *bad.split()]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and names in lines[0], lines
+    assert not directory.exists()
+
+
+def test_a_search_without_a_metric_optimises_the_task_s_headline(tmp_path):
+    from lstmlab.search import prepare
+
+    search = prepare(_search_args(tmp_path / "search", "search.metric=null", "search.direction=null"))
+    assert (search.config.metric, search.config.direction) == ("val/accuracy", "maximize")
+    assert search.study.direction.name == "MAXIMIZE"
+
+
 def test_jobs_are_found_in_nested_sweep_subdirectories(tmp_path):
     from lstmlab.sweep import collect_jobs, record_job
 

@@ -3,6 +3,9 @@ metrics and signature keys; an unknown kind is refused by name."""
 
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
 import pytest
 
 from lstmlab.data import KINDS, DataSpec
@@ -72,3 +75,42 @@ def test_copy_result_has_no_bits_per_character():
         "test: recalled symbols right 50.0 %, sequences all right 25.0 %",
         "cross-entropy 0.200 nats per step (memoryless baseline 0.173)",
     ]
+
+
+USER_FILE_DATA = ("csv", "text")  # read only a file of the user's (data.path)
+
+
+def _shipped_data_sets() -> list[str]:
+    from lstmlab import data
+
+    return [n for n in data.names() if n not in USER_FILE_DATA]
+
+
+@pytest.mark.parametrize("name", USER_FILE_DATA)
+def test_the_data_sets_left_out_below_need_a_file_of_the_user_s(name):
+    from lstmlab import data
+
+    with pytest.raises(ValueError, match="data.path is required"):
+        data.build(name)
+
+
+@pytest.mark.parametrize("name", _shipped_data_sets())
+def test_every_metric_a_data_set_reports_is_declared_by_its_task(name):
+    """The summary, progress display, report and search read the task's declarations: a data set's
+    extra metric the task does not declare could not be ranked or searched."""
+    from lstmlab import data
+    from lstmlab.tasks import task_for
+
+    dataset = data.build(name, **({"seed": 0} if "seed" in data.options(name) else {}))
+    spec, task = dataset.spec, task_for(dataset.spec)
+    batches = list(itertools.islice(dataset.eval_batches("val"), 2))
+    rng = np.random.default_rng(0)
+    outputs = [
+        rng.normal(
+            size=(*b["inputs"].shape[:2], spec.output_size) if task.per_step else (len(b["inputs"]), spec.output_size)
+        )
+        for b in batches
+    ]
+    reported = task.extra_metrics(dataset, "val", outputs if spec.stateful else np.concatenate(outputs), batches)
+    metrics = {**task.metrics_from_sums({"loss": 1.0, "correct": 1.0, "count": 2.0}), **reported}
+    assert metrics and [k for k in metrics if task.metric(f"val/{k}") is None] == []

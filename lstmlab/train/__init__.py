@@ -11,7 +11,7 @@ write failed mid-run, e.g. disk full; the checkpoints are intact).
 from lstmlab.train.hooks import Every, Hook, NonFiniteError, Preempted, Step
 from lstmlab.train.loop import RunStopped, TooManySkipped, train_and_evaluate
 from lstmlab.train.sample import generate
-from lstmlab.train.setup import Run, build_dataset, build_model, setup
+from lstmlab.train.setup import Run, build_dataset, build_model, fit_param_budget, param_count, setup
 from lstmlab.train.steps import evaluate, initial_state, make_eval_step, make_train_step
 
 __all__ = [
@@ -26,10 +26,12 @@ __all__ = [
     "build_dataset",
     "build_model",
     "evaluate",
+    "fit_param_budget",
     "generate",
     "initial_state",
     "make_eval_step",
     "make_train_step",
+    "param_count",
     "setup",
     "train_and_evaluate",
 ]

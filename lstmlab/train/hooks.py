@@ -26,6 +26,7 @@ from flax import nnx
 from lstmlab.io import plots
 from lstmlab.io.checkpoint import Checkpointer
 from lstmlab.io.trackers import JsonlTracker, Trackers
+from lstmlab.tasks import Task
 from lstmlab.train import gradnorms, steps
 from lstmlab.train.sample import generate
 from lstmlab.train.setup import Run
@@ -277,7 +278,7 @@ class Log:
     def __init__(self, ctx: Context):
         self.ctx = ctx
         t = ctx.run.config.trainer
-        self.progress = Progress(t.progress if ctx.primary else "none", t.max_steps, ctx.run.start)
+        self.progress = Progress(t.progress if ctx.primary else "none", t.max_steps, ctx.run.start, ctx.run.task)
 
     def due(self, step: Step) -> bool:
         return True  # the progress bar moves every step
@@ -374,19 +375,17 @@ def default_hooks(
 
 class Progress:
     """A tqdm bar on a terminal; plain lines on stdout (at log steps) otherwise. The bar's last line is
-    drawn once, by :meth:`close`, with the final metrics."""
+    drawn once, by :meth:`close`, with the final metrics. It shows the loss and the task's headline
+    metric (:attr:`lstmlab.tasks.Task.headline`), in training and validation, by their declared short
+    names, and the training speed."""
 
-    KEYS = (
-        ("train/loss", "loss"),
-        ("train/bpc", "bpc"),
-        ("val/loss", "val_loss"),
-        ("val/bpc", "val_bpc"),
-        ("val/accuracy", "val_acc"),
-        ("val/copy_accuracy", "val_recall"),
-        ("train/tokens_per_second", "tok/s"),
-    )
-
-    def __init__(self, mode: str, total: int, start: int):
+    def __init__(self, mode: str, total: int, start: int, task: Task):
+        shown = [task.metrics[name] for name in dict.fromkeys(("loss", task.headline))]
+        self.keys = [
+            *((f"train/{m.name}", m.short) for m in shown),
+            *((f"val/{m.name}", f"val_{m.short}") for m in shown),
+            ("train/tokens_per_second", "tok/s"),
+        ]
         if mode == "auto":
             mode = "bar" if sys.stderr.isatty() else "lines"
         self.mode, self.total = mode, total
@@ -406,7 +405,7 @@ class Progress:
             self.bar.update(1)
 
     def show(self, step: int, record: dict[str, float]) -> None:
-        parts = {short: format_value(k, record[k]) for k, short in self.KEYS if k in record}
+        parts = {short: format_value(k, record[k]) for k, short in self.keys if k in record}
         if self.bar is not None:
             self.bar.set_postfix(parts, refresh=False)
         elif self.mode == "lines":

@@ -97,7 +97,6 @@ def train_and_evaluate(
     config: Config,
     run_dir: str | Path,
     *,
-    config_dict: dict | None = None,
     hooks: Sequence[Hook] = (),
     on_evaluate: Callable[[int, dict[str, float]], None] | None = None,
     notify: Callable[[str], None] | None = None,
@@ -105,7 +104,6 @@ def train_and_evaluate(
     """Train ``config`` in ``run_dir`` (resuming from its latest checkpoint) and evaluate; returns the
     summary (also written to ``run_dir/summary.json``).
 
-    ``config_dict``: the resolved config as written to ``config.yaml`` (default: ``config`` itself).
     ``hooks``: extra :class:`~lstmlab.train.hooks.Hook` objects, called after each step when due.
     ``on_evaluate(step, metrics)``: called after each evaluation with the validation metrics just
     logged (``val/loss``, ...); what it raises propagates once the trackers are finished.
@@ -120,8 +118,7 @@ def train_and_evaluate(
     saved), :class:`RunStopped` when a write fails mid-run (e.g. disk full)."""
     inform = notify or (lambda line: log.info("%s", line))  # progress of the run
     warn = notify or (lambda line: log.warning("%s", line))  # damaged files set aside
-    resolved = config_dict if config_dict is not None else asdict(config)
-    run = setup(config, run_dir, config_dict=resolved, lock=True)
+    run = setup(config, run_dir, lock=True)
     rundir, primary = run.rundir, distributed.is_primary()
     try:
         if run.finished is not None:
@@ -131,7 +128,7 @@ def train_and_evaluate(
                     f"summary: {rundir.path / 'summary.json'}"
                 )
             return run.finished
-        return _train(run, resolved, hooks, on_evaluate, inform, warn, notify_problems=notify is not None)
+        return _train(run, hooks, on_evaluate, inform, warn, notify_problems=notify is not None)
     finally:
         if run.lock is not None:
             run.lock.release()
@@ -139,7 +136,6 @@ def train_and_evaluate(
 
 def _train(
     run,
-    resolved: dict,
     hooks: Sequence[Hook],
     on_evaluate: Callable[[int, dict[str, float]], None] | None,
     inform: Callable[[str], None],
@@ -148,6 +144,7 @@ def _train(
     notify_problems: bool = False,
 ) -> dict[str, Any]:
     config, rundir, primary = run.config, run.rundir, distributed.is_primary()
+    resolved = asdict(config)  # after setup, which fits model.hidden_size to model.param_budget
     if primary:
         rundir.create()
     checkpointer = Checkpointer(rundir.checkpoints, keep=config.checkpoint.keep, keep_best=config.checkpoint.keep_best)

@@ -10,6 +10,8 @@ resume the resume policy (:func:`check_resume`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,22 +95,40 @@ def build_model(config: Config, spec: data_lib.DataSpec, seed: int | None = None
         raise ConfigError(one_line(err)) from err
 
 
-def apply_param_budget(config: Config, spec: data_lib.DataSpec, config_dict: dict | None = None) -> None:
-    """With ``model.param_budget`` set, set ``model.hidden_size`` (in ``config`` and in ``config_dict``,
-    the resolved config that ``config.yaml`` records) to the largest size whose model fits the budget
-    (:meth:`lstmlab.config.ModelConfig.fit_param_budget`); without it, change nothing."""
-    m = config.model
-    if m.param_budget is None:
-        return
-    m.hidden_size = m.fit_param_budget(
-        config.cell,
-        output_size=spec.output_size,
-        vocab_size=spec.vocab_size,
-        input_size=spec.input_size,
-        per_step=task_for(spec).per_step,
-    )
-    if config_dict is not None:
-        config_dict.setdefault("model", {})["hidden_size"] = m.hidden_size
+def param_count(config: Config, spec: data_lib.DataSpec, hidden_size: int | None = None) -> int:
+    """The number of parameters of the model :func:`build_model` makes for ``spec`` (with ``hidden_size``
+    instead of ``model.hidden_size`` if given), counted on the abstract model (``nnx.eval_shape``):
+    nothing is allocated or initialised."""
+    if hidden_size is not None:
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, hidden_size=hidden_size))
+    model = nnx.eval_shape(lambda: build_model(config, spec))
+    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def fit_param_budget(config: Config, spec: data_lib.DataSpec) -> int:
+    """The largest ``hidden_size`` whose model (:func:`param_count`) has at most ``model.param_budget``
+    parameters; ConfigError (naming the smallest model's count) if even ``hidden_size=1`` does not fit."""
+    budget = config.model.param_budget
+    smallest = param_count(config, spec, 1)
+    if smallest > budget:
+        raise ConfigError(
+            f"model.param_budget={budget} is below the smallest {config.cell.name} model of "
+            f"{config.model.num_layers} layer(s) (hidden_size=1 has {smallest} parameters); valid: >= {smallest}"
+        )
+    low, high = 1, 2
+    while param_count(config, spec, high) <= budget:  # the count grows with hidden_size: double, then bisect
+        low, high = high, 2 * high
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if param_count(config, spec, mid) <= budget else (low, mid)
+    return low
+
+
+def apply_param_budget(config: Config, spec: data_lib.DataSpec) -> None:
+    """With ``model.param_budget`` set, set ``config.model.hidden_size`` (which ``config.yaml`` records)
+    to :func:`fit_param_budget`; without it, change nothing."""
+    if config.model.param_budget is not None:
+        config.model.hidden_size = fit_param_budget(config, spec)
 
 
 def make_mesh(devices: int | None, batch_size: int) -> Mesh:
@@ -360,15 +380,13 @@ class Run:
         return steps.shard_batch(self.dataset.train_batch(step), self.mesh)
 
 
-def setup(
-    config: Config, run_dir: str | Path | None = None, *, config_dict: dict | None = None, lock: bool = False
-) -> Run:
+def setup(config: Config, run_dir: str | Path | None = None, *, lock: bool = False) -> Run:
     """Check ``config``, build the run and, when ``run_dir`` holds checkpoints, restore the newest good
     one. Joins the other processes of a ``jax.distributed`` run. Writes nothing, except that with
     ``lock`` process 0 takes the run directory's lock (:class:`~lstmlab.io.lock.RunLock`; raises
     :class:`~lstmlab.io.lock.RunLockedError` if another process holds it) before it reads the
-    checkpoints; the caller releases ``run.lock``. ``config_dict``: the resolved config as
-    ``config.yaml`` holds it (default ``asdict(config)``), compared with the saved one on resume."""
+    checkpoints; the caller releases ``run.lock``. On resume, ``config`` (as ``config.yaml``
+    would hold it) is compared with the saved one."""
     config.check()  # every section checks itself (lstmlab.config); the data keys are checked next
     rundir = RunDir(run_dir) if run_dir is not None else None
     if rundir is not None:
@@ -378,7 +396,7 @@ def setup(
     dataset = build_dataset(config)
     check_sampling(config, dataset)
     spec = dataset.spec
-    apply_param_budget(config, spec, config_dict)
+    apply_param_budget(config, spec)
     distributed.initialize(config.distributed)  # joins the other processes; before JAX uses a device
     model = build_model(config, spec)
     tx = optim.make_optimizer(config.optim, config.trainer.max_steps)
@@ -401,8 +419,7 @@ def setup(
         try:
             state, start, damaged = resume_state(rundir.checkpoints, state, meta)
             if start:
-                current = config_dict if config_dict is not None else asdict(config)
-                changes = check_resume(config, current, rundir, start)
+                changes = check_resume(config, asdict(config), rundir, start)
                 checkpoint_bytes = max(checkpoint_bytes, disk_size(rundir.checkpoints / str(start)))
                 if start >= config.trainer.max_steps and not changes:
                     finished = rundir.read_summary()

@@ -1,0 +1,62 @@
+"""The report ranks by the direction the runs' task declares (lstmlab.tasks), and refuses a metric it
+cannot rank or does not find, in one line."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from lstmlab.report import main
+from lstmlab.tasks import TASKS, declared_metric
+
+
+def _runs(root, kind: str, metric: str, values: list[float]):
+    for i, value in enumerate(values):
+        run = root / f"run{i}"
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "optim": {"lr": 0.001 * (i + 1)}}))
+        (run / "summary.json").write_text(json.dumps({"step": 10, "task": kind, metric: value, "test/loss": 1.0}))
+    return root
+
+
+@pytest.mark.parametrize(
+    "kind, metric",
+    [("regress", "test/skill"), ("regress", "test/fraction_correct"), ("classify", "test/accuracy"),
+     ("symbols", "test/copy_accuracy"), ("lm", "test/bpc"), ("regress", "test/rmse")],
+)  # fmt: skip
+def test_rows_are_ranked_best_first_in_the_declared_direction(tmp_path, kind, metric, capsys):
+    root = _runs(tmp_path / "sweep", kind, metric, [0.2, 0.9, 0.5])
+    assert main([str(root), "--metric", metric]) == 0
+    ranked = list(pd.read_csv(root / "report.csv")[f"{metric} mean"])
+    best_first = sorted(ranked, reverse=TASKS[kind].metric(metric).direction == "maximize")
+    assert ranked == best_first and ranked[0] == (0.9 if declared_metric(metric).direction == "maximize" else 0.2)
+
+
+def test_a_metric_no_task_declares_needs_a_direction(tmp_path, capsys):
+    root = _runs(tmp_path / "sweep", "classify", "test/my_score", [0.2, 0.9])
+    assert main([str(root), "--metric", "test/my_score"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--direction" in err[0] and "test/loss" in err[0], err
+    assert not (root / "report.csv").exists()
+    assert main([str(root), "--metric", "test/my_score", "--direction", "maximize"]) == 0
+    assert list(pd.read_csv(root / "report.csv")["test/my_score mean"]) == [0.9, 0.2]
+
+
+def test_a_metric_in_no_summary_is_refused_listing_the_ones_there(tmp_path, capsys):
+    root = _runs(tmp_path / "sweep", "classify", "test/accuracy", [0.2, 0.9])
+    assert main([str(root), "--metric", "test/acuracy"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "test/acuracy" in err[0] and "test/accuracy" in err[0], err
+    assert not (root / "report.csv").exists()
+
+
+def test_every_task_declares_its_headline_and_shared_names_agree():
+    directions = {}
+    for task in TASKS.values():
+        assert task.headline in task.metrics and "loss" in task.metrics
+        for metric in task.metrics.values():
+            assert metric.direction in ("minimize", "maximize") and metric.label and metric.short
+            assert directions.setdefault(metric.name, metric.direction) == metric.direction, metric.name
