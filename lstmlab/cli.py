@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from lstmlab.config import Config
 
 EXIT_BAD_INPUT = 2
-EXIT_NONFINITE = 3
 EXIT_STOPPED = 3
+CONFIG_NAME = "config"  # the root of conf/, which every composition starts from
 _NEW_DIRS: list[Path] = []  # the run directory and the parents of it that did not exist at the start
 
 
@@ -38,7 +38,7 @@ def conf_dir() -> Path:
     """``lstmlab/conf`` in an installed wheel, the repository's ``conf/`` in a source checkout."""
     package = Path(__file__).resolve().parent
     for candidate in (package / "conf", package.parent / "conf"):
-        if (candidate / "config.yaml").is_file():
+        if (candidate / f"{CONFIG_NAME}.yaml").is_file():
             return candidate
     raise FileNotFoundError(
         f"lstmlab's Hydra configs are missing (looked in {package / 'conf'} and "
@@ -212,14 +212,10 @@ def result_lines(summary: dict, run_dir: Path) -> list[str]:
 def _remove_new_empty_dirs() -> None:
     """Remove the run directory (and its parents) that Hydra made for this run if nothing was written
     into them, e.g. because the config failed its checks. Directories that existed before are kept."""
-    from lstmlab.io.lock import LOCK_NAME
+    from lstmlab.io.rundir import RunDir
 
     for directory in _NEW_DIRS:  # deepest first
-        try:
-            if [p.name for p in directory.iterdir()] == [LOCK_NAME]:  # the lock of a run that wrote nothing
-                (directory / LOCK_NAME).unlink()
-            directory.rmdir()  # only ever removes an empty directory
-        except OSError:
+        if not RunDir(directory).remove_if_unused():
             break
 
 
@@ -270,10 +266,10 @@ def compose(experiment: str | None, overrides: list[str] = ()) -> Config:
     was_initialized = GlobalHydra.instance().is_initialized()
     try:
         if was_initialized:  # e.g. inside a Hydra app: compose with its own search path
-            cfg = hydra_compose("config", overrides=args)
+            cfg = hydra_compose(CONFIG_NAME, overrides=args)
         else:
             with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-                cfg = hydra_compose("config", overrides=args)
+                cfg = hydra_compose(CONFIG_NAME, overrides=args)
         with open_dict(cfg):
             cfg.pop("hydra", None)
         config = OmegaConf.to_object(cfg)
@@ -294,7 +290,7 @@ def check_overrides(overrides: list[str]) -> str:
 
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+            cfg = compose(CONFIG_NAME, overrides=overrides, return_hydra_config=True)
             run_dir = str(cfg.hydra.run.dir)
             with open_dict(cfg):
                 del cfg["hydra"]
@@ -324,7 +320,7 @@ def _data_key_hint(err: BaseException, overrides: list[str]) -> str | None:
         from lstmlab import data as data_lib
 
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-            cfg = compose("config", overrides=rest)
+            cfg = compose(CONFIG_NAME, overrides=rest)
         name = OmegaConf.select(cfg, "data.name")
         valid = [v for v in data_lib.options(name) if v != "seed"]
     except Exception:  # the rest of the overrides fail too: the plain message will do
@@ -512,7 +508,7 @@ def _main() -> None:
         path = Path(run_dir).absolute()
         check_run_dir(path)
         _NEW_DIRS[:] = [p for p in (path, *path.parents) if not p.exists()]
-    app = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")(run)
+    app = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name=CONFIG_NAME)(run)
     app()
 
 

@@ -28,7 +28,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from lstmlab.sample import OneLineParser, UsageError, check_run_dir, fail
+from lstmlab.sample import OneLineParser, UsageError, fail, restore
 
 PROG = "python -m lstmlab.inspect"
 EXAMPLES = """examples:
@@ -88,20 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _restore(run_dir: Path, checkpoint: str):
-    from omegaconf.errors import OmegaConfBaseException
-
-    from lstmlab.train.sample import load_run
-
-    try:
-        return load_run(run_dir, checkpoint)
-    except (ValueError, OSError, OmegaConfBaseException) as err:
-        raise UsageError(str(err)) from None
-    except Exception as err:  # orbax/tensorstore raise many types for a damaged or foreign checkpoint
-        reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
-        raise UsageError(f"{run_dir}: its checkpoint cannot be read ({reason})") from None
-
-
 def _read_text(args: argparse.Namespace, config) -> str:
     if args.text is not None:
         try:
@@ -118,10 +104,9 @@ def _read_text(args: argparse.Namespace, config) -> str:
 
 def inspect(args: argparse.Namespace) -> list[str]:
     """Write the files for parsed ``args``; returns the lines to print. UsageError for bad input."""
-    check_run_dir(args.run_dir)
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a directory")
-    config, model, meta = _restore(args.run_dir, args.checkpoint)
+    config, model, meta = restore(args.run_dir, args.checkpoint)
     if not meta.get("vocab"):
         raise UsageError(f"{args.run_dir} is not a character model (its checkpoint has no vocabulary)")
     layers = list(model.rnn.layers)

@@ -616,11 +616,12 @@ def load_matching(template: Any, path: str | Path) -> Any:
     import jax
 
     from lstmlab.io import checkpoint as ckpt
+    from lstmlab.io.rundir import RunDir
 
     path = Path(path)
     expected = ckpt.flatten_shapes(template)
     if path.is_dir():
-        directory = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        directory = RunDir(path).checkpoints if RunDir(path).checkpoints.is_dir() else path
         reader = ckpt.Checkpointer(directory, read_only=True, keep_best=False)
         try:
             step, flat, _, damaged = reader.read_latest_good()

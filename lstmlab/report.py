@@ -50,87 +50,40 @@ import json
 import math
 import sys
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from lstmlab.cli import EXIT_BAD_INPUT
+from lstmlab.io.rundir import CONFIG, JOB, STUDY_DB, SUMMARY, RunDir, RunRecord, SweepDir, load_run
 
 CLAIMS = ("better", "worse", "same")
 IGNORED_PREFIXES = ("seed", "logger.", "trainer.progress", "distributed.")
 
 
-@dataclass
-class Run:
-    """One run directory as the report sees it."""
-
-    path: Path
-    status: str  # completed | failed | pruned | running | interrupted | incomplete
-    config: dict[str, Any] = field(default_factory=dict)  # flattened: "optim.lr" -> 0.001
-    metrics: dict[str, Any] = field(default_factory=dict)  # summary.json
-    seconds: float | None = None
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists become strings so they can be compared and grouped."""
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    if isinstance(tree, list):
-        return {prefix: json.dumps(tree)}
-    return {prefix: tree}
-
-
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def is_run_dir(path: Path) -> bool:
-    return any((path / name).exists() for name in ("config.yaml", "job.json", "summary.json"))
-
-
-def load_run(path: Path) -> Run:
-    """A run from its directory: status from ``job.json`` (else ``summary.json``/``error.txt``), the
-    flattened ``config.yaml`` (for a job that failed before writing one, its overrides composed), the
-    summary, and the wall time (``job.json``, else the time between ``config.yaml`` and ``summary.json``)."""
-    job = _json(path / "job.json")
-    summary = _json(path / "summary.json")
-    status = job.get("status") or (
-        "completed" if summary else "failed" if (path / "error.txt").exists() else "incomplete"
-    )
-    config: dict[str, Any] = {}
-    if (path / "config.yaml").exists():
-        config = flatten(yaml.safe_load((path / "config.yaml").read_text()) or {})
-    elif job.get("overrides"):
-        config = _config_from_overrides(list(job["overrides"]))
-    seconds = job.get("seconds")
-    if seconds is None and summary and (path / "config.yaml").exists():
-        seconds = (path / "summary.json").stat().st_mtime - (path / "config.yaml").stat().st_mtime
-    return Run(path, status, config, summary, seconds)
-
-
 def _config_from_overrides(overrides: list[str]) -> dict[str, Any]:
+    """The nested config a job's overrides compose to (for a job that failed before writing
+    ``config.yaml``); the overrides themselves if they no longer compose."""
     from lstmlab.cli import compose
     from lstmlab.config import ConfigError
 
     try:
-        return flatten(asdict(compose(None, overrides)))
+        return asdict(compose(None, overrides))
     except ConfigError:  # not composable any more: the overrides themselves
-        out = {}
+        out: dict[str, Any] = {}
         for item in overrides:
             key, _, value = item.lstrip("+").partition("=")
-            out[key] = yaml.safe_load(value) if value else None
+            *parents, leaf = key.split(".")
+            node = out
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = yaml.safe_load(value) if value else None
         return out
 
 
-def find_runs(paths: list[Path]) -> tuple[list[Run], list[Path]]:
+def find_runs(paths: list[Path]) -> tuple[list[RunRecord], list[Path]]:
     """The runs under ``paths`` and the study directories among them (those with ``search.yaml``)."""
     runs, studies = [], []
     for path in paths:
@@ -138,27 +91,31 @@ def find_runs(paths: list[Path]) -> tuple[list[Run], list[Path]]:
             path = path.parent
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no such run, sweep or search directory")
-        if (path / "search.yaml").exists():
+        if SweepDir(path).is_search():
             studies.append(path)
-        if is_run_dir(path):
-            runs.append(load_run(path))
-            continue
-        found = sorted(p for p in path.iterdir() if p.is_dir() and is_run_dir(p))
+        if RunDir(path).is_run():
+            found = [path]
+        else:
+            found = sorted(p for p in path.iterdir() if p.is_dir() and RunDir(p).is_run())
         if not found:
-            raise FileNotFoundError(f"{path}: no run directories in it (a run has config.yaml or job.json)")
-        runs += [load_run(p) for p in found]
+            raise FileNotFoundError(f"{path}: no run directories in it (a run has {CONFIG} or {JOB})")
+        for run_path in found:
+            run = load_run(run_path)
+            if not run.config and run.job.get("overrides"):
+                run.config = _config_from_overrides(list(run.job["overrides"]))
+            runs.append(run)
     return runs, studies
 
 
-def metric_direction(metric: str, runs: list[Run]) -> str:
+def metric_direction(metric: str, runs: list[RunRecord]) -> str:
     """The direction the runs' task declares for ``metric`` (:attr:`lstmlab.tasks.Task.metrics`; with
     no task recorded, any task's); ValueError for a metric no task declares, which needs ``--direction``."""
     from lstmlab.tasks import declared_metric
 
-    kinds = {r.metrics["task"] for r in runs if isinstance(r.metrics.get("task"), str)} or {None}
+    kinds = {r.summary["task"] for r in runs if isinstance(r.summary.get("task"), str)} or {None}
     found = {m.direction for m in (declared_metric(metric, kind) for kind in kinds) if m is not None}
     if len(found) != 1:
-        present = sorted({k for r in runs for k, v in r.metrics.items() if _is_number(v)})
+        present = sorted({k for r in runs for k, v in r.summary.items() if _is_number(v)})
         known = [k for k in present if any(declared_metric(k, kind) for kind in kinds)]
         raise ValueError(
             f"--metric {metric} is not a metric the runs' task declares, so its direction is unknown; "
@@ -167,34 +124,34 @@ def metric_direction(metric: str, runs: list[Run]) -> str:
     return found.pop()
 
 
-def check_metric_present(metric: str, runs: list[Run]) -> None:
+def check_metric_present(metric: str, runs: list[RunRecord]) -> None:
     """ValueError listing the numeric keys of the runs' summaries if no run has ``metric``."""
-    if not any(_is_number(r.metrics.get(metric)) for r in runs):
-        present = sorted({k for r in runs for k, v in r.metrics.items() if _is_number(v)})
-        raise ValueError(f"--metric {metric} is in no run's summary.json; valid: {', '.join(present) or 'none'}")
+    if not any(_is_number(r.summary.get(metric)) for r in runs):
+        present = sorted({k for r in runs for k, v in r.summary.items() if _is_number(v)})
+        raise ValueError(f"--metric {metric} is in no run's {SUMMARY}; valid: {', '.join(present) or 'none'}")
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def table(runs: list[Run], metric: str, direction: str):
+def table(runs: list[RunRecord], metric: str, direction: str):
     """The report table (a pandas DataFrame): one row per configuration, sorted by the metric."""
     import pandas as pd
 
-    keys = sorted({k for r in runs for k in r.config})
+    keys = sorted({k for r in runs for k in r.flat})
     varying = [
         k
         for k in keys
-        if not k.startswith(IGNORED_PREFIXES) and len({json.dumps(r.config.get(k), default=str) for r in runs}) > 1
+        if not k.startswith(IGNORED_PREFIXES) and len({json.dumps(r.flat.get(k), default=str) for r in runs}) > 1
     ]
     rows = []
     for r in runs:
-        value = r.metrics.get(metric) if r.status == "completed" else None
+        value = r.summary.get(metric) if r.status == "completed" else None
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         rows.append(
             {
-                **{k: _cell(r.config.get(k)) for k in varying},
+                **{k: _cell(r.flat.get(k)) for k in varying},
                 "_value": value if ok else math.nan,
                 "_failed": r.status == "failed",
                 "_pruned": r.status == "pruned",
@@ -225,19 +182,22 @@ def table(runs: list[Run], metric: str, direction: str):
 
 
 def _cell(value: Any) -> Any:
+    """A config value as a table cell: None as "null", lists and mappings as JSON (so they group)."""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
     return "null" if value is None else value
 
 
-def add_expected(out, runs: list[Run], varying: list[str], expected: dict[str, Any], metric: str):
+def add_expected(out, runs: list[RunRecord], varying: list[str], expected: dict[str, Any], metric: str):
     """Columns ``paper`` and ``diff`` (mean minus paper) for rows that match an expected entry."""
     entries = expected.get("rows") or []
     papers = []
     for _, row in out.iterrows():
-        members = [r for r in runs if all(str(_cell(r.config.get(k))) == str(row[k]) for k in varying)]
+        members = [r for r in runs if all(str(_cell(r.flat.get(k))) == str(row[k]) for k in varying)]
         value = math.nan
         for entry in entries:
             where = entry.get("where") or {}
-            if members and all(str(_cell(members[0].config.get(k))) == str(v) for k, v in where.items()):
+            if members and all(str(_cell(members[0].flat.get(k))) == str(v) for k, v in where.items()):
                 value = float(entry["value"])
                 break
         papers.append(value)
@@ -294,22 +254,22 @@ def capped(value: float, cap: float | None, direction: str) -> float:
 
 
 def group_values(
-    runs: list[Run], by: str, metric: str, cap: float | None = None, direction: str = "minimize"
+    runs: list[RunRecord], by: str, metric: str, cap: float | None = None, direction: str = "minimize"
 ) -> dict[str, list[float]]:
     """The metric of the completed runs per value of ``by`` (as text), groups in order of first
     appearance (a stratified search lists them in the order its conf writes them), each value capped
     at ``cap``; runs without the metric count in no group's values but keep their group."""
     groups: dict[str, list[float]] = {}
     for r in runs:
-        values = groups.setdefault(str(_cell(r.config.get(by))), [])
-        value = r.metrics.get(metric) if r.status == "completed" else None
+        values = groups.setdefault(str(_cell(r.flat.get(by))), [])
+        value = r.summary.get(metric) if r.status == "completed" else None
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             values.append(capped(float(value), cap, direction))
     return groups
 
 
 def groups_table(
-    runs: list[Run],
+    runs: list[RunRecord],
     by: str,
     metric: str,
     direction: str,
@@ -328,7 +288,7 @@ def groups_table(
     raw = group_values(runs, by, metric)
     failed: dict[str, int] = {}
     for r in runs:
-        key = str(_cell(r.config.get(by)))
+        key = str(_cell(r.flat.get(by)))
         failed[key] = failed.get(key, 0) + (r.status != "completed")
     order = list(values)
     if reference is not None:
@@ -558,7 +518,7 @@ def load_study(directory: Path):
 
     from lstmlab.search import open_storage
 
-    saved = yaml.safe_load((directory / "search.yaml").read_text())
+    saved = SweepDir(directory).read_search()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.load_study(study_name=saved["study_name"], storage=open_storage(saved["storage"]))
 
@@ -617,7 +577,7 @@ def report(
     if not 0 < alpha < 1:
         raise ValueError(f"--alpha {alpha}: want a level between 0 and 1")
     if by is not None:
-        known = sorted({k for r in runs for k in r.config})
+        known = sorted({k for r in runs for k in r.flat})
         if by not in known:
             import difflib
 
@@ -626,7 +586,7 @@ def report(
                 f"--by {by} is not a config key of these runs"
                 + (f"; did you mean {', '.join(close)}?" if close else "")
             )
-        present = list(dict.fromkeys(str(_cell(r.config.get(by))) for r in runs))
+        present = list(dict.fromkeys(str(_cell(r.flat.get(by))) for r in runs))
         if reference is not None and reference not in present:
             raise ValueError(f"--reference {reference} is not a value of {by}; valid: {', '.join(present)}")
     expected_data = None
@@ -637,7 +597,7 @@ def report(
         if not isinstance(expected_data, dict) or not isinstance(expected_data.get("rows", []), list):
             raise ValueError(f"--expected {expected}: want a mapping with 'rows: [{{where: ..., value: ...}}]'")
     if metric is None and studies:
-        saved = yaml.safe_load((studies[0] / "search.yaml").read_text())
+        saved = SweepDir(studies[0]).read_search()
         metric, direction = saved["search"]["metric"], direction or saved["search"]["direction"]
     metric = metric or (expected_data or {}).get("metric") or "val/loss"
     if any(r.status == "completed" for r in runs):
@@ -723,8 +683,8 @@ def report(
 def main(argv: list[str] | None = None) -> int:
     """``python -m lstmlab.report``; exit status 2 for a bad path or file."""
     parser = argparse.ArgumentParser(prog="python -m lstmlab.report", description=__doc__.split("\n")[0])
-    parser.add_argument("paths", nargs="+", type=Path, help="run, sweep or search directories, or a study.db")
-    parser.add_argument("--metric", help="a summary.json key (default: the search's metric, else val/loss)")
+    parser.add_argument("paths", nargs="+", type=Path, help=f"run, sweep or search directories, or a {STUDY_DB}")
+    parser.add_argument("--metric", help=f"a {SUMMARY} key (default: the search's metric, else val/loss)")
     parser.add_argument(
         "--direction",
         choices=("minimize", "maximize"),

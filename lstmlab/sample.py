@@ -5,8 +5,8 @@
 A temperature of 0 is greedy argmax decoding. Uses the latest checkpoint unless ``--checkpoint best``
 or a step number is given. Bad input (an option out of range, a prime with characters the model does
 not know, a missing or foreign run directory, a config.yaml that is not plain YAML) ends with one line
-``lstmlab: error: ...`` on stderr and exit status 2. Callable from Python as
-:func:`lstmlab.train.sample.sample_from_run`.
+``lstmlab: error: ...`` on stderr and exit status 2. From Python: :func:`lstmlab.train.sample.load_model`
+and :func:`lstmlab.train.generate`.
 """
 
 from __future__ import annotations
@@ -82,6 +82,8 @@ def _prime(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser (options validated as they are parsed)."""
+    from lstmlab.io.rundir import CHECKPOINTS, CONFIG
+
     parser = OneLineParser(
         prog=PROG,
         description=__doc__.split("\n")[0],
@@ -89,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "run_dir", type=Path, help="a run directory written by python -m lstmlab (holds config.yaml and checkpoints/)"
+        "run_dir", type=Path, help=f"a run directory written by python -m lstmlab (holds {CONFIG} and {CHECKPOINTS}/)"
     )
     parser.add_argument(
         "--prime",
@@ -122,59 +124,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_run_dir(run_dir: Path) -> dict:
-    """The run's ``config.yaml`` as a dict; UsageError (one line) unless ``run_dir`` is a directory
-    whose ``config.yaml`` is plain YAML: a mapping without tags that build Python objects
-    (``!!python/object`` and the like)."""
-    import yaml
+def restore(run_dir: Path, checkpoint: str = "latest"):
+    """(config, model, checkpoint meta) of a run directory, after importing the modules its config
+    names (e.g. one that registers its cell); UsageError (one line) for a missing or foreign run
+    directory, a ``config.yaml`` that cannot be read back, or a checkpoint that cannot be read."""
+    from omegaconf.errors import OmegaConfBaseException
 
-    if not run_dir.exists():
-        raise UsageError(
-            f"run directory {str(run_dir)!r} does not exist; valid: a run directory written by python -m lstmlab"
-        )
-    if not run_dir.is_dir():
-        raise UsageError(f"{str(run_dir)!r} is not a directory; valid: a run directory written by python -m lstmlab")
-    config_file = run_dir / "config.yaml"
-    if not config_file.is_file():
-        raise UsageError(f"{config_file} does not exist; valid: a run directory written by python -m lstmlab")
+    from lstmlab.config import import_modules
+    from lstmlab.io.rundir import RunDir
+    from lstmlab.train.sample import load_model
+
     try:
-        loaded = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise UsageError(f"{config_file} is not UTF-8 text") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or type(err).__name__
+        saved = RunDir(run_dir).read_config_checked()
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    import_modules(saved.get("imports", []))
+    try:
+        return load_model(run_dir, checkpoint)
+    except (ValueError, OSError, OmegaConfBaseException) as err:
+        raise UsageError(" ".join(str(err).split())) from None
+    except Exception as err:  # orbax/tensorstore raise many types for a damaged or foreign checkpoint
+        reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
         raise UsageError(
-            f"{config_file} is not plain YAML{where} ({problem}); valid: the config.yaml "
-            "lstmlab wrote, without Python object tags"
+            f"{run_dir}: its checkpoint cannot be read ({reason}); valid: a run directory "
+            "with an intact checkpoint written by python -m lstmlab"
         ) from None
-    if not isinstance(loaded, dict):
-        raise UsageError(f"{config_file} holds a {type(loaded).__name__}, not a mapping of config keys")
-    return loaded
 
 
 def sample(args: argparse.Namespace) -> str:
     """The prime and the generated text for parsed ``args``; UsageError/ValueError for bad input."""
-    saved = check_run_dir(args.run_dir)
     import jax
-    from omegaconf.errors import OmegaConfBaseException
 
-    from lstmlab.config import import_modules
     from lstmlab.data.text import Vocab
-    from lstmlab.train.sample import generate, load_run
+    from lstmlab.train.sample import generate
 
-    import_modules(saved.get("imports", []))  # e.g. the module that registers the run's cell
-    try:
-        _, model, meta = load_run(args.run_dir, args.checkpoint)
-    except (ValueError, OSError, OmegaConfBaseException):
-        raise
-    except Exception as err:  # orbax/tensorstore raise many types for a damaged or foreign checkpoint
-        reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
-        raise UsageError(
-            f"{args.run_dir}: its checkpoint cannot be read ({reason}); valid: a run directory "
-            "with an intact checkpoint written by python -m lstmlab"
-        ) from None
+    _, model, meta = restore(args.run_dir, args.checkpoint)
     if not meta.get("vocab"):
         raise UsageError(f"{args.run_dir} is not a character model (its checkpoint has no vocabulary)")
     vocab = Vocab.from_json(meta["vocab"])

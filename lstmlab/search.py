@@ -42,14 +42,14 @@ from pathlib import Path
 from typing import Any
 
 from lstmlab.cli import EXIT_BAD_INPUT, conf_dir
-from lstmlab.config import ConfigError
+from lstmlab.config import ConfigError, flat_keys
+from lstmlab.io.rundir import SUMMARY, SweepDir
 from lstmlab.runner import check_searchable
 from lstmlab.tasks import Task, task_for
 
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("none", "median", "percentile", "hyperband", "successive_halving", "threshold")
 DIRECTIONS = ("minimize", "maximize")
-SEARCH_FILE = "search.yaml"
 _KILL_KNOB = "LSTMLAB_TEST_SEARCH_KILL_AT"  # tests only: "TRIAL:STEP", SIGKILL self in that evaluation
 
 
@@ -241,20 +241,12 @@ def enqueue_next(study, dim: Dimension) -> Any:
     return value
 
 
-def _flat_keys(tree: Any, prefix: str = "") -> list[str]:
-    if isinstance(tree, dict):
-        keys = [prefix] if prefix else []
-        for k, v in tree.items():
-            keys += _flat_keys(v, f"{prefix}.{k}" if prefix else str(k))
-        return keys
-    return [prefix]
-
-
 def check_space(dims: list[Dimension], experiment: str | None, base: list[str]) -> None:
     """Every key names a config key or group, and every choice (and a range's ends) composes."""
     from lstmlab.cli import compose
 
-    keys = set(_flat_keys(asdict(compose(experiment, base))))
+    leaves = flat_keys(asdict(compose(experiment, base)))
+    keys = {".".join(key.split(".")[:n]) for key in leaves for n in range(1, key.count(".") + 2)}  # and sections
     groups = {p.name for p in conf_dir().iterdir() if p.is_dir()}
     for dim in dims:
         if dim.key not in keys and dim.key not in groups:
@@ -511,7 +503,7 @@ class Search:
             if isinstance(value, (int, float)) and math.isfinite(value):
                 state, record["status"] = TrialState.COMPLETE, "completed"
             else:
-                record["status"], record["error"] = "failed", f"{self.config.metric} is {value!r} in summary.json"
+                record["status"], record["error"] = "failed", f"{self.config.metric} is {value!r} in {SUMMARY}"
         except optuna.TrialPruned as err:
             state, record["status"], record["error"] = TrialState.PRUNED, "pruned", str(err)
         except (Exception, SystemExit) as err:
@@ -579,7 +571,8 @@ def prepare(argv: list[str]) -> Search:
     study_name = search.study_name or name
     # -- from here on the search directory is written --------------------------------------------------
     directory.mkdir(parents=True, exist_ok=True)
-    storage = open_storage(search.storage or f"sqlite:///{directory / 'study.db'}")
+    default_storage = f"sqlite:///{SweepDir(directory).study_db}"
+    storage = open_storage(search.storage or default_storage)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for attempt in range(2):  # two workers creating the study at once: one creates, the other loads
         try:
@@ -597,17 +590,17 @@ def prepare(argv: list[str]) -> Search:
                 raise
     if study.direction.name.lower() != search.direction:
         raise ConfigError(
-            f"study {study_name!r} in {search.storage or directory / 'study.db'} is to "
+            f"study {study_name!r} in {search.storage or SweepDir(directory).study_db} is to "
             f"{study.direction.name.lower()}, not {search.direction}; use another study_name"
         )
     saved = {
         "name": name,
         "study_name": study_name,
-        "storage": search.storage or f"sqlite:///{directory / 'study.db'}",
+        "storage": search.storage or default_storage,
         "base_overrides": base,
         "search": OmegaConf.to_container(OmegaConf.structured(search)),
     }
-    (directory / SEARCH_FILE).write_text(OmegaConf.to_yaml(OmegaConf.create(saved)))
+    SweepDir(directory).write_search(OmegaConf.to_yaml(OmegaConf.create(saved)))
     os.environ.setdefault("WANDB_RUN_GROUP", f"search/{study_name}")
     return Search(name, None, base, search, dims, directory, study, config.trainer.max_steps, per)
 

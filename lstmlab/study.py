@@ -27,7 +27,6 @@ The whole grid of the issue is a Hydra multirun of this one command over ``cell.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -40,7 +39,7 @@ from lstmlab.diagnostics.gradnorm import decay_table, fit_decay_rate
 from lstmlab.diagnostics.plots import plot_jacobian_spectra, plot_norm_decay, plot_norm_heatmap
 from lstmlab.io.lock import RunLock
 from lstmlab.io.rundir import RunDir
-from lstmlab.io.trackers import JsonlTracker, Trackers, WandbTracker, wandb_mode
+from lstmlab.io.trackers import Trackers, WandbTracker, wandb_mode
 from lstmlab.train import build_dataset, build_model, train_and_evaluate
 
 log = logging.getLogger(__name__)
@@ -85,8 +84,9 @@ def run_gradnorm_study(config: Config, run_dir: str | Path) -> dict[str, Any]:
         rundir.write_config(asdict(config))
         summaries = {}
         for index, (name, cell_config) in enumerate(configs.items()):
-            log.info("gradnorm study: %s (%d/%d) in %s", name, index + 1, len(configs), run_dir / "cells" / name)
-            summaries[name] = train_and_evaluate(cell_config, run_dir / "cells" / name)
+            cell_dir = rundir.cell(name).path
+            log.info("gradnorm study: %s (%d/%d) in %s", name, index + 1, len(configs), cell_dir)
+            summaries[name] = train_and_evaluate(cell_config, cell_dir)
         return write_study(config, run_dir, summaries, mode=mode)
 
 
@@ -111,8 +111,10 @@ def load_curves(run_dir: Path, names: list[str]) -> dict[str, dict[str, np.ndarr
     """Each cell's ``gradnorms.npz`` from ``run_dir/cells/<cell>``."""
     out = {}
     for name in names:
-        with np.load(run_dir / "cells" / name / "gradnorms.npz") as saved:
-            out[name] = {key: saved[key] for key in saved.files}
+        arrays, problem = RunDir(run_dir).cell(name).read_gradnorms(required=("steps",))
+        if arrays is None:
+            raise ValueError(problem or f"{RunDir(run_dir).cell(name).gradnorms}: no gradient norms were recorded")
+        out[name] = arrays
     return out
 
 
@@ -168,7 +170,7 @@ def decay_markdown(config: Config, curves: dict[str, dict[str, np.ndarray]]) -> 
 
 def write_plots(config: Config, run_dir: Path, curves: dict[str, dict[str, np.ndarray]]) -> dict[str, Path]:
     """The study's plots (see the module docstring); name -> path."""
-    plot_dir = run_dir / "plots"
+    plot_dir = RunDir(run_dir).plots
     where = setting(config, short=True)
     paths = {}
     last_step = {name: int(arrays["steps"][-1]) for name, arrays in curves.items()}
@@ -203,8 +205,7 @@ def merged_records(run_dir: Path, names: list[str]) -> list[dict[str, Any]]:
     """Every cell's ``metrics.jsonl`` records merged by step, keys ``<section>/<cell>/<name>``."""
     by_step: dict[int, dict[str, Any]] = {}
     for name in names:
-        for line in (run_dir / "cells" / name / "metrics.jsonl").read_text().splitlines():
-            record = json.loads(line)
+        for record in RunDir(run_dir).cell(name).read_metrics():
             merged = by_step.setdefault(int(record.pop("step")), {})
             for key, value in record.items():
                 section, _, rest = key.partition("/")
@@ -222,12 +223,10 @@ def write_study(
     """Write the study's comparison files from the cells' run directories, log them; return the summary."""
     names = list(summaries)
     curves = load_curves(run_dir, names)
-    np.savez(
-        run_dir / "gradnorms.npz",
-        **{f"{name}/{key}": value for name, arrays in curves.items() for key, value in arrays.items()},
-    )
+    rundir = RunDir(run_dir)
+    rundir.write_gradnorms({f"{name}/{key}": value for name, arrays in curves.items() for key, value in arrays.items()})
     paths = write_plots(config, run_dir, curves)
-    (run_dir / "decay_rates.md").write_text(decay_markdown(config, curves))
+    rundir.write_decay_rates(decay_markdown(config, curves))
 
     summary: dict[str, Any] = {
         "step": max(int(s["step"]) for s in summaries.values()),
@@ -245,10 +244,10 @@ def write_study(
                     summary[f"diag/{name}/{key}_rate{when}"] = fit_decay_rate(curves[name][key][row]).rate
                 except ValueError:
                     pass
-    RunDir(run_dir).write_summary(summary)
+    rundir.write_summary(summary)
 
-    (run_dir / "metrics.jsonl").unlink(missing_ok=True)  # rebuilt from the cells' files every time
-    trackers = Trackers(JsonlTracker(run_dir))
+    rundir.reset_metrics()  # rebuilt from the cells' files every time
+    trackers = Trackers(rundir.metrics())
     exit_code = 1
     try:
         if mode != "disabled":

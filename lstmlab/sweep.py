@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import sys
 import time
@@ -25,12 +24,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-from lstmlab.io.files import atomic_write_text
+from lstmlab.io.rundir import RunDir, SweepDir, find_jobs
 
-JOB_FILE = "job.json"
-OVERRIDES_FILE = "overrides.yaml"
-ERROR_FILE = "error.txt"
-JOBS_CSV = "jobs.csv"
 STATUSES = ("running", "completed", "failed", "pruned", "interrupted")
 
 
@@ -57,21 +52,9 @@ def error_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}"
 
 
-def write_json(path: Path, record: dict[str, Any]) -> None:
-    """Replace ``path`` with ``record`` atomically (an unpredictable temporary name: parallel writers
-    are safe; a symbolic link at ``path`` is refused)."""
-    atomic_write_text(path, json.dumps(record, indent=2, default=str) + "\n")
-
-
 def record_job(run_dir: Path, record: dict[str, Any]) -> None:
-    """Write ``job.json`` (and ``overrides.yaml``) into ``run_dir``."""
-    import yaml
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / JOB_FILE, record)
-    overrides = run_dir / OVERRIDES_FILE
-    if not overrides.exists():
-        overrides.write_text(yaml.safe_dump(list(record.get("overrides", [])), default_flow_style=False))
+    """Write the job's record (``job.json``, and its ``overrides.yaml``) into ``run_dir``."""
+    RunDir(run_dir).write_job(record)
 
 
 def run_job(task: Callable[[Any], Any], cfg: Any) -> Any:
@@ -105,7 +88,7 @@ def run_job(task: Callable[[Any], Any], cfg: Any) -> Any:
         record["error"] = error_line(err)
         if isinstance(code, int):
             record["exit_code"] = code
-        (run_dir / ERROR_FILE).write_text(
+        RunDir(run_dir).write_error(
             record["error"]
             + "\n\n"
             + "".join(
@@ -127,19 +110,13 @@ def collect_jobs(sweep_dir: str | Path) -> list[dict[str, Any]]:
     ``hydra.sweep.subdir`` such as ``${experiment}/${hydra.job.num}`` works), by job number, each with the
     validation metrics of its ``summary.json``."""
     jobs = []
-    for path in Path(sweep_dir).rglob(JOB_FILE):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+    for run in find_jobs(sweep_dir):
+        record = run.read_job()
+        if not record:  # damaged or being written
             continue
-        summary = path.parent / "summary.json"
-        if summary.exists():
-            try:
-                values = json.loads(summary.read_text())
-            except json.JSONDecodeError:
-                values = {}
-            record.update({k: v for k, v in values.items() if k.startswith("val/") and isinstance(v, (int, float))})
-        record["dir"] = path.parent.relative_to(Path(sweep_dir)).as_posix()
+        values = run.read_summary() or {}
+        record.update({k: v for k, v in values.items() if k.startswith("val/") and isinstance(v, (int, float))})
+        record["dir"] = run.path.relative_to(Path(sweep_dir).absolute()).as_posix()
         jobs.append(record)
     return sorted(jobs, key=lambda r: (r.get("job", 1 << 30), r["dir"]))
 
@@ -155,7 +132,7 @@ def write_jobs_csv(sweep_dir: str | Path) -> list[dict[str, Any]]:
     writer.writeheader()
     for job in jobs:
         writer.writerow({**job, "overrides": " ".join(job.get("overrides", []))})
-    atomic_write_text(sweep_dir / JOBS_CSV, buffer.getvalue())
+    SweepDir(sweep_dir).write_jobs_table(buffer.getvalue())
     return jobs
 
 
@@ -171,7 +148,8 @@ class SweepCallback(Callback):
         jobs = write_jobs_csv(sweep_dir)
         failed = [job for job in jobs if job.get("status") != "completed"]
         print(
-            f"lstmlab: {len(jobs) - len(failed)} of {len(jobs)} jobs completed; {sweep_dir / JOBS_CSV}", file=sys.stderr
+            f"lstmlab: {len(jobs) - len(failed)} of {len(jobs)} jobs completed; {SweepDir(sweep_dir).jobs_table}",
+            file=sys.stderr,
         )
         if failed:
             for job in failed:

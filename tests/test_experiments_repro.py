@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from lstmlab.cli import compose
-from lstmlab.report import flatten
+from lstmlab.config import flat_keys as flatten
 
 from conftest import ROOT, TINY, run_cli
 

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstmlab.io import files
 from lstmlab.io.checkpoint import Checkpointer, check_checkpoint_space, checkpoints_at_once, disk_size, state_nbytes
-from lstmlab.io.trackers import JsonlTracker
+from lstmlab.io.rundir import RunDir
 
 MIB = 1 << 20
 
@@ -111,13 +110,13 @@ def test_when_every_checkpoint_is_damaged_the_history_is_kept_aside(tmp_path):
     assert step is None and sorted(damaged) == [1, 2]
     for bad in damaged:
         reader.set_aside(bad)
-    moved = files.set_aside_history(run_dir)
+    moved = RunDir(run_dir).set_aside_history()
     reader.close()
 
     assert sorted(moved) == ["metrics.jsonl", "samples.txt"]
     assert moved["metrics.jsonl"].name == "metrics.jsonl.damaged"
     assert moved["metrics.jsonl"].read_bytes() == metrics
-    tracker = JsonlTracker(run_dir, resume_step=0)  # the run starts again from step 0
+    tracker = RunDir(run_dir).metrics(resume_step=0)  # the run starts again from step 0
     assert tracker.history == [] and tracker.problem is None
     tracker.log(1, {"train/loss": 2.0})
     assert moved["metrics.jsonl"].read_bytes() == metrics

@@ -102,10 +102,10 @@ def test_jsonl_tracker_refuses_a_symlinked_metrics_file_on_start_and_on_log(tmp_
     run.mkdir()
     (run / "metrics.jsonl").symlink_to(victim)
     with pytest.raises(UnsafePathError):
-        JsonlTracker(run, resume_step=3)
+        JsonlTracker(run / "metrics.jsonl", resume_step=3)
     assert victim.read_bytes() == PRECIOUS
     (run / "metrics.jsonl").unlink()
-    tracker = JsonlTracker(run)
+    tracker = JsonlTracker(run / "metrics.jsonl")
     (run / "metrics.jsonl").symlink_to(victim)  # swapped in while the run goes on
     with pytest.raises(UnsafePathError):
         tracker.log(1, {"train/loss": 1.0})
@@ -255,7 +255,7 @@ def test_jsonl_tracker_resumes_over_a_damaged_file_and_keeps_it_aside(tmp_path):
     path = tmp_path / "metrics.jsonl"
     original = b"\n".join(_good_lines()[:2] + [b"\xff\xfe garbage"] + _good_lines()[2:]) + b"\n"
     path.write_bytes(original)
-    tracker = JsonlTracker(tmp_path, resume_step=4)
+    tracker = JsonlTracker(path, resume_step=4)
     assert [r["step"] for r in tracker.history] == [2, 4]
     assert "damaged line" in tracker.problem
     assert (tmp_path / "metrics.jsonl.damaged").read_bytes() == original
@@ -267,7 +267,7 @@ def test_jsonl_tracker_resumes_over_a_damaged_file_and_keeps_it_aside(tmp_path):
 def test_jsonl_tracker_cuts_back_to_the_resumed_step_on_a_good_file(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_bytes(b"\n".join(_good_lines()) + b"\n")
-    tracker = JsonlTracker(tmp_path, resume_step=2)
+    tracker = JsonlTracker(path, resume_step=2)
     assert tracker.problem is None
     assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [2]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.jsonl"]

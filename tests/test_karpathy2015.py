@@ -214,14 +214,14 @@ def tiny_run(tmp_path_factory) -> Path:
 
 
 def test_the_run_records_the_hidden_size_its_budget_chose(tiny_run):
-    from lstmlab.train.sample import load_run
+    from lstmlab.train.sample import load_model
 
     saved = yaml.safe_load((tiny_run / "config.yaml").read_text())["model"]
     from lstmlab.config import Config
     from lstmlab.data import DataSpec
     from lstmlab.train import fit_param_budget
 
-    config, model, meta = load_run(tiny_run)
+    config, model, meta = load_model(tiny_run)
     vocab = meta["model"]["vocab_size"]
     spec = DataSpec(kind="lm", output_size=vocab, vocab_size=vocab)
     fitted = fit_param_budget(Config(model=ModelConfig(num_layers=2, param_budget=4000)), spec)

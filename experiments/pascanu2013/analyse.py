@@ -13,42 +13,39 @@ training step, one panel per sequence length, seed 0 of each learning rate and c
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from lstmlab.report import Run, find_runs
+from lstmlab.io.rundir import RunDir, RunRecord
+from lstmlab.report import find_runs
 
 GROUP = ("data.seq_len", "optim.lr", "optim.clip")
 
 
-def grad_series(run: Run, key: str = "grad/global_norm") -> tuple[np.ndarray, np.ndarray]:
+def grad_series(run: RunRecord, key: str = "grad/global_norm") -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of ``key`` in the run's metrics.jsonl (empty arrays if it has none)."""
     steps, values = [], []
-    path = run.path / "metrics.jsonl"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            record = json.loads(line)
-            if key in record:
-                steps.append(record["step"])
-                values.append(record[key])
+    for record in RunDir(run.path).read_metrics():
+        if key in record:
+            steps.append(record["step"])
+            values.append(record[key])
     return np.asarray(steps, dtype=int), np.asarray(values, dtype=float)
 
 
-def success_rows(runs: list[Run], threshold: float, metric: str = "test/accuracy") -> list[dict]:
+def success_rows(runs: list[RunRecord], threshold: float, metric: str = "test/accuracy") -> list[dict]:
     """One row per (seq_len, lr, clip): runs, successes (metric >= threshold), success rate, mean metric and
     the median, 99th percentile and maximum gradient norm and the largest update norm over all its runs'
     logged steps. A run without the metric (failed, stopped) counts as a failure."""
-    groups: dict[tuple, list[Run]] = {}
+    groups: dict[tuple, list[RunRecord]] = {}
     for run in runs:
-        groups.setdefault(tuple(run.config.get(k) for k in GROUP), []).append(run)
+        groups.setdefault(tuple(run.flat.get(k) for k in GROUP), []).append(run)
     rows = []
     for key in sorted(groups, key=lambda k: tuple(str(v) for v in k)):
         members = groups[key]
-        values = [run.metrics.get(metric) for run in members if run.status == "completed"]
+        values = [run.summary.get(metric) for run in members if run.status == "completed"]
         values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
         norms = np.concatenate([grad_series(r)[1] for r in members] or [np.zeros(0)])
         updates = np.concatenate([grad_series(r, "grad/update_norm")[1] for r in members] or [np.zeros(0)])
@@ -79,25 +76,25 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def draw(runs: list[Run], path: Path) -> None:
+def draw(runs: list[RunRecord], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lengths = sorted({r.config.get("data.seq_len") for r in runs}, key=str)
+    lengths = sorted({r.flat.get("data.seq_len") for r in runs}, key=str)
     fig, axes = plt.subplots(1, len(lengths), figsize=(4 * len(lengths), 3.2), squeeze=False)
     for ax, length in zip(axes[0], lengths):
-        lrs = sorted({r.config.get("optim.lr") for r in runs}, key=str)
+        lrs = sorted({r.flat.get("optim.lr") for r in runs}, key=str)
         for i, lr in enumerate(lrs):
             for clip, colours in (("none", ("C3", "C1")), ("global_norm", ("C0", "C2"))):
                 picked = [
                     r
                     for r in runs
-                    if r.config.get("data.seq_len") == length
-                    and r.config.get("seed") == 0
-                    and r.config.get("optim.clip") == clip
-                    and r.config.get("optim.lr") == lr
+                    if r.flat.get("data.seq_len") == length
+                    and r.flat.get("seed") == 0
+                    and r.flat.get("optim.clip") == clip
+                    and r.flat.get("optim.lr") == lr
                 ]
                 for run in picked:
                     steps, values = grad_series(run)

@@ -35,8 +35,6 @@ from typing import Any
 import numpy as np
 
 NONFINITE_KEY = "nonfinite_keys"
-#: Run-directory files that hold the history of a run (cut back on resume, started afresh from step 0).
-HISTORY_FILES = ("metrics.jsonl", "samples.txt", "summary.json", "gradnorms.npz")
 
 
 class UnsafePathError(ValueError):
@@ -263,7 +261,7 @@ def set_aside(path: str | Path) -> Path:
         n += 1
 
 
-def set_aside_history(run_dir: str | Path, names: Iterable[str] = HISTORY_FILES) -> dict[str, Path]:
+def set_aside_history(run_dir: str | Path, names: Iterable[str]) -> dict[str, Path]:
     """Set aside (:func:`set_aside`) each of ``names`` that exists in ``run_dir``; returns
     {name: new path}. For a run that must start again from step 0 although it has history (every
     checkpoint damaged): its metrics, samples and summary are kept as ``<name>.damaged`` instead of

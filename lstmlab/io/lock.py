@@ -27,9 +27,7 @@ from pathlib import Path
 from types import TracebackType
 
 from lstmlab.io.files import UnsafePathError, atomic_write_text, check_no_symlink
-
-LOCK_NAME = ".lock"
-OWNER_NAME = ".lock.owner"
+from lstmlab.io.rundir import RunDir
 
 
 class RunLockedError(RuntimeError):
@@ -55,8 +53,7 @@ class RunLock:
 
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LOCK_NAME
-        self.owner_path = self.run_dir / OWNER_NAME
+        self.path, self.owner_path = RunDir(self.run_dir).lock_files
         self._fd: int | None = None
 
     @property

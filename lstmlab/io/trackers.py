@@ -45,9 +45,10 @@ class JsonlTracker:
     written back, and :attr:`problem` holds the one-line report (also logged as a warning). Writes
     never follow a symbolic link (:class:`~lstmlab.io.files.UnsafePathError`)."""
 
-    def __init__(self, run_dir: Path, resume_step: int = 0):
-        self.run_dir = Path(run_dir)
-        self.path = self.run_dir / "metrics.jsonl"
+    def __init__(self, path: Path, resume_step: int = 0):
+        """``path``: the JSONL file in its run directory (``RunDir.metrics()`` gives the run's)."""
+        self.path = Path(path)
+        self.run_dir = self.path.parent
         self.history: list[dict[str, Any]] = []
         self.problem: str | None = None
         if self.path.exists() or self.path.is_symlink():

@@ -50,11 +50,10 @@ from flax import nnx
 from lstmlab import cells, diagnostics
 from lstmlab.config import Config
 from lstmlab.data import Batch, Dataset, DataSpec
-from lstmlab.io.files import load_npz_or_set_aside, save_npz
+from lstmlab.io.rundir import RunDir
 from lstmlab.tasks import task_for
 
 log = logging.getLogger(__name__)
-NPZ = "gradnorms.npz"
 
 
 def check(config: Config) -> None:
@@ -170,18 +169,17 @@ class GradNormRecorder:
     metrics to log; ``finish(step, trackers)`` draws the plots and logs them and the decay curves.
     """
 
-    def __init__(self, config: Config, dataset: Dataset, graphdef, run_dir: str | Path, start: int = 0):
+    def __init__(self, config: Config, dataset: Dataset, graphdef, run_dir: str | Path | RunDir, start: int = 0):
         d = config.diagnostics
         self.every, self.loss = d.every, d.loss
-        self.run_dir = Path(run_dir)
+        self.rundir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
         self.probe = make_probe(
             graphdef, dataset.spec, probe_batch(dataset, d.batch_size), loss=d.loss, jacobian=d.jacobian
         )
         self.steps: list[int] = []
         self.series: dict[str, list[np.ndarray]] = {}
-        path = self.run_dir / NPZ
-        if start > 0 and path.exists():  # resume: keep what was recorded up to the restored step
-            saved, problem = load_npz_or_set_aside(path, required=("steps",))
+        if start > 0:  # resume: keep what was recorded up to the restored step
+            saved, problem = self.rundir.read_gradnorms(required=("steps",))
             if problem:  # damaged: set aside (never erased), the curves start afresh
                 log.warning("%s", problem)
             elif saved is not None:
@@ -196,7 +194,9 @@ class GradNormRecorder:
         curves = self.probe(params)
         loss = curves.pop("loss")
         if self.series and set(self.series) != set(curves):  # a resumed run with other settings
-            log.warning("%s had other curves (%s); starting it afresh", NPZ, ", ".join(sorted(self.series)))
+            log.warning(
+                "%s had other curves (%s); starting it afresh", self.rundir.gradnorms, ", ".join(sorted(self.series))
+            )
             self.steps, self.series = [], {}
         self.steps.append(int(step))
         for key, curve in curves.items():
@@ -213,15 +213,13 @@ class GradNormRecorder:
         }
 
     def save(self) -> Path:
-        path = self.run_dir / NPZ
-        save_npz(path, self.arrays(), root=self.run_dir)  # atomic, never through a symbolic link
-        return path
+        return self.rundir.write_gradnorms(self.arrays())  # atomic, never through a symbolic link
 
     def finish(self, step: int, trackers) -> dict[str, Path]:
         """Plots of layer 0 (heat map over training, decay at the first and last probe), logged."""
         if not self.steps:
             return {}
-        plot_dir = self.run_dir / "plots"
+        plot_dir = self.rundir.plots
         h = np.stack(self.series["layer0/h"])
         first, last = self.steps[0], self.steps[-1]
         curves = {f"h, step {first}": h[0], f"h, step {last}": h[-1]}
@@ -246,7 +244,7 @@ class GradNormRecorder:
 
 
 def recorder(
-    config: Config, dataset: Dataset, graphdef, run_dir: str | Path, start: int = 0
+    config: Config, dataset: Dataset, graphdef, run_dir: str | Path | RunDir, start: int = 0
 ) -> GradNormRecorder | None:
     """A :class:`GradNormRecorder` when ``diagnostics.every > 0``, else None."""
     if config.diagnostics.every <= 0:

@@ -360,7 +360,7 @@ def default_hooks(
     """The built-in hooks in the order they run, with ``extra`` before :class:`Log`."""
     train = TrainMetrics(ctx)
     recorder = (
-        gradnorms.recorder(ctx.run.config, ctx.run.dataset, ctx.run.graphdef, ctx.run.rundir.path, ctx.run.start)
+        gradnorms.recorder(ctx.run.config, ctx.run.dataset, ctx.run.graphdef, ctx.run.rundir, ctx.run.start)
         if ctx.primary
         else None
     )

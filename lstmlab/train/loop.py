@@ -30,7 +30,7 @@ import jax
 
 from lstmlab.config import Config
 from lstmlab.io.checkpoint import Checkpointer
-from lstmlab.io.files import set_aside_history
+from lstmlab.io.rundir import SUMMARY
 from lstmlab.io.trackers import Trackers, WandbTracker
 from lstmlab.train import distributed
 from lstmlab.train.hooks import Context, Hook, NonFiniteError, Preempted, Step, default_hooks
@@ -125,7 +125,7 @@ def train_and_evaluate(
             if primary:
                 inform(
                     f"already finished at step {run.start} (trainer.max_steps={config.trainer.max_steps}); "
-                    f"summary: {rundir.path / 'summary.json'}"
+                    f"summary: {rundir.path / SUMMARY}"
                 )
             return run.finished
         return _train(run, hooks, on_evaluate, inform, warn, notify_problems=notify is not None)
@@ -158,7 +158,7 @@ def _train(
                     f"{f'step {run.start}' if run.start else 'the start'}"
                 )
             if run.damaged and not run.start:  # no good checkpoint: keep the history, do not erase it
-                for name, moved in set_aside_history(rundir.path).items():
+                for name, moved in rundir.set_aside_history().items():
                     warn(f"{rundir.path / name} kept as {moved.name} (no good checkpoint to resume from)")
             if run.start:
                 inform(f"resuming from step {run.start} of {rundir.checkpoints}")
