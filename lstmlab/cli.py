@@ -23,12 +23,9 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from lstmlab.config import Config
+from lstmlab.config import Config, fail
 
-EXIT_BAD_INPUT = 2
 EXIT_STOPPED = 3
 CONFIG_NAME = "config"  # the root of conf/, which every composition starts from
 _NEW_DIRS: list[Path] = []  # the run directory and the parents of it that did not exist at the start
@@ -87,21 +84,16 @@ def import_named_modules(overrides: list[str]) -> None:
             import_modules(value if isinstance(value, list) else [value])
 
 
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    print(f"lstmlab: error: {' '.join(message.split())}", file=sys.stderr)
-    raise SystemExit(code)
-
-
 @contextlib.contextmanager
 def _bad_input(*errors: type[BaseException]):
-    """An exception of ``errors`` raised inside ends in one line and exit status 2 (:func:`_fail`), or
+    """An exception of ``errors`` raised inside ends in one line and exit status 2 (:func:`lstmlab.config.fail`), or
     in its traceback under ``HYDRA_FULL_ERROR=1``."""
     try:
         yield
     except errors as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        _fail(str(err))
+        fail(str(err))
 
 
 def _notify(line: str) -> None:
@@ -149,7 +141,6 @@ def _run(cfg) -> dict:
     import logging
 
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
 
     from lstmlab.config import ConfigError, import_modules
     from lstmlab.io.checkpoint import quiet_closed_loop_callbacks
@@ -164,7 +155,7 @@ def _run(cfg) -> dict:
     debug = os.environ.get("HYDRA_FULL_ERROR") == "1"
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        config = OmegaConf.to_object(cfg)
+        config = to_config(cfg)
         import_modules(config.imports)  # again in a job of a multirun, which may be a process of its own
         distributed.set_cpu_devices(config)  # trainer.devices / split_per_device; before JAX starts
         summary = run_config(config, run_dir, notify=_notify)
@@ -174,16 +165,16 @@ def _run(cfg) -> dict:
     except (ConfigError, UnsafePathError, RunLockedError) as err:
         if debug:
             raise
-        _fail(str(err))
+        fail(str(err))
     except (NonFiniteError, RunStopped) as err:
         if debug:
             raise
-        _fail(str(err), EXIT_STOPPED)
+        fail(str(err), EXIT_STOPPED)
     except OSError as err:  # before training: the run directory or the data cannot be used
         if debug:
             raise
         where = f" ({err.filename})" if err.filename else ""
-        _fail(
+        fail(
             f"{err.strerror or err}{where}; nothing was trained; check the run directory (hydra.run.dir) "
             "and the data paths"
         )
@@ -246,6 +237,18 @@ _HYDRA_FLAGS = (
 )
 
 
+def to_config(cfg) -> Config:
+    """The :class:`~lstmlab.config.Config` of a composed DictConfig (without its ``hydra`` node), after
+    checking that every key it holds is in the schema (:func:`lstmlab.config.check_keys`): Hydra keeps a
+    key added with ``+`` that the schema lacks, and the dataclass would drop it without a word."""
+    from omegaconf import OmegaConf
+
+    from lstmlab.config import check_keys
+
+    check_keys(OmegaConf.to_container(cfg, resolve=False))
+    return OmegaConf.to_object(cfg)
+
+
 def compose(experiment: str | None, overrides: list[str] = ()) -> Config:
     """The config of ``+experiment=EXPERIMENT`` with ``overrides`` (Hydra's override syntax, as on the
     command line), type-checked against the schema: a :class:`~lstmlab.config.Config` (``config.yaml``
@@ -256,7 +259,7 @@ def compose(experiment: str | None, overrides: list[str] = ()) -> Config:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf, open_dict
+    from omegaconf import open_dict
 
     from lstmlab.config import ConfigError, import_modules
 
@@ -272,7 +275,7 @@ def compose(experiment: str | None, overrides: list[str] = ()) -> Config:
                 cfg = hydra_compose(CONFIG_NAME, overrides=args)
         with open_dict(cfg):
             cfg.pop("hydra", None)
-        config = OmegaConf.to_object(cfg)
+        config = to_config(cfg)
     except Exception as err:  # Hydra and OmegaConf raise many types; all are bad input here
         raise ConfigError(describe_config_error(err)) from err
     import_modules(config.imports)
@@ -284,7 +287,7 @@ def check_overrides(overrides: list[str]) -> str:
     choice, key or type ends in one line and exit status 2 before Hydra creates anything, and import the
     modules in ``imports``. Returns the run directory (``hydra.run.dir``, resolved)."""
     from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf, open_dict
+    from omegaconf import open_dict
 
     from lstmlab.config import ConfigError, import_modules
 
@@ -294,11 +297,11 @@ def check_overrides(overrides: list[str]) -> str:
             run_dir = str(cfg.hydra.run.dir)
             with open_dict(cfg):
                 del cfg["hydra"]
-            config = OmegaConf.to_object(cfg)
+            config = to_config(cfg)
     except Exception as err:  # Hydra and OmegaConf raise many types; all are bad input here
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        _fail(_data_key_hint(err, overrides) or describe_config_error(err))
+        fail(_data_key_hint(err, overrides) or describe_config_error(err))
     with _bad_input(ConfigError):
         import_modules(config.imports)
     return run_dir
@@ -409,7 +412,7 @@ def check_experiment_override(overrides: list[str]) -> None:
             name = arg.partition("=")[2]
             known = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
             if name in known:
-                _fail(
+                fail(
                     f"{arg} only sets the run's label and loads no experiment; use +experiment={name} "
                     f"(valid experiments: {', '.join(known)})"
                 )
@@ -423,7 +426,7 @@ def check_sweep_values(overrides: list[str]) -> None:
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception as err:  # Hydra's grammar errors
-        _fail(describe_config_error(err))
+        fail(describe_config_error(err))
     import re
 
     def quote(value: str) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine", "warmup_cosine", "linear")
@@ -39,6 +39,18 @@ class ConfigError(ValueError):
 def one_line(err: BaseException | str) -> str:
     """``err``'s message on one line."""
     return " ".join(str(err).split())
+
+
+EXIT_BAD_INPUT = 2
+
+
+def fail(message: BaseException | str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """End a command the one way every entry point does: one line ``lstmlab: error: MESSAGE`` on
+    stderr, then exit status ``code`` (2: bad input)."""
+    import sys
+
+    print(f"lstmlab: error: {one_line(message)}", file=sys.stderr)
+    raise SystemExit(code)
 
 
 def _int_at_least(key: str, value: Any, low: int) -> None:
@@ -402,6 +414,9 @@ class ResumeConfig:
     in ``resume_changes.jsonl``. Given as ``+resume.allow_changes=[trainer.max_steps]``."""
 
     allow_changes: list[str] = field(default_factory=list)
+    # a run directory that holds a run's records but no checkpoint to resume from: start again from
+    # step 0, keeping the old records as NAME.previous (without it such a directory is refused)
+    start_over: bool = False
 
     def check(self) -> None:
         for key in self.allow_changes:
@@ -466,6 +481,33 @@ def import_modules(modules: Any) -> None:
                 f"imports: cannot import {module!r} ({type(err).__name__}: {one_line(err)}); valid: a module "
                 "on the Python path (PYTHONPATH or an installed package), e.g. imports=[mypkg.cells]"
             ) from err
+
+
+#: Sections whose keys are free: ``data`` (checked against the data set's factory) and ``cell.extra``
+#: (options of a registered cell, checked by the cell).
+FREE_SECTIONS = ("data", "cell.extra")
+
+
+def check_keys(tree: dict[str, Any], schema: type = None, prefix: str = "") -> None:
+    """ConfigError (one line, naming the key and the nearest valid one) for a key of the composed
+    ``tree`` (a plain nested dict) that the schema does not have, however it got there
+    (``+model.hiden_size=64`` adds a key Hydra would otherwise keep silently)."""
+    import difflib
+
+    schema = Config if schema is None else schema
+    known = {f.name: f for f in fields(schema)}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f"did you mean {prefix}{close[0]}? " if close else ""
+            raise ConfigError(
+                f"{name} is not a config key; {hint}valid keys{f' of {prefix[:-1]}' if prefix else ''}: "
+                f"{', '.join(known)}"
+            )
+        sub = getattr(schema(), key) if is_dataclass(schema) else None
+        if is_dataclass(sub) and isinstance(value, dict) and name not in FREE_SECTIONS:
+            check_keys(value, type(sub), f"{name}.")
 
 
 def check_numbers(config: Config) -> None:

@@ -28,7 +28,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from lstmlab.sample import OneLineParser, UsageError, fail, restore
+from lstmlab.config import fail
+from lstmlab.sample import OneLineParser, UsageError, restore
 
 PROG = "python -m lstmlab.inspect"
 EXAMPLES = """examples:

@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
+
+from lstmlab.config import fail
 
 PROG = "python -m lstmlab.sample"
 EXAMPLES = """examples:
@@ -37,12 +38,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         fail(f"{message} (see {self.prog} --help)")
-
-
-def fail(message: str) -> NoReturn:
-    """One line ``lstmlab: error: MESSAGE`` on stderr, exit status 2."""
-    print(f"lstmlab: error: {' '.join(str(message).split())}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def _int_at_least(low: int, name: str):

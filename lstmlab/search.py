@@ -41,8 +41,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lstmlab.cli import EXIT_BAD_INPUT, conf_dir
-from lstmlab.config import ConfigError, flat_keys
+from lstmlab.cli import conf_dir
+from lstmlab.config import ConfigError, fail, flat_keys
 from lstmlab.io.rundir import SUMMARY, SweepDir
 from lstmlab.runner import check_searchable
 from lstmlab.tasks import Task, task_for
@@ -50,7 +50,6 @@ from lstmlab.tasks import Task, task_for
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("none", "median", "percentile", "hyperband", "successive_halving", "threshold")
 DIRECTIONS = ("minimize", "maximize")
-_KILL_KNOB = "LSTMLAB_TEST_SEARCH_KILL_AT"  # tests only: "TRIAL:STEP", SIGKILL self in that evaluation
 
 
 @dataclass
@@ -477,14 +476,11 @@ class Search:
             "host": os.uname().nodename,
             "pid": os.getpid(),
         }
-        kill_at = os.environ.get(_KILL_KNOB, "")
 
         def on_evaluate(step: int, metrics: dict[str, float]) -> None:
             value = metrics.get(self.config.metric)
             if value is not None and math.isfinite(value):
                 trial.report(value, step)
-                if kill_at == f"{trial.number}:{step}":
-                    os.kill(os.getpid(), 9)  # tests: a worker killed mid-trial, at a known point
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at step {step} ({self.config.metric} {value:.4g})")
 
@@ -614,8 +610,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         if debug:
             raise
-        print(f"lstmlab: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        fail(err)
     import logging
 
     for noisy in ("absl", "orbax", "jax", "wandb"):

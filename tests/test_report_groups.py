@@ -102,7 +102,9 @@ def test_a_larger_metric_is_better_when_maximised(tmp_path):
 def test_bad_grouping_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, message):
     fake_runs(tmp_path / "runs")
     out_dir = tmp_path / "out"
-    assert main([str(tmp_path / "runs"), "--metric", "test/bpc", "--out", str(out_dir), *args]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "runs"), "--metric", "test/bpc", "--out", str(out_dir), *args])
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"lstmlab: error: {message}"), err
     assert not out_dir.exists()
@@ -158,6 +160,14 @@ def test_fanova_finds_an_interaction_that_no_main_effect_explains():
     assert shares["1 - sum (interactions)"] > 0.5
     assert list(pairs["pair"]) == ["x x y"]
     assert pairs["interaction"].item() == pytest.approx(shares["1 - sum (interactions)"], abs=0.02)
+
+
+def test_fanova_ranks_the_interacting_pair_first_among_several():
+    """Learning rate and momentum act only together (their product), the hidden size a little alone."""
+    study = synthetic_study(lambda v, lr, hidden, m: 4 * (math.log10(lr) + 2.5) * (m - 0.5) + 0.1 * math.log(hidden))
+    _, pairs = fanova_tables(study, by="cell.variant", n_trees=16)
+    assert pairs["pair"].iloc[0] == "optim.lr x optim.momentum"
+    assert pairs["interaction"].iloc[0] > 2 * pairs["interaction"].iloc[1]
 
 
 def test_cap_counts_a_worse_value_as_the_cap(tmp_path):

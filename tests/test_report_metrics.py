@@ -37,7 +37,9 @@ def test_rows_are_ranked_best_first_in_the_declared_direction(tmp_path, kind, me
 
 def test_a_metric_no_task_declares_needs_a_direction(tmp_path, capsys):
     root = _runs(tmp_path / "sweep", "classify", "test/my_score", [0.2, 0.9])
-    assert main([str(root), "--metric", "test/my_score"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(root), "--metric", "test/my_score"])
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--direction" in err[0] and "test/loss" in err[0], err
     assert not (root / "report.csv").exists()
@@ -47,7 +49,9 @@ def test_a_metric_no_task_declares_needs_a_direction(tmp_path, capsys):
 
 def test_a_metric_in_no_summary_is_refused_listing_the_ones_there(tmp_path, capsys):
     root = _runs(tmp_path / "sweep", "classify", "test/accuracy", [0.2, 0.9])
-    assert main([str(root), "--metric", "test/acuracy"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(root), "--metric", "test/acuracy"])
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "test/acuracy" in err[0] and "test/accuracy" in err[0], err
     assert not (root / "report.csv").exists()

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import statistics
+import subprocess
 from pathlib import Path
 
 import optuna
@@ -14,7 +15,7 @@ import yaml
 
 from lstmlab.sweep import wandb_group
 
-from conftest import TINY, run_cli
+from conftest import ROOT, TINY, cli_env, program, run_cli
 
 EXPERIMENT = "+experiment=vowels"
 
@@ -140,7 +141,9 @@ def test_report_mean_std_count_on_hand_made_runs(tmp_path):
 def test_report_bad_path_is_one_line_exit_2(tmp_path, capsys):
     from lstmlab.report import main
 
-    assert main([str(tmp_path / "nope")]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "nope")])
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("lstmlab: error: ") and "nope" in err[0]
 
@@ -170,10 +173,13 @@ def test_search_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp_
     directory = tmp_path / "search"
     # the first worker kills itself (SIGKILL) at trial 1's first evaluation: trial 0 is complete, trial 1
     # is running in the study, with its run directory half written
-    first = run_cli(
-        ["search.pruner.name=none", *_search_args(directory)],
-        module="lstmlab.search",
-        LSTMLAB_TEST_SEARCH_KILL_AT="1:2",
+    first = subprocess.run(
+        program("search_killed", "1:2", "search.pruner.name=none", *_search_args(directory)),
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert first.returncode == -9, first.stderr[-2000:]
     storage = open_storage(f"sqlite:///{directory / 'study.db'}")
@@ -220,7 +226,8 @@ def test_pruner_stops_trials_at_their_first_evaluation(tmp_path):
         assert not (run / "summary.json").exists()
         steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
         assert max(steps) == 2
-    assert result["overhead_seconds"] < 2.0
+    seconds = [json.loads((directory / f"trial_{t.number:04d}" / "job.json").read_text())["seconds"] for t in trials]
+    assert 0 <= result["overhead_seconds"] < min(seconds)  # the bookkeeping costs less than a trial
 
 
 @pytest.mark.parametrize(
@@ -246,7 +253,9 @@ def test_a_search_over_the_gradient_norm_study_is_refused_in_one_line(tmp_path, 
     from lstmlab.search import main
 
     directory = tmp_path / "search"
-    assert main(["+experiment=gradnorm", "+search=vowels", f"search.dir={directory}"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["+experiment=gradnorm", "+search=vowels", f"search.dir={directory}"])
+    assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "runner=gradnorm" in lines[0] and "no single objective" in lines[0], lines
     assert not directory.exists()
@@ -266,7 +275,9 @@ def test_a_search_metric_the_task_does_not_declare_is_refused_before_any_trial(t
     from lstmlab.search import main
 
     directory = tmp_path / "search"
-    assert main([EXPERIMENT, "+search=vowels", f"search.dir={directory}", *bad.split()]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main([EXPERIMENT, "+search=vowels", f"search.dir={directory}", *bad.split()])
+    assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and names in lines[0], lines
     assert not directory.exists()

@@ -31,6 +31,9 @@ CASES = [
     # keys and types
     (["model.hidden=3"], "Key 'hidden' not in 'ModelConfig'"),
     (["model.hidden_size=abc"], "'abc' of type 'str' could not be converted to Integer (key model.hidden_size)"),
+    # a key added with + must be in the schema too
+    (["+model.hiden_size=64"], "model.hiden_size is not a config key; did you mean model.hidden_size?"),
+    (["+search.n_trials=3"], "search is not a config key; valid keys: seed, experiment"),
     # sizes, rates and step counts out of range
     (["model.hidden_size=0"], "model.hidden_size=0 must be >= 1"),
     (["model.pooling=max"], "model.pooling='max'; valid: last, mean, meanmax"),

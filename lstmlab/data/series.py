@@ -328,6 +328,15 @@ def read_csv_column(path: str, column: str | None) -> np.ndarray:
     return np.array(values)
 
 
+_WINDOWING = ("seed", "batch_size", "seq_len", "horizon", "season", "val_fraction", "test_fraction", "log", "residual")
+
+
+def _forecast(values, name: str, info: dict, arguments: dict, time=None) -> Forecast:
+    """The :class:`Forecast` of a factory: ``values`` with the windowing options among the factory's
+    ``arguments`` (its ``locals()``; each factory's signature holds their defaults)."""
+    return Forecast(values, name=name, time=time, info=info, **{k: arguments[k] for k in _WINDOWING if k in arguments})
+
+
 @register("sunspots")
 def sunspots(
     seed: int = 0,
@@ -343,20 +352,8 @@ def sunspots(
     """Yearly sunspot numbers 1700-2008 (309 values); ``season`` 11 years, the solar cycle, which is
     also the default input length."""
     years, values = load_sunspots()
-    return Forecast(
-        values,
-        name="sunspots",
-        time=years,
-        seed=seed,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        horizon=horizon,
-        season=season,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        log=log,
-        residual=residual,
-        info={"units": "yearly mean sunspot number", "source": "statsmodels"},
+    return _forecast(
+        values, "sunspots", {"units": "yearly mean sunspot number", "source": "statsmodels"}, locals(), time=years
     )
 
 
@@ -374,20 +371,8 @@ def airline(
 ) -> Forecast:
     """Monthly international airline passengers 1949-1960 (144 values, thousands); ``season`` 12."""
     time, values = load_airline()
-    return Forecast(
-        values,
-        name="airline",
-        time=time,
-        seed=seed,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        horizon=horizon,
-        season=season,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        log=log,
-        residual=residual,
-        info={"units": "thousands of passengers per month", "source": "aeon"},
+    return _forecast(
+        values, "airline", {"units": "thousands of passengers per month", "source": "aeon"}, locals(), time=time
     )
 
 
@@ -414,18 +399,8 @@ def sines(
         if any(int(p) != p for p in periods):
             raise ValueError(f"data.season must be set when data.periods={list(periods)} are not integers")
         season = math.lcm(*(int(p) for p in periods))
-    return Forecast(
-        sum_of_sines(seed, length, periods, noise),
-        name="sines",
-        seed=seed,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        horizon=horizon,
-        season=season,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        residual=residual,
-        info={"periods": list(periods), "noise": noise},
+    return _forecast(
+        sum_of_sines(seed, length, periods, noise), "sines", {"periods": list(periods), "noise": noise}, locals()
     )
 
 
@@ -447,19 +422,7 @@ def mackey_glass(
     its quasi-period at sample_every 1."""
     length = padded.check_positive("length", length)
     values = mackey_glass_series(seed, length, tau=tau, sample_every=sample_every)
-    return Forecast(
-        values,
-        name="mackey_glass",
-        seed=seed,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        horizon=horizon,
-        season=season,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        residual=residual,
-        info={"tau": tau, "sample_every": sample_every},
-    )
+    return _forecast(values, "mackey_glass", {"tau": tau, "sample_every": sample_every}, locals())
 
 
 @register("csv")
@@ -481,17 +444,4 @@ def csv(
     if path is None:
         raise ValueError("data.path is required for data set 'csv' (a CSV file with a header row)")
     values = read_csv_column(str(path), column)
-    return Forecast(
-        values,
-        name=os.path.basename(str(path)),
-        seed=seed,
-        batch_size=batch_size,
-        seq_len=seq_len,
-        horizon=horizon,
-        season=season,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        log=log,
-        residual=residual,
-        info={"path": str(path), "column": column},
-    )
+    return _forecast(values, os.path.basename(str(path)), {"path": str(path), "column": column}, locals())

@@ -178,10 +178,6 @@ def save_npz(path: str | Path, arrays: Mapping[str, Any], *, root: str | Path | 
 # ---------------------------------------------------------------------------------------------- JSON
 
 
-def _is_nonfinite(value: Any) -> bool:
-    return isinstance(value, (float, np.floating)) and not math.isfinite(float(value))
-
-
 def json_safe(obj: Any, *, record_key: str = NONFINITE_KEY) -> Any:
     """A copy of ``obj`` that ``json.dumps(..., allow_nan=False)`` accepts.
 
@@ -229,13 +225,13 @@ def write_json(path: str | Path, obj: Any, *, root: str | Path | None = None, in
 # ---------------------------------------------------------------------------------- damaged side files
 
 
-def set_aside(path: str | Path) -> Path:
-    """Rename the file or directory ``path`` to ``<name>.damaged`` (``<name>.damaged-2``, ... if that
+def set_aside(path: str | Path, suffix: str = "damaged") -> Path:
+    """Rename the file or directory ``path`` to ``<name>.<suffix>`` (``<name>.<suffix>-2``, ... if that
     is taken) in the same directory, never overwriting anything, and return the new path."""
     path = Path(path)
     n = 1
     while True:
-        target = path.with_name(f"{path.name}.damaged" + (f"-{n}" if n > 1 else ""))
+        target = path.with_name(f"{path.name}.{suffix}" + (f"-{n}" if n > 1 else ""))
         if not target.exists() and not target.is_symlink():
             if path.is_dir() and not path.is_symlink():
                 try:
@@ -261,17 +257,17 @@ def set_aside(path: str | Path) -> Path:
         n += 1
 
 
-def set_aside_history(run_dir: str | Path, names: Iterable[str]) -> dict[str, Path]:
+def set_aside_history(run_dir: str | Path, names: Iterable[str], suffix: str = "damaged") -> dict[str, Path]:
     """Set aside (:func:`set_aside`) each of ``names`` that exists in ``run_dir``; returns
     {name: new path}. For a run that must start again from step 0 although it has history (every
-    checkpoint damaged): its metrics, samples and summary are kept as ``<name>.damaged`` instead of
-    being cut back to nothing."""
+    checkpoint damaged, or a start over asked for): its metrics, samples and summary are kept as
+    ``<name>.<suffix>`` instead of being cut back to nothing."""
     run_dir = Path(run_dir)
     moved: dict[str, Path] = {}
     for name in names:
         path = run_dir / name
         if path.exists() or path.is_symlink():
-            moved[name] = set_aside(path)
+            moved[name] = set_aside(path, suffix)
     return moved
 
 

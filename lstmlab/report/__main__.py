@@ -1,0 +1,5 @@
+"""``python -m lstmlab.report``."""
+
+from lstmlab.report.command import main
+
+raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""``python -m lstmlab.report``: the command line over :func:`lstmlab.report.report`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lstmlab.config import fail
+from lstmlab.io.rundir import STUDY_DB, SUMMARY
+from lstmlab.report import report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lstmlab.report``; exit status 2 for a bad path or file."""
+    parser = argparse.ArgumentParser(prog="python -m lstmlab.report", description=__doc__.split("\n")[0])
+    parser.add_argument("paths", nargs="+", type=Path, help=f"run, sweep or search directories, or a {STUDY_DB}")
+    parser.add_argument("--metric", help=f"a {SUMMARY} key (default: the search's metric, else val/loss)")
+    parser.add_argument(
+        "--direction",
+        choices=("minimize", "maximize"),
+        help="default: the direction the runs' task declares for the metric (lstmlab.tasks)",
+    )
+    parser.add_argument("--expected", type=Path, help="experiments/PAPER/expected.yaml")
+    parser.add_argument("--out", type=Path, help="where report.md/.csv/.png go (default: the first PATH)")
+    parser.add_argument("--by", help="a config key, e.g. cell.variant: a row per value, boxplot.png")
+    parser.add_argument("--reference", help="with --by: the value the others are tested against (Welch)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level after Bonferroni")
+    parser.add_argument(
+        "--cap", type=float, help="with --by and fANOVA: a value worse than this counts as this (e.g. chance level)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        out, out_dir = report(
+            args.paths,
+            args.metric,
+            args.direction,
+            args.expected,
+            args.out,
+            args.by,
+            args.reference,
+            args.alpha,
+            args.cap,
+        )
+    except (FileNotFoundError, ValueError) as err:
+        fail(err)
+    except OSError as err:  # --out cannot be written: the first write fails, so nothing is half written
+        fail(f"cannot write the report: {err.strerror or err} ({err.filename}); valid: a writable --out directory")
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(out.to_string(index=False))
+    print(f"lstmlab: wrote {out_dir / 'report.md'}, report.csv, report.png")
+    return 0

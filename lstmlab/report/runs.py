@@ -1,0 +1,85 @@
+"""The runs a report reads (run, sweep and search directories) and the metric it ranks them by: its
+direction comes from the task that declares it (:mod:`lstmlab.tasks`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lstmlab.io.rundir import CONFIG, JOB, SUMMARY, RunDir, RunRecord, SweepDir, load_run
+
+
+def _config_from_overrides(overrides: list[str]) -> dict[str, Any]:
+    """The nested config a job's overrides compose to (for a job that failed before writing
+    ``config.yaml``); the overrides themselves if they no longer compose."""
+    from lstmlab.cli import compose
+    from lstmlab.config import ConfigError
+
+    try:
+        return asdict(compose(None, overrides))
+    except ConfigError:  # not composable any more: the overrides themselves
+        out: dict[str, Any] = {}
+        for item in overrides:
+            key, _, value = item.lstrip("+").partition("=")
+            *parents, leaf = key.split(".")
+            node = out
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = yaml.safe_load(value) if value else None
+        return out
+
+
+def find_runs(paths: list[Path]) -> tuple[list[RunRecord], list[Path]]:
+    """The runs under ``paths`` and the study directories among them (those with ``search.yaml``)."""
+    runs, studies = [], []
+    for path in paths:
+        if path.is_file() and path.suffix == ".db":
+            path = path.parent
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path}: no such run, sweep or search directory")
+        if SweepDir(path).is_search():
+            studies.append(path)
+        if RunDir(path).is_run():
+            found = [path]
+        else:
+            found = sorted(p for p in path.iterdir() if p.is_dir() and RunDir(p).is_run())
+        if not found:
+            raise FileNotFoundError(f"{path}: no run directories in it (a run has {CONFIG} or {JOB})")
+        for run_path in found:
+            run = load_run(run_path)
+            if not run.config and run.job.get("overrides"):
+                run.config = _config_from_overrides(list(run.job["overrides"]))
+            runs.append(run)
+    return runs, studies
+
+
+def metric_direction(metric: str, runs: list[RunRecord]) -> str:
+    """The direction the runs' task declares for ``metric`` (:attr:`lstmlab.tasks.Task.metrics`; with
+    no task recorded, any task's); ValueError for a metric no task declares, which needs ``--direction``."""
+    from lstmlab.tasks import declared_metric
+
+    kinds = {r.summary["task"] for r in runs if isinstance(r.summary.get("task"), str)} or {None}
+    found = {m.direction for m in (declared_metric(metric, kind) for kind in kinds) if m is not None}
+    if len(found) != 1:
+        present = sorted({k for r in runs for k, v in r.summary.items() if _is_number(v)})
+        known = [k for k in present if any(declared_metric(k, kind) for kind in kinds)]
+        raise ValueError(
+            f"--metric {metric} is not a metric the runs' task declares, so its direction is unknown; "
+            f"give --direction minimize|maximize, or a declared metric: {', '.join(known) or 'none found'}"
+        )
+    return found.pop()
+
+
+def check_metric_present(metric: str, runs: list[RunRecord]) -> None:
+    """ValueError listing the numeric keys of the runs' summaries if no run has ``metric``."""
+    if not any(_is_number(r.summary.get(metric)) for r in runs):
+        present = sorted({k for r in runs for k, v in r.summary.items() if _is_number(v)})
+        raise ValueError(f"--metric {metric} is in no run's {SUMMARY}; valid: {', '.join(present) or 'none'}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
