@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from lstmlab.config import Config, fail
 
 EXIT_STOPPED = 3
 CONFIG_NAME = "config"  # the root of conf/, which every composition starts from
+SAMPLE_LINES = 4  # lines of the last generated text a text run shows at its end
 _NEW_DIRS: list[Path] = []  # the run directory and the parents of it that did not exist at the start
 
 
@@ -192,11 +194,17 @@ def _run(cfg) -> dict:
 
 def result_lines(summary: dict, run_dir: Path) -> list[str]:
     """The last lines of a run: its directory, then its task's reading of the test metrics."""
+    from lstmlab.io.rundir import RunDir
     from lstmlab.tasks import task_for
 
     lines = [f"run directory: {run_dir}"]
     if summary.get("task"):
         lines += task_for(summary["task"]).result_lines(summary)
+    sample = RunDir(run_dir).last_sample()
+    if sample is not None:
+        heading, text = sample
+        shown = text.splitlines()[:SAMPLE_LINES]
+        lines += [f"generated text, {heading} (all of it: {RunDir(run_dir).samples}):", *(f"  {s}" for s in shown)]
     return lines
 
 
@@ -295,6 +303,7 @@ def check_overrides(overrides: list[str]) -> str:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             cfg = compose(CONFIG_NAME, overrides=overrides, return_hydra_config=True)
             run_dir = str(cfg.hydra.run.dir)
+            launcher = str(cfg.hydra.launcher.get("_target_", ""))
             with open_dict(cfg):
                 del cfg["hydra"]
             config = to_config(cfg)
@@ -304,20 +313,20 @@ def check_overrides(overrides: list[str]) -> str:
         fail(_data_key_hint(err, overrides) or describe_config_error(err))
     with _bad_input(ConfigError):
         import_modules(config.imports)
+    if "SlurmLauncher" in launcher and shutil.which("sbatch") is None:
+        fail("hydra/launcher=slurm needs SLURM's sbatch, which is not on PATH; run on a SLURM login node, or drop it")
     return run_dir
 
 
 def _data_key_hint(err: BaseException, overrides: list[str]) -> str | None:
     """For ``data.KEY=...`` with a KEY the data set does not take: one line listing the valid keys."""
-    import re
-
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    found = re.search(r"Could not override 'data\.([^']+)'", str(err))
-    if not found:
+    full_key = getattr(err.__cause__, "full_key", None)  # OmegaConf's error behind Hydra's
+    if not (isinstance(full_key, str) and full_key.startswith("data.")):
         return None
-    key = found.group(1)
+    key = full_key.removeprefix("data.")
     rest = [arg for arg in overrides if not arg.lstrip("+").startswith(f"data.{key}=")]
     try:
         from lstmlab import data as data_lib
@@ -332,34 +341,40 @@ def _data_key_hint(err: BaseException, overrides: list[str]) -> str | None:
 
 
 def describe_config_error(err: BaseException) -> str:
-    """One line for a Hydra/OmegaConf composition error: the key or group, and what is valid."""
-    import re
+    """One line for a Hydra/OmegaConf composition error: the key or group, and what is valid, read from
+    Hydra's exceptions (the override that did not parse; the group file not found and the group's
+    options) and OmegaConf's (the full key)."""
+    from hydra.errors import MissingConfigException, OverrideParseException
 
     text = str(err)
-    lexer = re.match(r"LexerNoViableAltException: (.*)", text.strip())
-    if lexer or type(err).__name__ == "OverrideParseException":
-        what = lexer.group(1) if lexer else " ".join(text.split())
+    if isinstance(err, OverrideParseException):
         return (
-            f"cannot parse the override {what}: quote a value that has spaces, quotes or characters "
+            f"cannot parse the override {err.override}: quote a value that has spaces, quotes or characters "
             "other than ASCII letters, digits and _-+./:@, e.g. key='é' or key=\"it's\""
         )
-    missing = re.search(r"Could not find '([^/']+)/([^']+)'", text)
-    if missing:
-        group, choice = missing.groups()
-        options = list(getattr(err, "options", None) or [])
-        if not options and (conf_dir() / group).is_dir():
-            options = sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
-        return f"{group}={choice} does not exist; valid: {', '.join(options) or 'none'}"
+    if isinstance(err, MissingConfigException) and "/" in (err.missing_cfg_file or ""):
+        group, _, choice = err.missing_cfg_file.rpartition("/")
+        return f"{group}={choice} does not exist; valid: {', '.join(err.options or []) or 'none'}"
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    from lstmlab.config import ConfigError, check_keys
+
+    cause = err.__cause__
+    key = getattr(cause, "full_key", None)
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and isinstance(key, str) and key:
+        *parents, leaf = key.split(".")
+        tree: dict = {leaf: None}
+        for part in reversed(parents):
+            tree = {part: tree}
+        try:
+            check_keys(tree)  # the one rule for a key the schema lacks, with the nearest valid one
+        except ConfigError as unknown:
+            return str(unknown)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     message = lines[0] if lines else type(err).__name__
-    cause = err.__cause__
-    if cause is not None:
-        cause_lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
-        key = getattr(cause, "full_key", None)
-        if cause_lines:
-            message = f"{message}: {cause_lines[0]}" + (f" (key {key})" if key else "")
-    elif len(lines) > 1 and lines[1].startswith("To append"):
-        message = f"{message} It is not a config key; check the spelling ({lines[1]})"
+    cause_lines = [line.strip() for line in str(cause).splitlines() if line.strip()] if cause is not None else []
+    if cause_lines:
+        message = f"{message}: {cause_lines[0]}" + (f" (key {key})" if key else "")
     return message
 
 
@@ -396,10 +411,21 @@ register_resolvers()
 
 
 def normalize_overrides(argv: list[str]) -> list[str]:
-    """``argv`` with ``+resume.KEY=...`` (and ``++resume.KEY``) as ``resume.KEY=...``, and
-    ``+imports=...`` as ``imports=...``: both are in the schema, and Hydra refuses ``+`` for a key that
-    exists."""
-    return [arg.lstrip("+") if arg.lstrip("+").startswith(("resume.", "imports=")) else arg for arg in argv]
+    """``argv`` with ``+KEY=...`` as ``KEY=...`` for every KEY the schema has (``+resume.allow_changes``,
+    ``+imports``, ``+model.hidden_size``): Hydra refuses ``+`` for a key that exists, and a user cannot
+    tell which keys do. A config group's name (``+experiment=``, ``+preset=``) keeps its ``+``, which
+    selects a group; a key the schema lacks keeps it too, and is then refused by name."""
+    from dataclasses import asdict
+
+    from lstmlab.config import flat_keys
+
+    groups = {p.name for p in conf_dir().iterdir() if p.is_dir()}
+    keys = set(flat_keys(asdict(Config())))
+    out = []
+    for arg in argv:
+        key = arg.lstrip("+").partition("=")[0]
+        out.append(arg.lstrip("+") if arg.startswith("+") and key in keys and key not in groups else arg)
+    return out
 
 
 def check_experiment_override(overrides: list[str]) -> None:

@@ -29,6 +29,7 @@ POOLINGS = ("last", "mean", "meanmax")
 WANDB_MODES = ("online", "offline", "disabled")
 PROBE_LOSSES = ("last", "all")
 JACOBIANS = ("none", "full", "h")
+MAX_SAMPLE_LENGTH = 1_000_000  # characters of generated text at once: more is a typo, not a request
 RUNNERS = ("train", "gradnorm")  # what each runs: lstmlab.runner
 
 
@@ -266,6 +267,8 @@ class SampleConfig:
         for key in ("temperature", "length", "top_k"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"sample.{key}={getattr(self, key)} must be >= 0")
+        if self.length > MAX_SAMPLE_LENGTH:
+            raise ConfigError(f"sample.length={self.length}; valid: 0 to {MAX_SAMPLE_LENGTH:,} characters")
 
 
 @dataclass

@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from lstmlab.config import fail
+from lstmlab.config import MAX_SAMPLE_LENGTH, fail
 
 PROG = "python -m lstmlab.sample"
 EXAMPLES = """examples:
@@ -40,14 +41,16 @@ class OneLineParser(argparse.ArgumentParser):
         fail(f"{message} (see {self.prog} --help)")
 
 
-def _int_at_least(low: int, name: str):
+def _int_at_least(low: int, name: str, high: int | None = None):
+    valid = f"an integer >= {low}" if high is None else f"an integer from {low} to {high:,}"
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}={text!r} is not an integer; valid: an integer >= {low}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{name}={value}; valid: an integer >= {low}")
+            raise argparse.ArgumentTypeError(f"{name}={text!r} is not an integer; valid: {valid}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{name}={value}; valid: {valid}")
         return value
 
     return parse
@@ -95,7 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="text fed to the model first; every character must be in the model's vocabulary (default: a newline)",
     )
     parser.add_argument(
-        "--length", type=_int_at_least(1, "--length"), default=500, help="characters to generate, >= 1 (default: 500)"
+        "--length",
+        type=_int_at_least(1, "--length", MAX_SAMPLE_LENGTH),
+        default=500,
+        help=f"characters to generate, 1 to {MAX_SAMPLE_LENGTH:,} (default: 500)",
     )
     parser.add_argument(
         "--temperature",
@@ -135,7 +141,7 @@ def restore(run_dir: Path, checkpoint: str = "latest"):
         raise UsageError(str(err)) from None
     import_modules(saved.get("imports", []))
     try:
-        return load_model(run_dir, checkpoint)
+        config, model, meta = load_model(run_dir, checkpoint)
     except (ValueError, OSError, OmegaConfBaseException) as err:
         raise UsageError(" ".join(str(err).split())) from None
     except Exception as err:  # orbax/tensorstore raise many types for a damaged or foreign checkpoint
@@ -144,6 +150,9 @@ def restore(run_dir: Path, checkpoint: str = "latest"):
             f"{run_dir}: its checkpoint cannot be read ({reason}); valid: a run directory "
             "with an intact checkpoint written by python -m lstmlab"
         ) from None
+    for reason in meta.get("passed_over", {}).values():  # as training does: the previous good one is used
+        print(f"lstmlab: {' '.join(reason.split())}; using the previous good checkpoint", file=sys.stderr)
+    return config, model, meta
 
 
 def sample(args: argparse.Namespace) -> str:

@@ -31,7 +31,6 @@ more and, at the end, another one fewer).
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import os
 import sys
@@ -363,6 +362,45 @@ def open_storage(url: str):
     return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
+def _writable_place(path: Path) -> bool:
+    """Whether ``path`` is, or could be made as, something inside a writable directory."""
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+
+
+def check_places(directory: Path, storage: str | None) -> None:
+    """ConfigError (one line) unless the search directory and the storage can be written: checked
+    before anything is, so a bad one leaves nothing behind."""
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"search.dir={directory} is a file; valid: a writable directory")
+    if not _writable_place(directory):
+        raise ConfigError(f"search.dir={directory} cannot be written; valid: a writable directory")
+    if storage is None:
+        return
+    if storage.startswith("journal:"):
+        target = Path(storage.removeprefix("journal:"))
+    else:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(storage)
+        except ArgumentError:
+            raise ConfigError(
+                f"search.storage={storage!r} is not a storage URL; valid: sqlite:///PATH, postgresql://..., "
+                "or journal:PATH"
+            ) from None
+        if url.get_backend_name() != "sqlite" or not url.database:
+            return  # a database server: Optuna tells when it cannot be reached
+        target = Path(url.database)
+    if target.is_dir() or not _writable_place(target.absolute().parent):
+        raise ConfigError(
+            f"search.storage={storage}: {target} cannot be written; valid: a file in a writable directory"
+        )
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -538,8 +576,8 @@ def prepare(argv: list[str]) -> Search:
             experiment = value
         elif key in ("+search", "search") and value:
             name = value
-        elif key.startswith("search."):
-            search_overrides.append(arg)
+        elif key.lstrip("+").startswith("search."):  # a key of the search, with + or without
+            search_overrides.append(arg.lstrip("+"))
         elif arg.startswith("-"):
             raise ConfigError(
                 f"unknown option {arg}; usage: python -m lstmlab.search +experiment=NAME "
@@ -565,10 +603,17 @@ def prepare(argv: list[str]) -> Search:
     pruner = make_pruner(search, config.trainer.max_steps, config.trainer.eval_every)
     directory = Path(search.dir or f"runs/{config.experiment}/search/{name}").absolute()
     study_name = search.study_name or name
+    check_places(directory, search.storage)
     # -- from here on the search directory is written --------------------------------------------------
-    directory.mkdir(parents=True, exist_ok=True)
     default_storage = f"sqlite:///{SweepDir(directory).study_db}"
-    storage = open_storage(search.storage or default_storage)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        storage = open_storage(search.storage or default_storage)
+    except Exception as err:  # OS, SQLAlchemy and Optuna errors: the place cannot be used after all
+        raise ConfigError(
+            f"search.dir={directory} / search.storage={search.storage or default_storage} cannot be used "
+            f"({type(err).__name__}: {' '.join(str(err).split())[:200]})"
+        ) from err
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for attempt in range(2):  # two workers creating the study at once: one creates, the other loads
         try:
@@ -621,8 +666,22 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     result = search.run(lambda line: print(line, flush=True))
-    print("lstmlab: " + json.dumps(result, default=str), flush=True)
+    print("\n".join(summary_lines(search, result)), flush=True)
     return 0
+
+
+def summary_lines(search: Search, result: dict[str, Any]) -> list[str]:
+    """The end of a search for people: its trials by state, the best value and its parameters, and
+    the command that tables it."""
+    states = ", ".join(f"{result[s]} {s}" for s in ("complete", "pruned", "fail", "running") if result.get(s))
+    lines = [f"lstmlab: {result['trials']} trials ({states or 'none finished'}) in {search.directory}"]
+    if "best_value" in result:
+        params = " ".join(override(k, v) for k, v in result["best_params"].items())
+        lines.append(
+            f"lstmlab: best {search.config.metric} {result['best_value']:.4g} (trial {result['best_trial']}): {params}"
+        )
+    lines.append(f"lstmlab: table and figures: python -m lstmlab.report {search.directory}")
+    return lines
 
 
 if __name__ == "__main__":

@@ -277,6 +277,23 @@ class Classification(Task):
             lines.append(_rule_line(summary))
         return lines
 
+    def plots(
+        self, dataset: Dataset, split: str, outputs: np.ndarray, batches: list[Batch], plot_dir: Path
+    ) -> dict[str, Path]:
+        """``confusion_matrix.png``: the split's real examples, true class against the argmax."""
+        from lstmlab.data.padded import real_rows
+        from lstmlab.io.plots import confusion_matrix
+
+        logits, batch = real_rows(outputs, batches)
+        K = logits.shape[-1]
+        counts = np.zeros((K, K), np.int64)
+        np.add.at(counts, (np.asarray(batch["labels"]), logits.argmax(-1)), 1)
+        classes = [str(c) for c in getattr(dataset, "classes", range(K))]
+        path = Path(plot_dir) / "confusion_matrix.png"
+        return {
+            "confusion_matrix": confusion_matrix(counts, classes, path, title=f"{split}: {int(counts.sum())} examples")
+        }
+
     def batch_sums(self, outputs: Array, batch: dict[str, Array]) -> dict[str, Array]:
         weights = _weights(outputs, batch)
         nll = optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32), batch["labels"])

@@ -250,3 +250,17 @@ def test_metrics_and_plot_cover_the_first_batches_when_evaluation_stops_early(tm
 
     paths = task_for(ds.spec).plots(ds, "test", [first[0]["targets"]], first, tmp_path / "plots")
     assert paths == {"forecast": tmp_path / "plots" / "forecast.png"} and paths["forecast"].stat().st_size > 1000
+
+
+def test_a_csv_time_column_is_parsed_and_an_unsorted_file_is_read_in_file_order_only_when_asked(tmp_path):
+    from lstmlab.data.series import read_csv_time
+
+    path = tmp_path / "monthly.csv"
+    path.write_text("month,sales\n2024-03,3\n2024-01,1\n2024-02,2\n")
+    with pytest.raises(ValueError, match=r"line 3, column 'month': '2024-01' comes before the time of the line"):
+        read_csv_time(str(path), "sales", None)
+    values, times = read_csv_time(str(path), "sales", "")
+    assert values.tolist() == [3.0, 1.0, 2.0] and times is None
+    path.write_text("month,sales\n2024-01,1\n2024-02,2\n2024-03,3\n")
+    values, times = read_csv_time(str(path), "sales", None)
+    assert values.tolist() == [1.0, 2.0, 3.0] and str(times[0]).startswith("2024-01-01")

@@ -13,6 +13,7 @@ import yaml
 from PIL import Image
 
 from lstmlab.data.speech import save_npz
+from lstmlab.io.rundir import RunDir
 
 from conftest import TINY, run_cli
 
@@ -40,9 +41,13 @@ def test_charlm_trains_on_your_own_text(tmp_path):
     summary = _summary(run_dir)
     assert summary["step"] == 4 and "test/bpc" in summary
     assert "notes.txt" in json.dumps(summary["data"])  # trained on the file, not on the plays
-    last = result.stdout.strip().splitlines()[-2:]  # the run directory, then the result
-    assert last[0] == f"run directory: {run_dir}"
-    assert last[1].startswith(f"test {summary['test/bpc']:.3f} bits per character"), last
+    out = result.stdout.strip().splitlines()
+    at = out.index(f"run directory: {run_dir}")  # the run directory, the result, then a taste of the text
+    assert out[at + 1].startswith(f"test {summary['test/bpc']:.3f} bits per character"), out[at:]
+    assert out[at + 2].startswith("generated text, step 4 (temperature") and str(run_dir / "samples.txt") in out[at + 2]
+    heading, text = RunDir(run_dir).last_sample()
+    shown = [line.rstrip() for line in out[at + 3 :]]
+    assert shown == [f"  {line}".rstrip() for line in text.splitlines()[:4]] and shown
 
 
 def test_vowels_trains_on_your_own_npz_sequences(tmp_path):

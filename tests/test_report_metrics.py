@@ -64,3 +64,46 @@ def test_every_task_declares_its_headline_and_shared_names_agree():
         for metric in task.metrics.values():
             assert metric.direction in ("minimize", "maximize") and metric.label and metric.short
             assert directions.setdefault(metric.name, metric.direction) == metric.direction, metric.name
+
+
+@pytest.mark.parametrize(
+    "expected, message",
+    [
+        ("rows: [1, 2\n", "--expected {path}: not YAML"),
+        ("- a\n- list\n", "--expected {path}: want a mapping with 'rows:"),
+        ("rows:\n  - where: lr\n    value: 1\n", "every row wants 'where: {{KEY: VALUE}}'"),
+    ],
+)
+def test_a_malformed_expected_file_is_one_line(tmp_path, capsys, expected, message):
+    root = _runs(tmp_path / "sweep", "classify", "test/accuracy", [0.2, 0.9])
+    path = tmp_path / "expected.yaml"
+    path.write_text(expected)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(root), "--expected", str(path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message.format(path=path) in err[0], err
+    assert not (root / "report.csv").exists()
+
+
+def test_an_out_directory_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    root = _runs(tmp_path / "sweep", "classify", "test/accuracy", [0.2, 0.9])
+    (tmp_path / "file").write_text("not a directory\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(root), "--metric", "test/accuracy", "--out", str(tmp_path / "file" / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write the report" in err[0] and "valid: a writable --out directory" in err[0]
+
+
+def test_the_report_compares_on_the_metric_the_expected_file_names(tmp_path):
+    root = _runs(tmp_path / "sweep", "classify", "test/accuracy", [0.2, 0.9])
+    for run in root.iterdir():  # the runs also have a validation loss, which is not what the paper gives
+        summary = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps({**summary, "val/loss": 0.5}))
+    path = tmp_path / "expected.yaml"
+    path.write_text("metric: test/accuracy\nrows:\n  - where: {optim.lr: 0.002}\n    value: 0.95\n")
+    assert main([str(root), "--expected", str(path)]) == 0
+    table = pd.read_csv(root / "report.csv")
+    assert list(table["test/accuracy mean"]) == [0.9, 0.2]
+    assert "# Report: test/accuracy (maximize)" in (root / "report.md").read_text()

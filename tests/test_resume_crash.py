@@ -30,7 +30,7 @@ COMMAND = [
     "data.batch_size=4",
     f"trainer.max_steps={MAX_STEPS}",
     "trainer.eval_every=4",
-    "trainer.log_every=1",
+    "trainer.log_every=2",  # a stop between two logs: the resumed run must log the same means
     "trainer.eval_max_batches=1",
     "checkpoint.every=1",
     "sample.length=5",
@@ -56,11 +56,10 @@ def steps_on_disk(run_dir: Path) -> list[int]:
 
 
 def wait_for_step(process: subprocess.Popen, step: int) -> None:
-    """Until the run has logged ``step`` (its progress line on stdout, written after the step's metrics
-    and before its checkpoint is saved)."""
-    marker = f"step {step}/{MAX_STEPS} "
+    """Until the run has logged ``step`` or a later one (its progress line on stdout, written after the
+    step's metrics and before its checkpoint is saved)."""
     for line in process.stdout:
-        if line.startswith(marker):
+        if line.startswith("step ") and int(line.split()[1].split("/")[0]) >= step:
             return
     raise AssertionError(f"run ended before step {step}: {process.communicate()[1][-2000:]}")
 
@@ -82,7 +81,7 @@ def assert_same_run(resumed: Path, straight: Path, note: str) -> None:
     assert sorted(a) == sorted(b)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=f"{key} ({note})")
-    assert [r["step"] for r in metrics(resumed)] == list(range(1, MAX_STEPS + 1)), note
+    assert [r["step"] for r in metrics(resumed)] == list(range(2, MAX_STEPS + 1, 2)), note
     assert metrics(resumed) == metrics(straight), note
     assert (resumed / "samples.txt").read_text() == (straight / "samples.txt").read_text(), note
 
@@ -116,7 +115,7 @@ def test_killed_and_stopped_runs_resume_to_exactly_the_uninterrupted_result(stra
         assert process.returncode == 128 + sig, f"{note}: {err[-2000:]}"
         saved = max(steps_on_disk(run_dir))
         assert f"{sig.name} received; saved checkpoint at step {saved} in" in err, err[-2000:]
-        assert metrics(run_dir)[-1]["step"] == saved, f"{note}: the checkpoint is not at the step it stopped"
+        assert metrics(run_dir)[-1]["step"] in (saved, saved - 1), f"{note}: nothing logged of its own at the stop"
     process = start(run_dir)
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err[-3000:]

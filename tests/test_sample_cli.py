@@ -42,8 +42,8 @@ def charlm_run(tmp_path_factory) -> Path:
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["--length", "-5"], ["--length=-5; valid: an integer >= 1"]),
-        (["--length", "0"], ["--length=0; valid: an integer >= 1"]),
+        (["--length", "-5"], ["--length=-5; valid: an integer from 1 to 1,000,000"]),
+        (["--length", "0"], ["--length=0; valid: an integer from 1 to 1,000,000"]),
         (["--length", "ten"], ["--length='ten' is not an integer"]),
         (["--temperature", "-1"], ["--temperature=-1; valid: a finite number >= 0"]),
         (["--temperature", "nan"], ["--temperature=nan; valid: a finite number >= 0"]),
@@ -81,7 +81,7 @@ def test_a_config_with_a_python_object_tag_is_refused_and_never_run(tmp_path):
 def test_a_damaged_checkpoint_is_one_line(tmp_path):
     (tmp_path / "config.yaml").write_text("seed: 0\n")
     (tmp_path / "checkpoints" / "3").mkdir(parents=True)  # a step directory with nothing in it
-    _assert_one_line_error(_sample([str(tmp_path), "--length", "3"]), "its checkpoint cannot be read")
+    _assert_one_line_error(_sample([str(tmp_path), "--length", "3"]), "every checkpoint is damaged (checkpoint")
 
 
 def test_a_run_without_checkpoints_is_one_line(tmp_path):

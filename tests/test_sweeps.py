@@ -168,7 +168,7 @@ def _search_args(directory: Path, *extra: str) -> list[str]:
 
 
 def test_search_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp_path):
-    from lstmlab.search import open_storage, prepare
+    from lstmlab.search import open_storage, prepare, summary_lines
 
     directory = tmp_path / "search"
     # the first worker kills itself (SIGKILL) at trial 1's first evaluation: trial 0 is complete, trial 1
@@ -204,8 +204,14 @@ def test_search_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp_
     assert steps == sorted(set(steps))  # continued, no step logged twice
 
     ran: list[str] = []  # a third run finds the study finished
-    result = prepare(["search.pruner.name=none", *_search_args(directory)]).run(log=ran.append)
+    third = prepare(["search.pruner.name=none", *_search_args(directory)])
+    result = third.run(log=ran.append)
     assert ran == [] and result["complete"] == 3 and result["trials"] == 3
+    summary = summary_lines(third, result)
+    best = min(t.value for t in after)
+    assert summary[0] == f"lstmlab: 3 trials (3 complete) in {directory}"
+    assert summary[1].startswith(f"lstmlab: best val/loss {best:.4g} (trial ") and "seed=" in summary[1]
+    assert summary[2] == f"lstmlab: table and figures: python -m lstmlab.report {directory}"
 
 
 def test_pruner_stops_trials_at_their_first_evaluation(tmp_path):
@@ -236,6 +242,7 @@ def test_pruner_stops_trials_at_their_first_evaluation(tmp_path):
         ("search.space.optim.lrr=interval(0.1, 0.2)", "search.space.optim.lrr"),
         ("search.space.optim.lr=interval(0.1, 0.01)", "empty range"),
         ("search.sampler.name=annealing", "search.sampler.name='annealing'"),
+        ("+search.nonsense=3", "Key 'nonsense' not in 'SearchConfig' (key search.nonsense; valid keys: metric"),
     ],
 )
 def test_bad_search_config_is_one_line_exit_2(tmp_path, bad, names):
@@ -281,6 +288,30 @@ def test_a_search_metric_the_task_does_not_declare_is_refused_before_any_trial(t
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and names in lines[0], lines
     assert not directory.exists()
+
+
+@pytest.mark.parametrize(
+    "where, message",
+    [
+        ("search.storage=notaurl", "search.storage='notaurl' is not a storage URL"),
+        ("search.dir={file}/sub", "/sub cannot be written; valid: a writable directory"),
+        ("search.storage=journal:{file}/j.log", "j.log cannot be written; valid: a file in a writable directory"),
+    ],
+)
+def test_a_search_place_that_cannot_be_written_is_refused_before_any_write(tmp_path, capsys, where, message):
+    from lstmlab.search import main
+
+    (tmp_path / "file").write_text("a file, not a directory\n")
+    directory = tmp_path / "search"
+    args = [EXPERIMENT, "+search=vowels", f"search.dir={directory}", where.format(file=tmp_path / "file")]
+    if "search.dir=" in where:
+        args.remove(f"search.dir={directory}")
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 def test_a_search_without_a_metric_optimises_the_task_s_headline(tmp_path):

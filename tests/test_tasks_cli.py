@@ -81,6 +81,7 @@ def test_experiment_runs_through_the_cli_and_writes_the_run_directory(tmp_path, 
     for key in metrics:
         assert key in summary and summary[key] == summary[key], f"{key} missing or NaN"  # NaN != NaN
     assert (run_dir / "plots" / "forecast.png").is_file() == (experiment in FORECASTS)
+    assert (run_dir / "plots" / "confusion_matrix.png").is_file() == (summary["task"] == "classify")
     if experiment in FORECASTS:
         assert summary["data"]["seq_len"] == 6  # the override reached the data
     assert "hidden_size: 8" in (run_dir / "config.yaml").read_text()

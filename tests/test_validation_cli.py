@@ -4,6 +4,7 @@ touched; a new one is not left behind)."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import os
 import shutil
@@ -29,13 +30,14 @@ CASES = [
     (["optim.name=adamx"], "optim.name='adamx' is not an optimiser; valid: adam, adamw, rmsprop, sgd"),
     (["optim.schedule=cosin"], "optim.schedule='cosin'; valid: constant, cosine, warmup_cosine, linear"),
     # keys and types
-    (["model.hidden=3"], "Key 'hidden' not in 'ModelConfig'"),
+    (["model.hidden=3"], "model.hidden is not a config key; did you mean model.hidden_size?"),
     (["model.hidden_size=abc"], "'abc' of type 'str' could not be converted to Integer (key model.hidden_size)"),
     # a key added with + must be in the schema too
     (["+model.hiden_size=64"], "model.hiden_size is not a config key; did you mean model.hidden_size?"),
     (["+search.n_trials=3"], "search is not a config key; valid keys: seed, experiment"),
     # sizes, rates and step counts out of range
     (["model.hidden_size=0"], "model.hidden_size=0 must be >= 1"),
+    (["model.hidden_size=300000"], "model.hidden_size=300000 with model.num_layers=1 and batches of"),
     (["model.pooling=max"], "model.pooling='max'; valid: last, mean, meanmax"),
     (
         ["model.conv_channels=[8,8]", "model.conv_kernels=[3]"],
@@ -63,6 +65,21 @@ CASES = [
         [*OTHER_DATA, "+data.name=vowels", "+data.path={files}/ragged_TRAIN.npz"],
         "test sequences have 4 features but training sequences 3",
     ),
+    ([*OTHER_DATA, "+data.name=vowels", "+data.path={files}/one_class.npz"], "every training sequence has class 1"),
+    ([*OTHER_DATA, "+data.name=vowels", "+data.path={files}/nan_label.npz"], "sequence 3 has class label nan"),
+    ([*OTHER_DATA, "+data.name=vowels", "+data.path={files}/complex.npz"], "'features' has dtype complex128"),
+    (
+        [*OTHER_DATA, "+data.name=vowels", "+data.path={files}/undeclared_TRAIN.ts"],
+        "case 2 has class '3', which its @classLabel line does not declare; valid: 1, 2",
+    ),
+    (
+        [*OTHER_DATA, "+data.name=csv", "+data.path={files}/dup_dates.csv", "+data.column=y"],
+        "line 5, column 'date': '2024-01-03' repeats the time of the line before",
+    ),
+    (
+        [*OTHER_DATA, "+data.name=csv", "+data.path={files}/huge.csv", "+data.column=y"],
+        "values up to 1e+300 are too large to scale and score",
+    ),
     (
         [*OTHER_DATA, "+data.name=csv", "+data.path={files}/nan.csv", "+data.column=y"],
         "line 9, column 'y': 'nan' is not a finite number",
@@ -87,6 +104,16 @@ def files(tmp_path_factory) -> Path:
     np.savez(folder / "nan.npz", features=features, labels=np.arange(10) % 2)
     np.savez(folder / "ragged_TRAIN.npz", features=np.ones((10, 5, 3)), labels=np.arange(10) % 2)
     np.savez(folder / "ragged_TEST.npz", features=np.ones((4, 5, 4)), labels=np.arange(4) % 2)
+    np.savez(folder / "one_class.npz", features=np.ones((10, 5, 3)), labels=np.ones(10, int))
+    np.savez(folder / "nan_label.npz", features=np.ones((10, 5, 3)), labels=np.array([0, 1, 0, np.nan] + [1] * 6))
+    np.savez(folder / "complex.npz", features=np.ones((10, 5, 3)) * (1 + 2j), labels=np.arange(10) % 2)
+    (folder / "undeclared_TRAIN.ts").write_text(
+        "@problemName t\n@timeStamps false\n@univariate true\n@classLabel true 1 2\n@data\n"
+        "1.0,2.0,3.0:1\n1.0,2.5,3.0:2\n1.0,2.0,3.5:3\n"
+    )
+    days = [datetime.date(2024, 1, 1) + datetime.timedelta(days=d) for d in (0, 1, 2, 2, *range(3, 49))]  # one twice
+    (folder / "dup_dates.csv").write_text("date,y\n" + "".join(f"{d},{i}\n" for i, d in enumerate(days)))
+    (folder / "huge.csv").write_text("t,y\n" + "".join(f"{i},{1e300 if i % 2 else -1e300}\n" for i in range(50)))
     (folder / "nan.csv").write_text("t,y\n" + "".join(f"{i},{'nan' if i == 7 else i / 2}\n" for i in range(50)))
     return folder
 
@@ -160,3 +187,17 @@ def test_resume_refuses_a_model_of_the_same_shapes_but_another_structure():
     )
     current.cell.activation, current.model.dropout, current.cell.forget_bias = "tanh", 0.5, 3.0
     assert _model_mismatch(model_signature(saved, spec), model_signature(current, spec)) is None
+
+
+def test_the_slurm_launcher_without_sbatch_is_one_line_and_writes_nothing(tmp_path):
+    import sys
+
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        [*BASE, "-m", "hydra/launcher=slurm", "seed=0,1", f"hydra.sweep.dir={sweep}"],
+        PATH=os.path.dirname(sys.executable),  # no sbatch on it
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "hydra/launcher=slurm needs SLURM's sbatch" in lines[0], lines
+    assert not sweep.exists()

@@ -41,6 +41,8 @@ from lstmlab.data import padded
 from lstmlab.data.base import Batch, DataSpec
 from lstmlab.data.registry import register
 
+LARGEST_VALUE = 1e150  # the largest magnitude a series may have: squared errors of larger ones overflow float64
+
 
 def chronological_split(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
     """(train_end, val_end): train is [0, train_end), val [train_end, val_end), test [val_end, n)."""
@@ -94,6 +96,12 @@ class Forecast:
         info: dict | None = None,
     ):
         self.series = np.asarray(series, np.float64)
+        largest = float(np.max(np.abs(self.series))) if self.series.size else 0.0
+        if not largest < LARGEST_VALUE:
+            raise ValueError(
+                f"{name}: values up to {largest:.3g} are too large to scale and score (their squared errors "
+                f"overflow); valid: values within {LARGEST_VALUE:.0e}, e.g. the column in other units"
+            )
         self.seed = int(seed)
         self.batch_size = padded.check_positive("batch_size", batch_size)
         self.seq_len = padded.check_positive("seq_len", seq_len)
@@ -296,6 +304,59 @@ def mackey_glass_series(
     return x[lag + skip + every :: every][:length]
 
 
+TIME_NAMES = ("date", "time", "timestamp", "datetime", "ds", "year", "month", "day", "period")
+
+
+def read_csv_time(path: str, column: str | None, time_column: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The numeric column ``column`` of the CSV file ``path`` (with a header row) as (N,) float64, and
+    its times: the column ``time_column``, or without one the column named like a time
+    (:data:`TIME_NAMES`) if there is one, parsed as numbers or dates (pandas), which must be strictly
+    increasing: a duplicated or out-of-order time is a one-line ValueError naming its line (sort the
+    file by time first). ``time_column=""`` reads no time column. One-line ValueError naming the file
+    and the column (and listing the valid columns) for anything else."""
+    values = read_csv_column(path, column)
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = [row for row in _csv.reader(fh) if any(cell.strip() for cell in row)]
+    header = [h.strip() for h in rows[0]]
+    if time_column is None:
+        time_column = next((h for h in header if h.lower() in TIME_NAMES and h != column), "")
+    if not time_column:
+        return values, None
+    if time_column not in header:
+        raise ValueError(f"data.time_column={time_column!r} is not a column of {path}; valid: {', '.join(header)}")
+    j = header.index(time_column)
+    cells = [row[j].strip() if j < len(row) else "" for row in rows[1:]]
+    times = _parse_times(path, time_column, cells)
+    steps = np.diff(times)
+    bad = np.flatnonzero(steps <= np.zeros_like(steps))
+    if len(bad):
+        i = int(bad[0]) + 1
+        what = "repeats" if steps[bad[0]] == np.zeros_like(steps[bad[0]]) else "comes before"
+        raise ValueError(
+            f"{path} line {i + 2}, column {time_column!r}: {cells[i]!r} {what} the time of the line before "
+            f"({cells[i - 1]!r}); valid: strictly increasing times, one row per time (sort the file by "
+            f"{time_column!r}, or set data.time_column='' to read the rows in file order)"
+        )
+    return values, times
+
+
+def _parse_times(path: str, name: str, cells: list[str]) -> np.ndarray:
+    """Times as numbers if every cell is one, else as dates (ISO or pandas' inferred format)."""
+    try:
+        return np.array([float(c) for c in cells])
+    except ValueError:
+        pass
+    import pandas as pd
+
+    try:
+        return pd.to_datetime(pd.Series(cells), format="mixed").to_numpy()
+    except (ValueError, TypeError) as err:
+        raise ValueError(
+            f"{path}, column {name!r}: not numbers or dates ({' '.join(str(err).split())[:120]}); valid: one "
+            "time per row, e.g. 2024-01-31 or 1999"
+        ) from None
+
+
 def read_csv_column(path: str, column: str | None) -> np.ndarray:
     """The numeric column ``column`` of the CSV file ``path`` (with a header row) as (N,) float64.
 
@@ -429,6 +490,7 @@ def mackey_glass(
 def csv(
     path: str | None = None,
     column: str | None = None,
+    time_column: str | None = None,
     seed: int = 0,
     batch_size: int = 32,
     seq_len: int = 20,
@@ -440,8 +502,11 @@ def csv(
     residual: bool = True,
 ) -> Forecast:
     """Column ``column`` of a user CSV file ``path`` (header row, one value per row, in time order).
-    Set ``season`` to the series' period in rows (default 1: seasonal-naive = persistence at step 0)."""
+    ``time_column`` names the column of times (default: a column named date, time, year, ...; ""
+    for none), which are checked to increase strictly (:func:`read_csv_time`). Set ``season`` to the
+    series' period in rows (default 1: seasonal-naive = persistence at step 0)."""
     if path is None:
         raise ValueError("data.path is required for data set 'csv' (a CSV file with a header row)")
-    values = read_csv_column(str(path), column)
-    return _forecast(values, os.path.basename(str(path)), {"path": str(path), "column": column}, locals())
+    values, times = read_csv_time(str(path), column, time_column)
+    info = {"path": str(path), "column": column, "time_column": time_column}
+    return _forecast(values, os.path.basename(str(path)), info, locals(), time=times)

@@ -76,9 +76,16 @@ def _load_ts(path: str) -> tuple[list[np.ndarray], np.ndarray]:
     from aeon.datasets import load_from_ts_file
 
     try:
-        X, y = load_from_ts_file(path)
+        X, y, meta = load_from_ts_file(path, return_meta_data=True)
     except Exception as e:  # aeon raises OSError/ValueError/IndexError with multi-line messages
         raise ValueError(f"{path}: not a readable .ts file ({_one_line(e)}); valid: {VALID_FILES}") from None
+    declared = [str(c) for c in (meta or {}).get("class_values") or []]
+    for i, label in enumerate(np.asarray(y).tolist()):
+        if declared and str(label) not in declared:
+            raise ValueError(
+                f"{path}: case {i} has class {label!r}, which its @classLabel line does not declare; "
+                f"valid: {', '.join(declared)}"
+            )
     seqs = [np.asarray(x, np.float64).T for x in X]  # aeon gives (D, T_i) per case
     return seqs, np.asarray(y)
 
@@ -135,8 +142,8 @@ def _load_npz(path: str) -> tuple[list[np.ndarray], np.ndarray]:
             f"{path} has no {missing[0]!r} array (has: {', '.join(data) or 'none'}); valid: features, lengths, labels"
         )
     feats, labels = data["features"], data["labels"]
-    if not np.issubdtype(feats.dtype, np.number):
-        raise ValueError(f"{path}: 'features' has dtype {feats.dtype}; valid: a float array")
+    if not np.issubdtype(feats.dtype, np.number) or np.iscomplexobj(feats):
+        raise ValueError(f"{path}: 'features' has dtype {feats.dtype}; valid: a real (float or integer) array")
     if feats.ndim == 3:
         _check_layout(path, feats, data)
         lengths = padded.check_lengths(
@@ -187,6 +194,7 @@ def load_sequences(path: str) -> tuple[list[np.ndarray], np.ndarray]:
         raise ValueError(
             f"{path} has {len(seqs)} sequences but {len(labels)} class labels; valid: one label per sequence"
         )
+    _check_labels(path, labels)
     dim = seqs[0].shape[1] if seqs[0].ndim == 2 else None
     for i, s in enumerate(seqs):
         if s.ndim != 2 or s.shape[1] != dim:
@@ -201,6 +209,23 @@ def load_sequences(path: str) -> tuple[list[np.ndarray], np.ndarray]:
                 f"{path}: sequence {i} has NaN or infinite values; valid: finite features (fill or drop missing frames)"
             )
     return seqs, labels
+
+
+def _check_labels(path: str, labels: np.ndarray) -> None:
+    """One-line ValueError for a class label that is not a whole number or a string (NaN, 1.5,
+    complex, a boolean), naming the first bad sequence."""
+    kind = labels.dtype.kind
+    if kind in "iuUS":
+        return
+    if kind == "f":
+        bad = np.flatnonzero(~np.isfinite(labels) | (labels != np.round(labels)))
+    else:  # complex, boolean, objects
+        bad = np.arange(len(labels))
+    if len(bad):
+        raise ValueError(
+            f"{path}: sequence {bad[0]} has class label {labels[bad[0]].item()!r}; valid: whole numbers or strings "
+            "as class labels"
+        )
 
 
 def save_npz(path: str, sequences: Sequence[np.ndarray], labels: Sequence) -> None:
@@ -298,6 +323,11 @@ class SequenceClassification:
                 f"sequences {train_seqs[0].shape[1]}; valid: the same feature dimension"
             )
         self.classes = _class_order(train_labels)
+        if len(self.classes) < 2:
+            raise ValueError(
+                f"{name}: every training sequence has class {self.classes[0]!r}; valid: at least two classes "
+                "(a classifier of one class is always right)"
+            )
         unknown = sorted(set(np.unique(test_labels).tolist()) - set(self.classes), key=str)
         if unknown:
             raise ValueError(

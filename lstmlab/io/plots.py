@@ -40,3 +40,32 @@ def learning_curves(history: list[dict[str, Any]], path: Path, title: str | None
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, metadata={"Title": title} if title else None)
     return path
+
+
+def confusion_matrix(counts, classes: list[str], path: Path, title: str | None = None) -> Path:
+    """The confusion matrix ``counts`` (K, K), true classes down and predicted across, as a heat map
+    with each cell's count; ``classes`` label the axes."""
+    import numpy as np
+
+    counts = np.asarray(counts)
+    size = max(3.0, 0.45 * len(classes) + 1.5)
+    fig = Figure(figsize=(size + 0.8, size))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    image = ax.imshow(counts, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ticks = range(len(classes))
+    ax.set_xticks(ticks, classes, rotation=45 if max(map(len, classes), default=0) > 3 else 0)
+    ax.set_yticks(ticks, classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if len(classes) <= 20:
+        high = counts.max() if counts.size else 0
+        for (i, j), n in np.ndenumerate(counts):
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color="white" if n > high / 2 else "black")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path

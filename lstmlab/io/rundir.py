@@ -131,11 +131,17 @@ class RunDir:
 
     def check(self) -> None:
         """Raise (one line naming the entry and what is valid) unless the run directory can be written:
-        it is a directory or can be made one, it is writable, and each entry lstmlab writes is missing
-        or of the right type (files: regular files; ``checkpoints``/``plots``: directories) and none
-        is a symbolic link. :class:`~lstmlab.io.files.UnsafePathError` for a link or a wrong type,
-        ConfigError-like ``ValueError`` otherwise. Reads only."""
+        it is a directory or can be made one, it is not itself a symbolic link, it is writable, and each
+        entry lstmlab writes is missing or of the right type (files: regular files;
+        ``checkpoints``/``plots``: directories) and none, nor anything under ``checkpoints/`` and
+        ``plots/``, is a symbolic link. :class:`~lstmlab.io.files.UnsafePathError` for a link or a wrong
+        type, ConfigError-like ``ValueError`` otherwise. Reads only."""
         path = self.path
+        if path.is_symlink():
+            raise UnsafePathError(
+                f"run directory {path} is a symbolic link (to {os.readlink(path)}); lstmlab writes through no "
+                f"link; valid: a real directory, e.g. hydra.run.dir={path.resolve()}"
+            )
         try:
             info = os.stat(path)
         except FileNotFoundError:
@@ -180,9 +186,10 @@ class RunDir:
             if not want_dir and not stat.S_ISREG(mode):
                 kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
                 raise UnsafePathError(f"{entry} is {kind}; valid: a regular file or nothing (move it away)")
-        plots = self.plots
-        if plots.is_dir():
-            for entry in plots.iterdir():
+        for folder in (self.plots, self.checkpoints):
+            if not folder.is_dir():
+                continue
+            for entry in folder.rglob("*"):
                 if entry.is_symlink():
                     raise UnsafePathError(
                         f"{entry} is a symbolic link; refusing to write through it (move the link away)"
@@ -275,10 +282,15 @@ class RunDir:
         """Remove ``metrics.jsonl`` (a file rebuilt from others, as the gradient-norm study's is)."""
         (self.path / METRICS).unlink(missing_ok=True)
 
-    def set_aside_history(self) -> dict[str, Path]:
+    def set_aside_history(self, suffix: str = "damaged") -> dict[str, Path]:
         """Set aside each history file (:data:`HISTORY`) of a run that must start from step 0 although
-        it has history; returns {name: new path}."""
-        return set_aside_history(self.path, HISTORY)
+        it has history, as ``<name>.<suffix>``; returns {name: new path}."""
+        return set_aside_history(self.path, HISTORY, suffix)
+
+    def history(self) -> list[str]:
+        """The history files (:data:`HISTORY`) that hold something: a run's records, which a run
+        starting from step 0 would overwrite."""
+        return [name for name in HISTORY if (self.path / name).is_file() and (self.path / name).stat().st_size > 0]
 
     def read_gradnorms(self, required: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray] | None, str | None]:
         """(the arrays of ``gradnorms.npz``, None), or (None, a one-line problem) after setting a damaged
@@ -336,6 +348,20 @@ class RunDir:
         if cut is not None:
             atomic_write_text(path, text[:cut], root=self.path)
 
+    def last_sample(self) -> tuple[str, str] | None:
+        """(heading, text) of the last entry of ``samples.txt`` (heading: ``step N (temperature T)``),
+        or None without one."""
+        try:
+            text = (self.path / SAMPLES).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        entries = re.split(r"^=== (step \d+ \(temperature [^)]*\)) ===\n", text, flags=re.M)
+        return (entries[-2], entries[-1].rstrip("\n")) if len(entries) >= 3 else None
+
+    @property
+    def samples(self) -> Path:
+        return self.path / SAMPLES
+
     def append_sample(self, step: int, temperature: float, text: str) -> None:
         append_text(self.path / SAMPLES, f"=== step {step} (temperature {temperature}) ===\n{text}\n\n", root=self.path)
 
@@ -371,6 +397,7 @@ class RunRecord:
     summary: dict[str, Any] = field(default_factory=dict)  # summary.json
     job: dict[str, Any] = field(default_factory=dict)  # job.json
     seconds: float | None = None
+    problem: str | None = None  # why the records cannot be trusted (a damaged config.yaml)
 
     @cached_property
     def flat(self) -> dict[str, Any]:
@@ -390,7 +417,10 @@ def load_run(path: str | Path) -> RunRecord:
     seconds = job.get("seconds")
     if seconds is None and summary:
         seconds = run.config_age()
-    return RunRecord(run.path, status, run.read_config() or {}, summary, job, seconds)
+    config, problem = run.read_config(), None
+    if config is None and (run.path / CONFIG).exists():
+        problem = f"{run.path / CONFIG} is damaged (not a YAML mapping)"
+    return RunRecord(run.path, status, config or {}, summary, job, seconds, problem)
 
 
 class SweepDir:

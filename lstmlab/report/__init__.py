@@ -51,6 +51,7 @@ values), :mod:`~lstmlab.report.figures` and :mod:`~lstmlab.report.command` (the 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ from lstmlab.report.studies import fanova_tables, write_fanova
 from lstmlab.report.tables import _cell, markdown, table
 
 __all__ = ["fanova_checks", "fanova_tables", "find_runs", "main", "markdown", "report"]
+log = logging.getLogger(__name__)
 
 
 def report(
@@ -80,7 +82,10 @@ def report(
     (with ``by``, also groups.md/.csv and boxplot.png; for a study, fanova.md/.csv); returns the table
     (with ``by``, the groups' table) and ``out_dir``. Raises FileNotFoundError/ValueError for bad input,
     before anything is written."""
-    runs, studies = find_runs(paths)
+    skipped: list[str] = []
+    runs, studies = find_runs(paths, skipped)
+    for line in skipped:
+        log.warning("lstmlab: skipped %s", line)
     if reference is not None and by is None:
         raise ValueError("--reference needs --by KEY")
     if not 0 < alpha < 1:
@@ -117,7 +122,8 @@ def report(
     out_dir.mkdir(parents=True, exist_ok=True)
     out.to_csv(out_dir / "report.csv", index=False)
     draw(df, varying, metric, out_dir / "report.png")
-    notes = [note for directory in studies[:1] for note in study_figures(directory, out_dir)]
+    notes = [f"skipped {line}" for line in skipped]
+    notes += [note for directory in studies[:1] for note in study_figures(directory, out_dir)]
     group_lines = write_groups(runs, groups, by, metric, direction, reference, alpha, cap, out_dir) if by else []
     fanova_lines: list[str] = []
     for directory in studies[:1]:

@@ -33,9 +33,12 @@ def _config_from_overrides(overrides: list[str]) -> dict[str, Any]:
         return out
 
 
-def find_runs(paths: list[Path]) -> tuple[list[RunRecord], list[Path]]:
-    """The runs under ``paths`` and the study directories among them (those with ``search.yaml``)."""
+def find_runs(paths: list[Path], skipped: list[str] | None = None) -> tuple[list[RunRecord], list[Path]]:
+    """The runs under ``paths`` and the study directories among them (those with ``search.yaml``). A
+    run whose records cannot be trusted (a damaged ``config.yaml``) is left out and named in
+    ``skipped``; ValueError if that leaves no run."""
     runs, studies = [], []
+    skipped = [] if skipped is None else skipped
     for path in paths:
         if path.is_file() and path.suffix == ".db":
             path = path.parent
@@ -51,9 +54,14 @@ def find_runs(paths: list[Path]) -> tuple[list[RunRecord], list[Path]]:
             raise FileNotFoundError(f"{path}: no run directories in it (a run has {CONFIG} or {JOB})")
         for run_path in found:
             run = load_run(run_path)
+            if run.problem:
+                skipped.append(f"{run.path}: {run.problem}")
+                continue
             if not run.config and run.job.get("overrides"):
                 run.config = _config_from_overrides(list(run.job["overrides"]))
             runs.append(run)
+    if not runs:
+        raise ValueError(f"no run to report: {'; '.join(skipped)}")
     return runs, studies
 
 

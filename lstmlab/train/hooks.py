@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 import jax
+import numpy as np
 from flax import nnx
 
 from lstmlab.io import plots
@@ -131,15 +132,22 @@ def check_finite(ctx: Context, step: Step) -> None:
 
 class TrainMetrics(Every):
     """Keeps every step's metrics on the device and, every ``trainer.log_every`` steps, fetches them
-    (with the non-finite counters, in one transfer) into their means over the interval."""
-
-    on_stop = True
+    (with the non-finite counters, in one transfer) into their means over the interval. The steps not
+    yet logged go into every checkpoint (:meth:`unlogged`), so a resumed run logs the same means over
+    the same windows as a run never stopped; a stop by a signal logs nothing of its own."""
 
     def __init__(self, ctx: Context):
         self.ctx, self.every = ctx, ctx.run.config.trainer.log_every
-        self.pending: list[dict] = []
+        self.pending: list[dict] = [
+            {key: np.asarray(value, dtype) for key, (value, dtype) in metrics.items()} for metrics in ctx.run.unlogged
+        ]
         self.tokens_per_step = ctx.run.batch_size * ctx.run.dataset.train_batch(0)["inputs"].shape[1]
-        self.last_time, self.last_step = time.perf_counter(), ctx.run.start
+        self.last_time, self.last_step = time.perf_counter(), ctx.run.start - len(self.pending)
+
+    def unlogged(self) -> list[dict[str, list]]:
+        """The metrics of the steps since the last log, on the host, as JSON: {key: [value, dtype]}."""
+        fetched = jax.device_get(self.pending) if self.pending else []  # none at a logged step
+        return [{key: [np.asarray(v).item(), str(np.asarray(v).dtype)] for key, v in m.items()} for m in fetched]
 
     def due(self, step: Step) -> bool:
         return True  # every step's metrics are kept
@@ -295,19 +303,18 @@ class Log:
 
 class Checkpoint(Every):
     """Saves the state every ``checkpoint.every`` steps (0: only at the end) and when a signal stops
-    the run, after checking that it is finite."""
+    the run, after checking that it is finite; with it, the training metrics not yet logged."""
 
     on_stop = True
 
-    def __init__(self, ctx: Context):
-        self.ctx, self.every = ctx, ctx.run.config.checkpoint.every
+    def __init__(self, ctx: Context, train: TrainMetrics):
+        self.ctx, self.every, self.train = ctx, ctx.run.config.checkpoint.every, train
 
     def __call__(self, step: Step) -> None:
         check_finite(self.ctx, step)
         val_loss = step.val.get("val/loss") if step.val else None
-        self.ctx.checkpointer.save(
-            step.number, step.state, {**self.ctx.run.meta, "step": step.number}, val_loss=val_loss
-        )
+        meta = {**self.ctx.run.meta, "step": step.number, "unlogged": self.train.unlogged()}
+        self.ctx.checkpointer.save(step.number, step.state, meta, val_loss=val_loss)
         step.paused = True
 
 
@@ -367,7 +374,15 @@ def default_hooks(
     hooks: list[Hook] = [train]
     if recorder is not None:
         hooks.append(GradNorms(ctx, recorder))
-    hooks += [Evaluate(ctx), Sample(ctx), *extra, Log(ctx), Checkpoint(ctx), LearningCurves(ctx), RestartClock(train)]
+    hooks += [
+        Evaluate(ctx),
+        Sample(ctx),
+        *extra,
+        Log(ctx),
+        Checkpoint(ctx, train),
+        LearningCurves(ctx),
+        RestartClock(train),
+    ]
     if on_evaluate is not None:
         hooks.append(OnEvaluate(on_evaluate))
     return hooks

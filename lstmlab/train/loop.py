@@ -157,9 +157,10 @@ def _train(
                     f"{report}; moved to {moved.name}; resuming from "
                     f"{f'step {run.start}' if run.start else 'the start'}"
                 )
-            if run.damaged and not run.start:  # no good checkpoint: keep the history, do not erase it
-                for name, moved in rundir.set_aside_history().items():
-                    warn(f"{rundir.path / name} kept as {moved.name} (no good checkpoint to resume from)")
+            if not run.start and (run.damaged or config.resume.start_over):  # keep the history, never erase it
+                suffix = "damaged" if run.damaged else "previous"
+                for name, moved in rundir.set_aside_history(suffix).items():
+                    warn(f"{rundir.path / name} kept as {moved.name} (starting again from step 0)")
             if run.start:
                 inform(f"resuming from step {run.start} of {rundir.checkpoints}")
             if run.changes:

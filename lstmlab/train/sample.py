@@ -65,35 +65,46 @@ def _generate(graphdef, state, prime, key, length, temperature, top_k):
 def load_model(run_dir, checkpoint: str = "latest"):
     """(config, model with restored parameters, checkpoint meta) of a run directory.
 
-    ``checkpoint``: ``latest``, ``best`` (lowest validation loss) or a step number. ValueError (one
-    line) for a run directory whose ``config.yaml`` cannot be read back, FileNotFoundError for one
-    without checkpoints."""
+    ``checkpoint``: ``latest`` (the newest that reads back whole: a damaged newer one is passed over, as
+    training does, and named in ``meta["passed_over"]``), ``best`` (lowest validation loss) or a step
+    number. ValueError (one line) for a run directory whose ``config.yaml`` cannot be read back or a
+    checkpoint asked for by step that is damaged, FileNotFoundError for one without a good checkpoint."""
     from lstmlab.data import DataSpec
-    from lstmlab.io.checkpoint import Checkpointer
+    from lstmlab.io.checkpoint import Checkpointer, DamagedCheckpointError, unflatten
     from lstmlab.io.rundir import RunDir
     from lstmlab.train.setup import build_model
 
     rundir = RunDir(run_dir)
     config = rundir.load_config()
     ckpt = Checkpointer(rundir.checkpoints, read_only=True)
-    steps = ckpt.steps()
-    if not steps:
-        raise FileNotFoundError(f"{rundir.checkpoints} holds no checkpoint")
-    if checkpoint == "latest":
-        step = steps[-1]
-    elif checkpoint == "best":
-        step = ckpt.best_step() or steps[-1]
-    elif checkpoint.isdigit() and int(checkpoint) in steps:
-        step = int(checkpoint)
-    else:
-        raise ValueError(f"--checkpoint={checkpoint!r}; valid: latest, best, or one of {steps}")
-    meta = ckpt.read_meta(step)
+    try:
+        steps = ckpt.steps()
+        if not steps:
+            raise FileNotFoundError(f"{rundir.checkpoints} holds no checkpoint")
+        if checkpoint == "latest":
+            step, flat, meta, damaged = ckpt.read_latest_good()
+            if step is None:
+                raise FileNotFoundError(
+                    f"{rundir.checkpoints}: every checkpoint is damaged ({'; '.join(damaged.values())})"
+                )
+            meta = {**meta, "passed_over": {str(s): reason for s, reason in damaged.items()}}
+        else:
+            step = (ckpt.best_step() or steps[-1]) if checkpoint == "best" else None
+            if step is None and checkpoint.isdigit() and int(checkpoint) in steps:
+                step = int(checkpoint)
+            if step is None:
+                raise ValueError(f"--checkpoint={checkpoint!r}; valid: latest, best, or one of {steps}")
+            try:
+                flat, meta = ckpt.read(step)
+            except DamagedCheckpointError as err:
+                raise ValueError(f"{err}; valid: --checkpoint latest, which passes over damaged ones") from None
+    finally:
+        ckpt.close()
     sig = meta["model"]
     spec = DataSpec(
         kind=sig["kind"], output_size=sig["output_size"], vocab_size=sig["vocab_size"], input_size=sig["input_size"]
     )
-    model = build_model(config, spec)
-    graphdef, params = nnx.split(model)
-    params = ckpt.restore_params(step, params)
-    ckpt.close()
+    graphdef, params = nnx.split(build_model(config, spec))
+    flat = {key[len("params.") :]: value for key, value in flat.items() if key.startswith("params.")}
+    params = unflatten(params, flat, f"checkpoint {rundir.checkpoints / str(step)}")
     return config, nnx.merge(graphdef, params), meta

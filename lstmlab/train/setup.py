@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from lstmlab import data as data_lib
 from lstmlab.config import RESUME_FREE_KEYS, CellConfig, Config, ConfigError, one_line, resume_changes
 from lstmlab.io.checkpoint import Checkpointer, check_checkpoint_space, disk_size, state_nbytes, unflatten
 from lstmlab.io.lock import RunLock
-from lstmlab.io.rundir import RunDir
+from lstmlab.io.rundir import CONFIG, RunDir
 from lstmlab.nn import RecurrentModel
 from lstmlab.tasks import Task, task_for
 from lstmlab.train import distributed, optim, steps
@@ -131,6 +132,42 @@ def apply_param_budget(config: Config, spec: data_lib.DataSpec) -> None:
         config.model.hidden_size = fit_param_budget(config, spec)
 
 
+def memory_estimate(config: Config, spec: data_lib.DataSpec, batch_shape: tuple[int, int]) -> int:
+    """A lower bound on the bytes a training step needs, in float32: the parameters with their
+    gradients and two optimiser moments, and per layer and direction the activations the backward pass
+    keeps (about eight H-sized vectors per step and row: the gates, the cell and the output)."""
+    batch, steps = batch_shape
+    m = config.model
+    directions = 2 if m.bidirectional else 1
+    activations = m.num_layers * directions * steps * batch * 8 * m.hidden_size
+    return 4 * (4 * param_count(config, spec) + activations)
+
+
+def available_memory() -> int | None:
+    """Bytes free for a run: the first device's memory limit on an accelerator, else the host's
+    available physical memory; None where neither can be read."""
+    device = jax.local_devices()[0]
+    if device.platform != "cpu":
+        limit = (device.memory_stats() or {}).get("bytes_limit")
+        return int(limit) if limit else None
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(config: Config, spec: data_lib.DataSpec, batch_shape: tuple[int, int]) -> None:
+    """ConfigError (one line, before anything is compiled or written) when the run cannot fit: its
+    :func:`memory_estimate` exceeds the memory available (:func:`available_memory`)."""
+    need, have = memory_estimate(config, spec, batch_shape), available_memory()
+    if have is not None and need > have:
+        raise ConfigError(
+            f"model.hidden_size={config.model.hidden_size} with model.num_layers={config.model.num_layers} and "
+            f"batches of {batch_shape[0]} x {batch_shape[1]} steps needs at least {need / 2**30:.1f} GiB, more than "
+            f"the {have / 2**30:.1f} GiB available; valid: a smaller model.hidden_size, data.batch_size or data.seq_len"
+        )
+
+
 def make_mesh(devices: int | None, batch_size: int) -> Mesh:
     """A 1-D mesh ``("data",)`` over the first ``devices`` local devices of every process; the batch is
     split along it and the parameters replicated. ``devices=None``: as many local devices as divide the
@@ -210,20 +247,20 @@ def model_mismatch(saved: dict[str, Any] | None, current: dict[str, Any]) -> str
 
 def resume_state(
     ckpt_dir: Path, state: dict[str, Any], meta: dict[str, Any]
-) -> tuple[dict[str, Any], int, dict[int, str]]:
-    """``state`` filled from the newest good checkpoint in ``ckpt_dir`` and that checkpoint's step
-    (``state`` itself and 0 when there is none), and {step: one-line report} of the newer checkpoints
-    that are damaged. Reads only. ConfigError if the checkpoint was trained on another vocabulary or
-    another model than ``meta`` describes."""
+) -> tuple[dict[str, Any], int, dict[int, str], dict[str, Any]]:
+    """``state`` filled from the newest good checkpoint in ``ckpt_dir``, that checkpoint's step
+    (``state`` itself and 0 when there is none), {step: one-line report} of the newer checkpoints
+    that are damaged, and the checkpoint's meta ({} without one). Reads only. ConfigError if the
+    checkpoint was trained on another vocabulary or another model than ``meta`` describes."""
     if not (ckpt_dir.is_dir() and any(ckpt_dir.iterdir())):
-        return state, 0, {}
+        return state, 0, {}, {}
     reader = Checkpointer(ckpt_dir, read_only=True)
     try:
         step, flat, saved, damaged = reader.read_latest_good()
     finally:
         reader.close()
     if step is None:
-        return state, 0, damaged
+        return state, 0, damaged, {}
     where = ckpt_dir / str(step)
     if saved.get("vocab") != meta["vocab"]:
         raise ConfigError(
@@ -237,7 +274,7 @@ def resume_state(
             "use a new hydra.run.dir or the original model config"
         )
     try:
-        return unflatten(state, flat, f"checkpoint {where}"), step, damaged
+        return unflatten(state, flat, f"checkpoint {where}"), step, damaged, saved
     except ValueError as err:
         raise ConfigError(one_line(err) + "; use a new hydra.run.dir or the original model config") from err
 
@@ -287,15 +324,25 @@ def _with_data_defaults(config: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**config, "data": {**data_lib.defaults(data["name"]), **data}}
 
 
-def check_resume(config: Config, current: dict[str, Any], rundir: RunDir, start: int) -> dict[str, tuple[Any, Any]]:
+def check_resume(
+    config: Config, current: dict[str, Any], rundir: RunDir, start: int, trained: dict[str, Any] | None = None
+) -> dict[str, tuple[Any, Any]]:
     """The resume policy, for a run resuming from step ``start`` > 0 with the resolved config
-    ``current``. Returns the changed keys that alter the run's trajectory and are allowed by
+    ``current``. ``trained``: the config the checkpoint records it was trained with (the truth; a
+    checkpoint written before checkpoints kept it has none, and then ``config.yaml`` is read, which
+    must be intact). Returns the changed keys that alter the run's trajectory and are allowed by
     ``resume.allow_changes`` ({key: (saved, current)}). ConfigError (one line naming the keys and saved
-    values) for such a change not allowed, and for ``trainer.max_steps`` below ``start``. Keys that may
-    change freely: :data:`lstmlab.config.RESUME_FREE_KEYS`. Without a readable ``config.yaml`` nothing
-    can be compared and nothing is refused."""
-    saved = _with_data_defaults(rundir.read_config())
-    changes = resume_changes(saved, _with_data_defaults(current)) if saved is not None else {}
+    values) for such a change not allowed, for ``trainer.max_steps`` below ``start``, and for a damaged
+    ``config.yaml`` that is all there is to compare with. Keys that may change freely:
+    :data:`lstmlab.config.RESUME_FREE_KEYS`."""
+    saved = trained if trained is not None else rundir.read_config()
+    if saved is None:
+        raise ConfigError(
+            f"{rundir.path / CONFIG} is damaged or missing and the checkpoint at step {start} does not record "
+            "the config it was trained with, so a change cannot be ruled out; restore the file or use a new "
+            "hydra.run.dir"
+        )
+    changes = resume_changes(_with_data_defaults(saved), _with_data_defaults(current))
     allowed = set(config.resume.allow_changes)
     refused = {k: v for k, v in changes.items() if k not in allowed}
     if refused:
@@ -338,6 +385,7 @@ class Run:
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # allowed by resume.allow_changes
     finished: dict[str, Any] | None = None  # the saved summary of a run already at trainer.max_steps
     checkpoint_bytes: int = 0  # one checkpoint's size: on disk if one is, else the state's arrays
+    unlogged: list[dict[str, Any]] = field(default_factory=list)  # the checkpoint's steps not yet logged
 
     @property
     def one_step_in_flight(self) -> bool:
@@ -396,8 +444,9 @@ def setup(config: Config, run_dir: str | Path | None = None, *, lock: bool = Fal
     dataset = build_dataset(config)
     check_sampling(config, dataset)
     spec = dataset.spec
-    apply_param_budget(config, spec)
     distributed.initialize(config.distributed)  # joins the other processes; before JAX uses a device
+    apply_param_budget(config, spec)
+    check_memory(config, spec, dataset.train_batch(0)["inputs"].shape[:2])
     model = build_model(config, spec)
     tx = optim.make_optimizer(config.optim, config.trainer.max_steps)
     batch_size = dataset.train_batch(0)["inputs"].shape[0]
@@ -409,20 +458,30 @@ def setup(config: Config, run_dir: str | Path | None = None, *, lock: bool = Fal
         except (ValueError, OSError) as err:
             raise ConfigError(f"model.init_from={config.model.init_from}: {one_line(err)}") from err
     vocab = task_for(spec).vocab(dataset)
-    meta = {"vocab": vocab.to_json() if vocab is not None else None, "model": model_signature(config, spec)}
-    start, damaged, held, changes, finished = 0, {}, None, {}, None
+    meta = {
+        "vocab": vocab.to_json() if vocab is not None else None,
+        "model": model_signature(config, spec),
+        "config": asdict(config),  # what the run trained with, whatever happens to config.yaml
+    }
+    start, damaged, held, changes, finished, saved = 0, {}, None, {}, None, {}
     checkpoint_bytes = state_nbytes(state)
     if rundir is not None:
         primary = distributed.is_primary()
         if lock and primary:
             held = RunLock(rundir.path).acquire()
         try:
-            state, start, damaged = resume_state(rundir.checkpoints, state, meta)
+            state, start, damaged, saved = resume_state(rundir.checkpoints, state, meta)
             if start:
-                changes = check_resume(config, asdict(config), rundir, start)
+                changes = check_resume(config, asdict(config), rundir, start, saved.get("config"))
                 checkpoint_bytes = max(checkpoint_bytes, disk_size(rundir.checkpoints / str(start)))
                 if start >= config.trainer.max_steps and not changes:
                     finished = rundir.read_summary()
+            elif not damaged and rundir.history() and not config.resume.start_over:
+                raise ConfigError(
+                    f"run directory {rundir.path} holds a run's records ({', '.join(rundir.history())}) but no "
+                    "checkpoint to resume from; use a new hydra.run.dir, or add +resume.start_over=true to "
+                    "start again from step 0 (the old records are kept as NAME.previous)"
+                )
             if primary and finished is None:
                 try:
                     check_checkpoint_space(
@@ -457,4 +516,5 @@ def setup(config: Config, run_dir: str | Path | None = None, *, lock: bool = Fal
         changes=changes,
         finished=finished,
         checkpoint_bytes=checkpoint_bytes,
+        unlogged=list(saved.get("unlogged", [])),
     )
