@@ -69,6 +69,10 @@ CASES = [
     ([*OTHER_DATA, "+data.name=vowels", "+data.path={files}/nan_label.npz"], "sequence 3 has class label nan"),
     ([*OTHER_DATA, "+data.name=vowels", "+data.path={files}/complex.npz"], "'features' has dtype complex128"),
     (
+        [*OTHER_DATA, "+data.name=vowels", "+data.path={files}/huge.npz"],
+        "the training features reach 1e+300, too large to scale and score",
+    ),
+    (
         [*OTHER_DATA, "+data.name=vowels", "+data.path={files}/undeclared_TRAIN.ts"],
         "case 2 has class '3', which its @classLabel line does not declare; valid: 1, 2",
     ),
@@ -78,7 +82,7 @@ CASES = [
     ),
     (
         [*OTHER_DATA, "+data.name=csv", "+data.path={files}/huge.csv", "+data.column=y"],
-        "values up to 1e+300 are too large to scale and score",
+        "huge.csv: the values reach 1e+300, too large to scale and score",
     ),
     (
         [*OTHER_DATA, "+data.name=csv", "+data.path={files}/nan.csv", "+data.column=y"],
@@ -106,6 +110,8 @@ def files(tmp_path_factory) -> Path:
     np.savez(folder / "ragged_TEST.npz", features=np.ones((4, 5, 4)), labels=np.arange(4) % 2)
     np.savez(folder / "one_class.npz", features=np.ones((10, 5, 3)), labels=np.ones(10, int))
     np.savez(folder / "nan_label.npz", features=np.ones((10, 5, 3)), labels=np.array([0, 1, 0, np.nan] + [1] * 6))
+    np.savez(folder / "huge.npz", features=np.ones((10, 5, 3)) * 1e300 * (np.arange(10) % 2 * 2 - 1)[:, None, None],
+             labels=np.arange(10) % 2)  # fmt: skip
     np.savez(folder / "complex.npz", features=np.ones((10, 5, 3)) * (1 + 2j), labels=np.arange(10) % 2)
     (folder / "undeclared_TRAIN.ts").write_text(
         "@problemName t\n@timeStamps false\n@univariate true\n@classLabel true 1 2\n@data\n"

@@ -160,3 +160,17 @@ def pad_sequences(seqs: Sequence[np.ndarray], length: int) -> np.ndarray:
     for i, s in enumerate(seqs):
         out[i, : len(s)] = s
     return out
+
+
+LARGEST_VALUE = 1e150  # the largest magnitude data may have: statistics and squared errors of more overflow
+
+
+def check_magnitude(what: str, values: np.ndarray) -> None:
+    """One-line ValueError if ``values`` reach :data:`LARGEST_VALUE`: finite as read, such values turn
+    into infinities once squared (the scaler's variance, a squared error), and the run's numbers with them."""
+    largest = float(np.max(np.abs(values))) if np.size(values) else 0.0
+    if not largest < LARGEST_VALUE:
+        raise ValueError(
+            f"{what} reach {largest:.3g}, too large to scale and score (their squares overflow); valid: values "
+            f"within {LARGEST_VALUE:.0e}, e.g. in other units"
+        )

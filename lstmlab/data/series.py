@@ -41,8 +41,6 @@ from lstmlab.data import padded
 from lstmlab.data.base import Batch, DataSpec
 from lstmlab.data.registry import register
 
-LARGEST_VALUE = 1e150  # the largest magnitude a series may have: squared errors of larger ones overflow float64
-
 
 def chronological_split(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
     """(train_end, val_end): train is [0, train_end), val [train_end, val_end), test [val_end, n)."""
@@ -96,12 +94,7 @@ class Forecast:
         info: dict | None = None,
     ):
         self.series = np.asarray(series, np.float64)
-        largest = float(np.max(np.abs(self.series))) if self.series.size else 0.0
-        if not largest < LARGEST_VALUE:
-            raise ValueError(
-                f"{name}: values up to {largest:.3g} are too large to scale and score (their squared errors "
-                f"overflow); valid: values within {LARGEST_VALUE:.0e}, e.g. the column in other units"
-            )
+        padded.check_magnitude(f"{name}: the values", self.series)
         self.seed = int(seed)
         self.batch_size = padded.check_positive("batch_size", batch_size)
         self.seq_len = padded.check_positive("seq_len", seq_len)

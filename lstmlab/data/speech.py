@@ -343,6 +343,7 @@ class SequenceClassification:
         parts["val"] = ([train_seqs[i] for i in held], y_train[held]) if len(held) else parts["test"]
 
         frames = np.concatenate(parts["train"][0])  # training frames only
+        padded.check_magnitude(f"{name}: the training features", frames)
         self.mean = frames.mean(axis=0) if normalize else np.zeros(frames.shape[1])
         std = frames.std(axis=0) if normalize else np.ones(frames.shape[1])
         self.std = np.where(std > 0, std, 1.0)
