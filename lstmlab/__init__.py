@@ -4,6 +4,7 @@ Layers, each usable from Python without the command line and each importing only
 (contracts in pyproject.toml, checked by ``lint-imports``):
 
 * :mod:`lstmlab.cli` (Hydra; the only place that prints errors and sets exit statuses)
+* :mod:`lstmlab.runner` (which program a config runs, for every entry point)
 * :mod:`lstmlab.study` (the gradient-norm study runner), :mod:`lstmlab.sample` (sampling CLI)
 * :mod:`lstmlab.train` (setup, steps, loop, hooks, evaluation, sampling)
 * :mod:`lstmlab.tasks` (what each data kind means: loss, head, metrics, plots, sampling)
