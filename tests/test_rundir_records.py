@@ -68,7 +68,11 @@ def test_the_resume_guard_reads_the_config_the_checkpoint_keeps(tmp_path, finish
     with pytest.raises(ConfigError, match=r"would change what the run trained with: saved optim.lr=") as err:
         _run(run_dir, "trainer.max_steps=3", "+resume.allow_changes=[trainer.max_steps]", "optim.lr=0.5")
     assert "(now 0.5)" in str(err.value)
+    before = config.read_text() if config.exists() else None
     assert _run(run_dir, "trainer.max_steps=3", "+resume.allow_changes=[trainer.max_steps]")["step"] == 3
+    kept = run_dir / "config.yaml.damaged"  # the file that disagreed is kept, and written anew from the truth
+    assert (kept.read_text() if kept.exists() else None) == before
+    assert "lr: 0.5" not in config.read_text() and "max_steps: 3" in config.read_text()
 
 
 def test_a_run_directory_that_is_a_symbolic_link_is_refused(tmp_path):

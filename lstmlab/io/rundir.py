@@ -56,6 +56,7 @@ from lstmlab.io.files import (
     load_npz_or_set_aside,
     read_jsonl,
     save_npz,
+    set_aside,
     set_aside_history,
     write_json,
 )
@@ -252,6 +253,10 @@ class RunDir:
         except (OSError, UnicodeDecodeError, ValueError):
             return None
         return saved if isinstance(saved, dict) else None
+
+    def set_aside_config(self) -> Path:
+        """Keep ``config.yaml`` as ``config.yaml.damaged`` (a free name; nothing overwritten)."""
+        return set_aside(self.path / CONFIG)
 
     def write_config(self, resolved: dict[str, Any]) -> Path:
         """``config.yaml`` from the resolved config (a plain nested dict)."""

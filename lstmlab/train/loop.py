@@ -30,7 +30,7 @@ import jax
 
 from lstmlab.config import Config
 from lstmlab.io.checkpoint import Checkpointer
-from lstmlab.io.rundir import SUMMARY
+from lstmlab.io.rundir import CONFIG, SUMMARY
 from lstmlab.io.trackers import Trackers, WandbTracker
 from lstmlab.train import distributed
 from lstmlab.train.hooks import Context, Hook, NonFiniteError, Preempted, Step, default_hooks
@@ -170,6 +170,9 @@ def _train(
                         run.start, ", ".join(f"{k}={a!r} -> {b!r}" for k, (a, b) in run.changes.items())
                     )
                 )
+            if run.config_disagrees:  # the checkpoint's record is the truth; the file is kept, not erased
+                moved = rundir.set_aside_config()
+                warn(f"{rundir.path / CONFIG} disagreed with the checkpoint's record of the run; kept as {moved.name}")
             rundir.write_config(resolved)
             metrics = rundir.metrics(resume_step=run.start)
             if metrics.problem and notify_problems:  # else JsonlTracker has logged it

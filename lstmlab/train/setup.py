@@ -324,6 +324,15 @@ def _with_data_defaults(config: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**config, "data": {**data_lib.defaults(data["name"]), **data}}
 
 
+def _config_disagrees(rundir: RunDir, trained: dict[str, Any] | None) -> bool:
+    """Whether the run directory's ``config.yaml`` exists but cannot be read, or names a value that
+    alters the run other than the config the checkpoint records (``trained``) it was trained with."""
+    if trained is None or not (rundir.path / CONFIG).exists():
+        return False
+    on_disk = rundir.read_config()
+    return on_disk is None or bool(resume_changes(_with_data_defaults(on_disk), _with_data_defaults(trained)))
+
+
 def check_resume(
     config: Config, current: dict[str, Any], rundir: RunDir, start: int, trained: dict[str, Any] | None = None
 ) -> dict[str, tuple[Any, Any]]:
@@ -386,6 +395,7 @@ class Run:
     finished: dict[str, Any] | None = None  # the saved summary of a run already at trainer.max_steps
     checkpoint_bytes: int = 0  # one checkpoint's size: on disk if one is, else the state's arrays
     unlogged: list[dict[str, Any]] = field(default_factory=list)  # the checkpoint's steps not yet logged
+    config_disagrees: bool = False  # config.yaml is damaged or says other than the checkpoint's record
 
     @property
     def one_step_in_flight(self) -> bool:
@@ -517,4 +527,5 @@ def setup(config: Config, run_dir: str | Path | None = None, *, lock: bool = Fal
         finished=finished,
         checkpoint_bytes=checkpoint_bytes,
         unlogged=list(saved.get("unlogged", [])),
+        config_disagrees=rundir is not None and _config_disagrees(rundir, saved.get("config")),
     )
