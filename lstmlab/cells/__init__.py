@@ -325,6 +325,21 @@ def step(name: str, params: dict[str, Array], carry: Carry, x: Array, **options:
     return new, cell.output(new)
 
 
+def _sequence_inputs(
+    name: str, params: dict[str, Array], xs: Array, carry: Carry | None, options: dict[str, Any]
+) -> tuple[Cell, dict[str, Any], Carry]:
+    """(the cell, its checked options, the carry: ``carry`` or zeros) for a run of cell ``name`` over the
+    time-major ``xs`` (T, B, D); ValueError for another shape or parameters that do not fit."""
+    cell = get(name)
+    opts = cell_options(name, **options)
+    if jnp.ndim(xs) != 3:
+        raise ValueError(f"xs must be time-major (T, B, D); got shape {jnp.shape(xs)}")
+    _check_inputs(name, params, xs, "xs", **opts)
+    if carry is None:
+        carry = _default_carry(name, params, xs, xs.shape[1], opts)
+    return cell, opts, carry
+
+
 def scan(
     name: str,
     params: dict[str, Array],
@@ -357,17 +372,11 @@ def scan(
     device runs the recurrence on its own rows (:mod:`lstmlab.cells.sharding`); None (the default) never
     splits, whatever the ambient mesh.
     """
-    cell = get(name)
-    opts = cell_options(name, **options)
     if impl not in IMPLS:
         raise ValueError(f"impl={impl!r} is not an implementation; valid: {', '.join(IMPLS)}")
     _remat.check_remat_chunk(remat_chunk)
-    if jnp.ndim(xs) != 3:
-        raise ValueError(f"xs must be time-major (T, B, D); got shape {jnp.shape(xs)}")
-    _check_inputs(name, params, xs, "xs", **opts)
-    T, B, _ = xs.shape
-    if carry is None:
-        carry = _default_carry(name, params, xs, B, opts)
+    cell, opts, carry = _sequence_inputs(name, params, xs, carry, options)
+    B = xs.shape[1]
     if impl == "cudnn":
         from lstmlab.cells import cudnn as _cudnn  # imports jax.experimental.rnn only when asked for
 
@@ -411,15 +420,8 @@ def scan_states(
     t: with zero probes nothing changes, and the gradient of a loss with respect to ``probes[t]`` is its
     total derivative with respect to the state at step t.
     """
-    cell = get(name)
-    opts = cell_options(name, **options)
-    if jnp.ndim(xs) != 3:
-        raise ValueError(f"xs must be time-major (T, B, D); got shape {jnp.shape(xs)}")
-    _check_inputs(name, params, xs, "xs", **opts)
-    T, B, _ = xs.shape
-    if carry is None:
-        carry = _default_carry(name, params, xs, B, opts)
-    mask = None if seq_lengths is None else time_mask(T, jnp.asarray(seq_lengths))
+    cell, opts, carry = _sequence_inputs(name, params, xs, carry, options)
+    mask = None if seq_lengths is None else time_mask(xs.shape[0], jnp.asarray(seq_lengths))
     _, hs, _, states = _scan.loop(cell, opts, params, xs, carry, mask, probes=probes, states=True)
     return states, hs
 
@@ -433,12 +435,7 @@ def scan_gates(name: str, params: dict[str, Array], xs: Array, carry: Carry | No
     cell = get(name)
     if not (hasattr(cell, "gates") and getattr(cell, "has_gates", lambda: True)()):
         raise ValueError(f"cell {name!r} has no gates method; see lstmlab.cells.base")
-    opts = cell_options(name, **options)
-    if jnp.ndim(xs) != 3:
-        raise ValueError(f"xs must be time-major (T, B, D); got shape {jnp.shape(xs)}")
-    _check_inputs(name, params, xs, "xs", **opts)
-    if carry is None:
-        carry = _default_carry(name, params, xs, xs.shape[1], opts)
+    cell, opts, carry = _sequence_inputs(name, params, xs, carry, options)
     _, _, _, states = _scan.loop(cell, opts, params, xs, carry, states=True)
     entering = jax.tree.map(lambda first, later: jnp.concatenate([first[None], later[:-1]]), carry, states)
     xp = xs @ params["w_i"] + params[cell.input_bias]
