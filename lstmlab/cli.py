@@ -200,11 +200,12 @@ def result_lines(summary: dict, run_dir: Path) -> list[str]:
     lines = [f"run directory: {run_dir}"]
     if summary.get("task"):
         lines += task_for(summary["task"]).result_lines(summary)
-    sample = RunDir(run_dir).last_sample()
+    rundir = RunDir(run_dir)
+    sample = rundir.last_sample()
     if sample is not None:
         heading, text = sample
         shown = text.splitlines()[:SAMPLE_LINES]
-        lines += [f"generated text, {heading} (all of it: {RunDir(run_dir).samples}):", *(f"  {s}" for s in shown)]
+        lines += [f"generated text, {heading} (all of it: {rundir.samples}):", *(f"  {s}" for s in shown)]
     return lines
 
 
@@ -357,17 +358,13 @@ def describe_config_error(err: BaseException) -> str:
         return f"{group}={choice} does not exist; valid: {', '.join(err.options or []) or 'none'}"
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-    from lstmlab.config import ConfigError, check_keys
+    from lstmlab.config import ConfigError, check_keys, nested
 
     cause = err.__cause__
     key = getattr(cause, "full_key", None)
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and isinstance(key, str) and key:
-        *parents, leaf = key.split(".")
-        tree: dict = {leaf: None}
-        for part in reversed(parents):
-            tree = {part: tree}
         try:
-            check_keys(tree)  # the one rule for a key the schema lacks, with the nearest valid one
+            check_keys(nested({key: None}))  # the one rule for a key the schema lacks, with the nearest valid one
         except ConfigError as unknown:
             return str(unknown)
     lines = [line.strip() for line in text.splitlines() if line.strip()]

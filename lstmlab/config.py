@@ -399,6 +399,18 @@ def flat_keys(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def nested(flat: dict[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``: the inverse of :func:`flat_keys`."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
 def resume_changes(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """{key: (saved value, current value)} for every key of two resolved configs that differs and is
     not :func:`resume_free` (a key missing on one side counts as changed, with None)."""
@@ -498,7 +510,7 @@ def check_keys(tree: dict[str, Any], schema: type = None, prefix: str = "") -> N
     import difflib
 
     schema = Config if schema is None else schema
-    known = {f.name: f for f in fields(schema)}
+    known, defaults = {f.name: f for f in fields(schema)}, schema()
     for key, value in tree.items():
         name = f"{prefix}{key}"
         if key not in known:
@@ -508,7 +520,7 @@ def check_keys(tree: dict[str, Any], schema: type = None, prefix: str = "") -> N
                 f"{name} is not a config key; {hint}valid keys{f' of {prefix[:-1]}' if prefix else ''}: "
                 f"{', '.join(known)}"
             )
-        sub = getattr(schema(), key) if is_dataclass(schema) else None
+        sub = getattr(defaults, key)
         if is_dataclass(sub) and isinstance(value, dict) and name not in FREE_SECTIONS:
             check_keys(value, type(sub), f"{name}.")
 

@@ -42,6 +42,7 @@ from typing import Any
 
 from lstmlab.cli import conf_dir
 from lstmlab.config import ConfigError, fail, flat_keys
+from lstmlab.io.files import nearest_existing
 from lstmlab.io.rundir import SUMMARY, SweepDir
 from lstmlab.runner import check_searchable
 from lstmlab.tasks import Task, task_for
@@ -364,9 +365,7 @@ def open_storage(url: str):
 
 def _writable_place(path: Path) -> bool:
     """Whether ``path`` is, or could be made as, something inside a writable directory."""
-    parent = path
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
+    parent = nearest_existing(path)
     return parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
 
 

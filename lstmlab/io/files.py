@@ -44,6 +44,14 @@ class UnsafePathError(ValueError):
 # --------------------------------------------------------------------------------------------- checks
 
 
+def nearest_existing(path: str | Path) -> Path:
+    """``path`` itself if it exists, else its nearest ancestor that does: where making it would start."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def check_no_symlink(path: str | Path, root: str | Path | None = None) -> Path:
     """``path`` as a Path, after checking that it is not a symbolic link and, if ``root`` is given,
     that no directory between ``root`` (itself not checked: a run directory may be a link to scratch

@@ -54,6 +54,7 @@ from lstmlab.io.files import (
     append_text,
     atomic_write_text,
     load_npz_or_set_aside,
+    nearest_existing,
     read_jsonl,
     save_npz,
     set_aside,
@@ -152,9 +153,7 @@ class RunDir:
                 f"run directory {path} cannot be used ({err.strerror}); valid: a writable directory (hydra.run.dir)"
             ) from None
         if info is None:
-            parent = path.parent
-            while not parent.exists() and parent != parent.parent:
-                parent = parent.parent
+            parent = nearest_existing(path.parent)
             if not parent.is_dir():
                 raise UnsafePathError(
                     f"run directory {path} cannot be made: {parent} is a file; "

@@ -17,20 +17,13 @@ def _config_from_overrides(overrides: list[str]) -> dict[str, Any]:
     """The nested config a job's overrides compose to (for a job that failed before writing
     ``config.yaml``); the overrides themselves if they no longer compose."""
     from lstmlab.cli import compose
-    from lstmlab.config import ConfigError
+    from lstmlab.config import ConfigError, nested
 
     try:
         return asdict(compose(None, overrides))
     except ConfigError:  # not composable any more: the overrides themselves
-        out: dict[str, Any] = {}
-        for item in overrides:
-            key, _, value = item.lstrip("+").partition("=")
-            *parents, leaf = key.split(".")
-            node = out
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[leaf] = yaml.safe_load(value) if value else None
-        return out
+        pairs = [item.lstrip("+").partition("=") for item in overrides]
+        return nested({key: yaml.safe_load(value) if value else None for key, _, value in pairs})
 
 
 def find_runs(paths: list[Path], skipped: list[str] | None = None) -> tuple[list[RunRecord], list[Path]]:
@@ -73,7 +66,7 @@ def metric_direction(metric: str, runs: list[RunRecord]) -> str:
     kinds = {r.summary["task"] for r in runs if isinstance(r.summary.get("task"), str)} or {None}
     found = {m.direction for m in (declared_metric(metric, kind) for kind in kinds) if m is not None}
     if len(found) != 1:
-        present = sorted({k for r in runs for k, v in r.summary.items() if _is_number(v)})
+        present = _numeric_keys(runs)
         known = [k for k in present if any(declared_metric(k, kind) for kind in kinds)]
         raise ValueError(
             f"--metric {metric} is not a metric the runs' task declares, so its direction is unknown; "
@@ -85,8 +78,13 @@ def metric_direction(metric: str, runs: list[RunRecord]) -> str:
 def check_metric_present(metric: str, runs: list[RunRecord]) -> None:
     """ValueError listing the numeric keys of the runs' summaries if no run has ``metric``."""
     if not any(_is_number(r.summary.get(metric)) for r in runs):
-        present = sorted({k for r in runs for k, v in r.summary.items() if _is_number(v)})
+        present = _numeric_keys(runs)
         raise ValueError(f"--metric {metric} is in no run's {SUMMARY}; valid: {', '.join(present) or 'none'}")
+
+
+def _numeric_keys(runs: list[RunRecord]) -> list[str]:
+    """The keys with a number in some run's summary, sorted."""
+    return sorted({k for r in runs for k, v in r.summary.items() if _is_number(v)})
 
 
 def _is_number(value: Any) -> bool:
