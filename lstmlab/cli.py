@@ -127,9 +127,9 @@ def _interrupted(err: BaseException) -> None:
 
 
 def run(cfg) -> dict | None:
-    """The Hydra task. A job of a multirun (``-m``) goes through :func:`lstmlab.sweep.run_job`, which
-    records its overrides and status in its run directory and keeps a failure from stopping the other
-    jobs; a single run is :func:`_run`."""
+    """The Hydra task of ``hydra.main`` (a multirun, or a command with one of Hydra's own flags). A job
+    of a multirun goes through :func:`lstmlab.sweep.run_job`, which records its overrides and status in
+    its run directory and keeps a failure from stopping the other jobs."""
     from lstmlab import sweep
 
     if sweep.in_multirun():
@@ -137,9 +137,9 @@ def run(cfg) -> dict | None:
     return _run(cfg)
 
 
-def _run(cfg) -> dict:
-    """Turn the composed config into a :class:`Config` and run it with its runner
-    (:func:`lstmlab.runner.run`)."""
+def _run(cfg, config: Config | None = None) -> dict:
+    """Run the composed config ``cfg`` (or its :class:`Config`, ``config``, when the caller has made it)
+    with its runner (:func:`lstmlab.runner.run`)."""
     import logging
 
     from hydra.core.hydra_config import HydraConfig
@@ -157,7 +157,7 @@ def _run(cfg) -> dict:
     debug = os.environ.get("HYDRA_FULL_ERROR") == "1"
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        config = to_config(cfg)
+        config = to_config(cfg) if config is None else config
         import_modules(config.imports)  # again in a job of a multirun, which may be a process of its own
         distributed.set_cpu_devices(config)  # trainer.devices / split_per_device; before JAX starts
         summary = run_config(config, run_dir, notify=_notify)
@@ -220,30 +220,7 @@ def _remove_new_empty_dirs() -> None:
 
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
-_HYDRA_FLAGS = (
-    "-m",
-    "--multirun",
-    "-h",
-    "--help",
-    "--hydra-help",
-    "-c",
-    "--cfg",
-    "-i",
-    "--info",
-    "--shell-completion",
-    "-sc",
-    "-cp",
-    "--config-path",
-    "-cn",
-    "--config-name",
-    "-cd",
-    "--config-dir",
-    "--version",
-    "-p",
-    "--package",
-    "--resolve",
-    "--experimental-rerun",
-)
+JOB_NAME = "lstmlab"  # hydra.job.name of a single run
 
 
 def to_config(cfg) -> Config:
@@ -291,10 +268,11 @@ def compose(experiment: str | None, overrides: list[str] = ()) -> Config:
     return config
 
 
-def check_overrides(overrides: list[str]) -> str:
+def check_overrides(overrides: list[str]):
     """Compose the config with ``overrides`` and type-check it against the schema, so that a bad group
-    choice, key or type ends in one line and exit status 2 before Hydra creates anything, and import the
-    modules in ``imports``. Returns the run directory (``hydra.run.dir``, resolved)."""
+    choice, key or type ends in one line and exit status 2 before anything is created, and import the
+    modules in ``imports``. Returns the composed DictConfig, with its ``hydra`` node and the run directory
+    (``hydra.run.dir``) resolved once, and its :class:`Config`."""
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
@@ -303,20 +281,20 @@ def check_overrides(overrides: list[str]) -> str:
     try:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             cfg = compose(CONFIG_NAME, overrides=overrides, return_hydra_config=True)
-            run_dir = str(cfg.hydra.run.dir)
-            launcher = str(cfg.hydra.launcher.get("_target_", ""))
             with open_dict(cfg):
-                del cfg["hydra"]
-            config = to_config(cfg)
+                cfg.hydra.run.dir = str(cfg.hydra.run.dir)  # the time stamp, once
+                task_cfg = cfg.copy()
+                del task_cfg["hydra"]
+            config = to_config(task_cfg)
     except Exception as err:  # Hydra and OmegaConf raise many types; all are bad input here
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         fail(_data_key_hint(err, overrides) or describe_config_error(err))
     with _bad_input(ConfigError):
         import_modules(config.imports)
-    if "SlurmLauncher" in launcher and shutil.which("sbatch") is None:
+    if "SlurmLauncher" in str(cfg.hydra.launcher.get("_target_", "")) and shutil.which("sbatch") is None:
         fail("hydra/launcher=slurm needs SLURM's sbatch, which is not on PATH; run on a SLURM login node, or drop it")
-    return run_dir
+    return cfg, config
 
 
 def _data_key_hint(err: BaseException, overrides: list[str]) -> str | None:
@@ -506,36 +484,74 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _main() -> None:
-    import hydra
-
     from lstmlab.config import ConfigError
 
     argv = normalize_overrides(sys.argv[1:])
-    sys.argv = [sys.argv[0], *argv]
     with _bad_input(ConfigError):
         import_named_modules(argv)
     register_schema()
-    multirun = [arg for arg in argv if arg in MULTIRUN_FLAGS]
+    flags = [arg for arg in argv if arg.startswith("-")]  # an override never starts with "-"
+    overrides = [arg for arg in argv if not arg.startswith("-")]
+    check_experiment_override(overrides)
+    if not flags:
+        _run_once(overrides)
+        return
+    import hydra
+
+    multirun = [arg for arg in flags if arg in MULTIRUN_FLAGS]
     if multirun:  # Hydra's argparse takes overrides only before its first flag: put -m in front, so
         # that "+experiment=gradnorm -m cell.recurrent_scale=0.5,1.0" sweeps as written
         argv = [multirun[0], *[arg for arg in argv if arg not in MULTIRUN_FLAGS]]
-        sys.argv = [sys.argv[0], *argv]
-    overrides = [arg for arg in argv if not arg.startswith("-")]
-    check_experiment_override(overrides)
-    other_flags = [arg for arg in argv if arg.startswith("-") and arg not in MULTIRUN_FLAGS]
-    if multirun and not any(arg.split("=")[0] in _HYDRA_FLAGS for arg in other_flags):
-        check_sweep_values(overrides)
-    if not any(arg.split("=")[0] in _HYDRA_FLAGS for arg in argv):
-        run_dir = check_overrides(overrides)
-        if not any(arg.startswith("hydra.run.dir=") for arg in argv):
-            # Pin the time-stamped default, so that the directory Hydra makes is the one we know of.
-            quoted = run_dir.replace("\\", "\\\\").replace("'", "\\'")
-            sys.argv.append(f"hydra.run.dir='{quoted}'")
-        path = Path(run_dir).absolute()
-        check_run_dir(path)
-        _NEW_DIRS[:] = [p for p in (path, *path.parents) if not p.exists()]
+        if all(arg in MULTIRUN_FLAGS for arg in flags):  # other flags (--cfg, --help, ...) run no job
+            check_sweep_values(overrides)
+    sys.argv = [sys.argv[0], *argv]
     app = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name=CONFIG_NAME)(run)
     app()
+
+
+def _run_once(overrides: list[str]) -> None:
+    """A single run: the config is composed and checked once (:func:`check_overrides`), its run directory
+    checked before it is made, and the run goes through Hydra's ``run_job`` (the run directory, logging,
+    ``hydra.job.env_set``, the callbacks of ``hydra.callbacks``) as under ``hydra.main``."""
+    from hydra.core.utils import JobRuntime, configure_log, run_job
+    from hydra.types import HydraContext, RunMode
+    from omegaconf import open_dict
+
+    cfg, config = check_overrides(overrides)
+    path = Path(cfg.hydra.run.dir).absolute()
+    check_run_dir(path)
+    _NEW_DIRS[:] = [p for p in (path, *path.parents) if not p.exists()]
+    with open_dict(cfg):
+        cfg.hydra.mode = RunMode.RUN
+        cfg.hydra.job.name = JOB_NAME
+    JobRuntime.instance().set("name", JOB_NAME)
+    configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
+    callbacks = _Callbacks(cfg)
+    callbacks.on_run_start(config=cfg, config_name=CONFIG_NAME)
+    try:
+        result = run_job(
+            task_function=lambda task_cfg: _run(task_cfg, config),
+            config=cfg,
+            job_dir_key="hydra.run.dir",
+            job_subdir_key=None,
+            hydra_context=HydraContext(config_loader=None, callbacks=callbacks),
+        )
+    finally:
+        _remove_new_empty_dirs()
+    callbacks.on_run_end(config=cfg, config_name=CONFIG_NAME, job_return=result)
+    _ = result.return_value  # raises the task's error, as hydra.main does
+
+
+class _Callbacks:
+    """The callbacks configured under ``hydra.callbacks``, each called in turn as Hydra calls them."""
+
+    def __init__(self, cfg) -> None:
+        from hydra.utils import instantiate
+
+        self.items = [instantiate(node) for node in (cfg.hydra.callbacks or {}).values()]
+
+    def __getattr__(self, hook: str):  # on_run_start, on_job_start, on_job_end, on_run_end
+        return lambda **kwargs: [getattr(item, hook)(**kwargs) for item in self.items]
 
 
 def check_run_dir(path: Path) -> None:
