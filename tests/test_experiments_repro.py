@@ -43,7 +43,7 @@ def command_args(command: str) -> list[str]:
 
 
 def search_args(words: list[str]) -> list[str]:
-    from lstmlab.search import load_search, override, parse_space
+    from lstmlab.cli.search import load_search, override, parse_space
 
     name = next(w.partition("=")[2] for w in words if w.startswith("+search="))
     search = load_search(name, [w for w in words if w.startswith("search.")])

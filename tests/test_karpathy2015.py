@@ -239,7 +239,7 @@ def test_a_budget_run_run_again_is_already_finished_not_a_changed_config(tiny_ru
 
 
 def test_inspect_writes_saturation_cells_and_pictures(tiny_run, tmp_path, capsys):
-    from lstmlab import inspect
+    from lstmlab.cli import inspect
 
     out = tmp_path / "out"
     assert inspect.main([str(tiny_run), "--find", "--chars", "400", "--cell", "2:1", "--out", str(out)]) == 0
@@ -265,7 +265,7 @@ def test_inspect_writes_saturation_cells_and_pictures(tiny_run, tmp_path, capsys
     ],
 )
 def test_inspect_bad_input_is_one_line_exit_2_and_writes_nothing(tiny_run, tmp_path, capsys, args, fragment):
-    from lstmlab import inspect
+    from lstmlab.cli import inspect
 
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_:
@@ -277,7 +277,7 @@ def test_inspect_bad_input_is_one_line_exit_2_and_writes_nothing(tiny_run, tmp_p
 
 
 def test_inspect_a_run_without_checkpoint_is_one_line(tiny_run, tmp_path, capsys):
-    from lstmlab import inspect
+    from lstmlab.cli import inspect
 
     bare = tmp_path / "bare"
     bare.mkdir()

@@ -29,7 +29,12 @@ MODULES = [
     "lstmlab.cli",
     "lstmlab.search",
     "lstmlab.report",
-    "lstmlab.sweep",
+    "lstmlab.cli.sweep",
+    "lstmlab.cli.search",
+    "lstmlab.cli.sample",
+    "lstmlab.cli.inspect",
+    "lstmlab.cli.report",
+    "lstmlab.inspect",
     "lstmlab.interop",
 ]
 

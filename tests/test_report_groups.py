@@ -11,7 +11,8 @@ import pytest
 import yaml
 from scipy import stats
 
-from lstmlab.report import fanova_checks, fanova_tables, main, report
+from lstmlab.cli.report import main
+from lstmlab.report import fanova_checks, fanova_tables, report
 
 GROUPS = {
     "vanilla": [1.00, 1.10, 0.90, 1.05, 0.95, 1.02],

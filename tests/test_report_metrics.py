@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from lstmlab.report import main
+from lstmlab.cli.report import main
 from lstmlab.tasks import TASKS, declared_metric
 
 

@@ -103,7 +103,7 @@ def test_a_symbolic_link_among_the_checkpoints_is_refused(tmp_path, finished):
 def test_reading_a_run_passes_over_a_damaged_latest_checkpoint(tmp_path, finished, capsys):
     import shutil
 
-    from lstmlab.sample import restore
+    from lstmlab.cli.sample import restore
 
     run_dir = tmp_path / "run"
     shutil.copytree(finished, run_dir)
@@ -117,7 +117,7 @@ def test_reading_a_run_passes_over_a_damaged_latest_checkpoint(tmp_path, finishe
 
 
 def test_a_sample_length_past_the_bound_is_one_line(tmp_path, capsys):
-    from lstmlab.sample import main
+    from lstmlab.cli.sample import main
 
     with pytest.raises(SystemExit) as exit_info:
         main([str(tmp_path), "--length", "100000000"])

@@ -6,8 +6,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from lstmlab.cli.search import Dimension, SearchConfig, check_per, enqueue_next, parse_space
 from lstmlab.config import ConfigError
-from lstmlab.search import Dimension, SearchConfig, check_per, enqueue_next, parse_space
 
 from conftest import TINY, run_cli
 
@@ -90,7 +90,7 @@ def _args(directory, n_trials: int) -> list[str]:
 def test_stratified_search_continues_its_rounds_on_a_rerun(tmp_path, monkeypatch):
     """The study in study.db carries the rounds over to a second command; trials are told a made-up
     value instead of training (training a trial is covered by tests/test_sweeps.py)."""
-    from lstmlab.search import Search, prepare
+    from lstmlab.cli.search import Search, prepare
 
     def fake_trial(self, trial, log):
         params = {d.key: d.suggest(trial) for d in self.dims}

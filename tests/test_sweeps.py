@@ -13,7 +13,7 @@ import optuna
 import pytest
 import yaml
 
-from lstmlab.sweep import wandb_group
+from lstmlab.cli.sweep import wandb_group
 
 from conftest import ROOT, TINY, cli_env, program, run_cli
 
@@ -139,7 +139,7 @@ def test_report_mean_std_count_on_hand_made_runs(tmp_path):
 
 
 def test_report_bad_path_is_one_line_exit_2(tmp_path, capsys):
-    from lstmlab.report import main
+    from lstmlab.cli.report import main
 
     with pytest.raises(SystemExit) as exit_info:
         main([str(tmp_path / "nope")])
@@ -168,7 +168,8 @@ def _search_args(directory: Path, *extra: str) -> list[str]:
 
 
 def test_search_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp_path):
-    from lstmlab.search import open_storage, prepare, summary_lines
+    from lstmlab.cli.search import prepare, summary_lines
+    from lstmlab.report.studies import open_storage
 
     directory = tmp_path / "search"
     # the first worker kills itself (SIGKILL) at trial 1's first evaluation: trial 0 is complete, trial 1
@@ -215,7 +216,7 @@ def test_search_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp_
 
 
 def test_pruner_stops_trials_at_their_first_evaluation(tmp_path):
-    from lstmlab.search import prepare
+    from lstmlab.cli.search import prepare
 
     directory = tmp_path / "search"
     # ThresholdPruner(upper=0): any loss is above 0, so every trial is pruned at its first report
@@ -257,7 +258,7 @@ def test_bad_search_config_is_one_line_exit_2(tmp_path, bad, names):
 def test_a_search_over_the_gradient_norm_study_is_refused_in_one_line(tmp_path, capsys):
     """The study trains several cells per run and has no one objective: the search says so before it
     writes anything, instead of training plain runs."""
-    from lstmlab.search import main
+    from lstmlab.cli.search import main
 
     directory = tmp_path / "search"
     with pytest.raises(SystemExit) as exit_info:
@@ -279,7 +280,7 @@ def test_a_search_over_the_gradient_norm_study_is_refused_in_one_line(tmp_path, 
     ],
 )
 def test_a_search_metric_the_task_does_not_declare_is_refused_before_any_trial(tmp_path, capsys, bad, names):
-    from lstmlab.search import main
+    from lstmlab.cli.search import main
 
     directory = tmp_path / "search"
     with pytest.raises(SystemExit) as exit_info:
@@ -299,7 +300,7 @@ def test_a_search_metric_the_task_does_not_declare_is_refused_before_any_trial(t
     ],
 )
 def test_a_search_place_that_cannot_be_written_is_refused_before_any_write(tmp_path, capsys, where, message):
-    from lstmlab.search import main
+    from lstmlab.cli.search import main
 
     (tmp_path / "file").write_text("a file, not a directory\n")
     directory = tmp_path / "search"
@@ -315,7 +316,7 @@ def test_a_search_place_that_cannot_be_written_is_refused_before_any_write(tmp_p
 
 
 def test_a_search_without_a_metric_optimises_the_task_s_headline(tmp_path):
-    from lstmlab.search import prepare
+    from lstmlab.cli.search import prepare
 
     search = prepare(_search_args(tmp_path / "search", "search.metric=null", "search.direction=null"))
     assert (search.config.metric, search.config.direction) == ("val/accuracy", "maximize")
@@ -323,7 +324,7 @@ def test_a_search_without_a_metric_optimises_the_task_s_headline(tmp_path):
 
 
 def test_jobs_are_found_in_nested_sweep_subdirectories(tmp_path):
-    from lstmlab.sweep import collect_jobs, record_job
+    from lstmlab.cli.sweep import collect_jobs, record_job
 
     for job, sub in enumerate(["adding/0", "vowels/1", "2"]):
         (tmp_path / sub).mkdir(parents=True)

@@ -46,12 +46,13 @@ column: ``largest: KEY`` (the largest main effect among the parameters other tha
 The parts: :mod:`~lstmlab.report.runs` (the runs and the metric's declared direction),
 :mod:`~lstmlab.report.tables` (the table per configuration), :mod:`~lstmlab.report.groups` (``--by``
 and the tests), :mod:`~lstmlab.report.studies` (fANOVA), :mod:`~lstmlab.report.expected` (the paper's
-values), :mod:`~lstmlab.report.figures` and :mod:`~lstmlab.report.command` (the command line).
+values), and :mod:`~lstmlab.report.figures`; the command line is :mod:`lstmlab.cli.report`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ from lstmlab.report.runs import check_metric_present, find_runs, metric_directio
 from lstmlab.report.studies import fanova_tables, write_fanova
 from lstmlab.report.tables import _cell, markdown, table
 
-__all__ = ["fanova_checks", "fanova_tables", "find_runs", "main", "markdown", "report"]
+__all__ = ["fanova_checks", "fanova_tables", "find_runs", "markdown", "report"]
 log = logging.getLogger(__name__)
 
 
@@ -77,13 +78,15 @@ def report(
     reference: str | None = None,
     alpha: float = 0.05,
     cap: float | None = None,
+    compose: Callable[[list[str]], dict] | None = None,
 ) -> tuple[Any, Path]:
     """Build the table for ``paths`` and write report.md, report.csv and the figures to ``out_dir``
     (with ``by``, also groups.md/.csv and boxplot.png; for a study, fanova.md/.csv); returns the table
     (with ``by``, the groups' table) and ``out_dir``. Raises FileNotFoundError/ValueError for bad input,
-    before anything is written."""
+    before anything is written. ``compose(overrides)`` gives the config of a job that failed before it
+    wrote its own (:func:`find_runs`)."""
     skipped: list[str] = []
-    runs, studies = find_runs(paths, skipped)
+    runs, studies = find_runs(paths, skipped, compose)
     for line in skipped:
         log.warning("lstmlab: skipped %s", line)
     if reference is not None and by is None:
@@ -148,10 +151,3 @@ def report(
     lines += [f"\n{note}" for note in notes]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n")
     return (groups if groups is not None else out), out_dir
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lstmlab.report ARGV`` (:func:`lstmlab.report.command.main`)."""
-    from lstmlab.report.command import main as command
-
-    return command(argv)

@@ -1,5 +1,6 @@
-"""``python -m lstmlab.report``."""
+"""``python -m lstmlab.report``: tables and figures from runs (:mod:`lstmlab.cli.report`)."""
 
-from lstmlab.report.command import main
+from lstmlab.cli.report import main
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,7 +4,7 @@ direction comes from the task that declares it (:mod:`lstmlab.tasks`).
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +13,27 @@ import yaml
 from lstmlab.io.rundir import CONFIG, JOB, SUMMARY, RunDir, RunRecord, SweepDir, load_run
 
 
-def _config_from_overrides(overrides: list[str]) -> dict[str, Any]:
-    """The nested config a job's overrides compose to (for a job that failed before writing
-    ``config.yaml``); the overrides themselves if they no longer compose."""
-    from lstmlab.cli import compose
+def _config_from_overrides(overrides: list[str], compose: Callable[[list[str]], dict] | None) -> dict[str, Any]:
+    """The nested config a job's overrides compose to with ``compose`` (for a job that failed before
+    writing ``config.yaml``); the overrides themselves without it, or if they no longer compose."""
     from lstmlab.config import ConfigError, nested
 
     try:
-        return asdict(compose(None, overrides))
-    except ConfigError:  # not composable any more: the overrides themselves
-        pairs = [item.lstrip("+").partition("=") for item in overrides]
-        return nested({key: yaml.safe_load(value) if value else None for key, _, value in pairs})
+        if compose is not None:
+            return compose(overrides)
+    except ConfigError:  # not composable any more
+        pass
+    pairs = [item.lstrip("+").partition("=") for item in overrides]
+    return nested({key: yaml.safe_load(value) if value else None for key, _, value in pairs})
 
 
-def find_runs(paths: list[Path], skipped: list[str] | None = None) -> tuple[list[RunRecord], list[Path]]:
+def find_runs(
+    paths: list[Path], skipped: list[str] | None = None, compose: Callable[[list[str]], dict] | None = None
+) -> tuple[list[RunRecord], list[Path]]:
     """The runs under ``paths`` and the study directories among them (those with ``search.yaml``). A
     run whose records cannot be trusted (a damaged ``config.yaml``) is left out and named in
-    ``skipped``; ValueError if that leaves no run."""
+    ``skipped``; ValueError if that leaves no run. ``compose(overrides)`` gives the config of a job that
+    failed before writing its own (the command line passes Hydra's composition)."""
     runs, studies = [], []
     skipped = [] if skipped is None else skipped
     for path in paths:
@@ -51,7 +55,7 @@ def find_runs(paths: list[Path], skipped: list[str] | None = None) -> tuple[list
                 skipped.append(f"{run.path}: {run.problem}")
                 continue
             if not run.config and run.job.get("overrides"):
-                run.config = _config_from_overrides(list(run.job["overrides"]))
+                run.config = _config_from_overrides(list(run.job["overrides"]), compose)
             runs.append(run)
     if not runs:
         raise ValueError(f"no run to report: {'; '.join(skipped)}")

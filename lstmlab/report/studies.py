@@ -185,8 +185,6 @@ def load_study(directory: Path):
     """The Optuna study of a search directory (its ``search.yaml`` names the storage)."""
     import optuna
 
-    from lstmlab.search import open_storage
-
     saved = SweepDir(directory).read_search()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.load_study(study_name=saved["study_name"], storage=open_storage(saved["storage"]))
@@ -219,3 +217,15 @@ def write_fanova(directory: Path, metric: str, by: str | None, cap: float | None
     ]
     (out_dir / "fanova.md").write_text("\n".join(lines))
     return lines, []
+
+
+def open_storage(url: str):
+    """An Optuna storage for ``url``: ``journal:PATH`` is a journal file, anything else an RDB URL."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if url.startswith("journal:"):
+        return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+    kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import lstmlab.runner
-from lstmlab import search
+from lstmlab.cli import search
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""``python -m lstmlab.report``: the command line over :func:`lstmlab.report.report`."""
+"""``python -m lstmlab.report PATH...``: the command line over :func:`lstmlab.report.report`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,15 @@ from pathlib import Path
 from lstmlab.config import fail
 from lstmlab.io.rundir import STUDY_DB, SUMMARY
 from lstmlab.report import report
+
+
+def _compose(overrides: list[str]) -> dict:
+    """The nested config of a job's overrides, composed as the command line composes it."""
+    from dataclasses import asdict
+
+    from lstmlab.cli import compose
+
+    return asdict(compose(None, overrides))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             args.reference,
             args.alpha,
             args.cap,
+            compose=_compose,
         )
     except (FileNotFoundError, ValueError) as err:
         fail(err)

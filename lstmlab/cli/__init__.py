@@ -1,4 +1,12 @@
-"""The command line: ``python -m lstmlab +experiment=NAME [overrides]``. The only module that knows Hydra.
+"""The command line: ``python -m lstmlab +experiment=NAME [overrides]``, and the package of every entry point.
+
+Each entry point is a thin module over the library, here together: this one trains (and composes
+configs with Hydra: the only package that knows Hydra), :mod:`~lstmlab.cli.sweep` records the jobs of a
+multirun (``-m``), :mod:`~lstmlab.cli.search` runs an Optuna search (``python -m lstmlab.search``),
+:mod:`~lstmlab.cli.report` makes tables and figures (``python -m lstmlab.report``),
+:mod:`~lstmlab.cli.sample` generates text (``python -m lstmlab.sample``) and :mod:`~lstmlab.cli.inspect`
+looks inside a character model (``python -m lstmlab.inspect``). The names after ``python -m`` are
+two-line modules that call these.
 
 Configs live in the top-level ``conf/`` (shipped inside the wheel as ``lstmlab/conf``), so the command
 works from any directory. The run directory is ``hydra.run.dir``; running the same command with the
@@ -35,7 +43,7 @@ _NEW_DIRS: list[Path] = []  # the run directory and the parents of it that did n
 
 def conf_dir() -> Path:
     """``lstmlab/conf`` in an installed wheel, the repository's ``conf/`` in a source checkout."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     for candidate in (package / "conf", package.parent / "conf"):
         if (candidate / f"{CONFIG_NAME}.yaml").is_file():
             return candidate
@@ -128,9 +136,9 @@ def _interrupted(err: BaseException) -> None:
 
 def run(cfg) -> dict | None:
     """The Hydra task of ``hydra.main`` (a multirun, or a command with one of Hydra's own flags). A job
-    of a multirun goes through :func:`lstmlab.sweep.run_job`, which records its overrides and status in
+    of a multirun goes through :func:`lstmlab.cli.sweep.run_job`, which records its overrides and status in
     its run directory and keeps a failure from stopping the other jobs."""
-    from lstmlab import sweep
+    from lstmlab.cli import sweep
 
     if sweep.in_multirun():
         return sweep.run_job(_run, cfg)
@@ -241,7 +249,7 @@ def compose(experiment: str | None, overrides: list[str] = ()) -> Config:
     holds ``dataclasses.asdict`` of it). ``experiment=None`` composes the root config alone; the modules in
     ``imports`` are imported. Raises :class:`~lstmlab.config.ConfigError` with a one-line message for a
     bad group choice, key or type, or a module that cannot be imported.
-    The way to load a named experiment from Python, and what :mod:`lstmlab.search` builds trials with."""
+    The way to load a named experiment from Python, and what :mod:`lstmlab.cli.search` builds trials with."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -561,7 +569,3 @@ def check_run_dir(path: Path) -> None:
 
     with _bad_input(ValueError, OSError):
         RunDir(path).check()
-
-
-if __name__ == "__main__":
-    main()
