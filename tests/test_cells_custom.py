@@ -39,14 +39,12 @@ class MGU(Cell):
             raise ValueError(f"scale={scale!r} must be > 0")
         return {"scale": float(scale)}
 
-    def init(
-        self, key, input_size, hidden_size, *, input_init, recurrent_scale, forget_bias, chrono_tmax, dtype, scale=1.0
-    ):
+    def init(self, key, input_size, hidden_size, how, scale=1.0):
         k_i, k_h = jax.random.split(key)
         return {
-            "w_i": 0.5 * jax.random.normal(k_i, (input_size, 2 * hidden_size), dtype),
-            "w_h": 0.5 * jax.random.normal(k_h, (hidden_size, 2 * hidden_size), dtype),
-            "b": jnp.zeros((2 * hidden_size,), dtype),
+            "w_i": 0.5 * jax.random.normal(k_i, (input_size, 2 * hidden_size), how.dtype),
+            "w_h": 0.5 * jax.random.normal(k_h, (hidden_size, 2 * hidden_size), how.dtype),
+            "b": jnp.zeros((2 * hidden_size,), how.dtype),
         }
 
     def forward(self, params, xp, h, *, scale=1.0):

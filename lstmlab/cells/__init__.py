@@ -26,14 +26,13 @@ import jax
 import jax.numpy as jnp
 
 from lstmlab.cells import gru as _gru
-from lstmlab.cells import init as _init
 from lstmlab.cells import lstm as _lstm
 from lstmlab.cells import remat as _remat
 from lstmlab.cells import rnn as _rnn
 from lstmlab.cells import scan as _scan
 from lstmlab.cells import sharding as _sharding
 from lstmlab.cells.base import Cell
-from lstmlab.cells.init import INPUT_INITIALIZERS
+from lstmlab.cells.init import INPUT_INITIALIZERS, InitOptions
 from lstmlab.cells.lstm import VARIANTS, FGRState, LSTMState
 from lstmlab.cells.rnn import ACTIVATIONS
 from lstmlab.cells.scan import reverse_padded, time_mask
@@ -50,6 +49,7 @@ __all__ = [
     "FGRState",
     "IMPLS",
     "INPUT_INITIALIZERS",
+    "InitOptions",
     "LSTMState",
     "VARIANTS",
     "cell_options",
@@ -288,18 +288,8 @@ def init(
     opts = cell_options(name, **options)
     if int(input_size) < 1 or int(hidden_size) < 1:
         raise ValueError(f"input_size={input_size} and hidden_size={hidden_size} must be >= 1")
-    _init.check_init_options(input_init, recurrent_scale, chrono_tmax)
-    return get(name).init(
-        key,
-        int(input_size),
-        int(hidden_size),
-        input_init=input_init,
-        recurrent_scale=recurrent_scale,
-        forget_bias=forget_bias,
-        chrono_tmax=chrono_tmax,
-        dtype=dtype,
-        **opts,
-    )
+    how = InitOptions(input_init, recurrent_scale, forget_bias, chrono_tmax, dtype)
+    return get(name).init(key, int(input_size), int(hidden_size), how, **opts)
 
 
 def initial_carry(name: str, batch_size: int, hidden_size: int, dtype=jnp.float32, **options: Any) -> Carry:

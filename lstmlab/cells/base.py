@@ -42,6 +42,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from lstmlab.cells.init import InitOptions
+
 Array = jax.Array
 Carry = Any
 Params = dict[str, Array]
@@ -64,19 +66,9 @@ class Cell:
         gh = f"{G}H" if G > 1 else "H"
         return {"w_i": ("D", gh), "w_h": ("H", gh), self.input_bias: (gh,)}
 
-    def init(
-        self,
-        key: Array,
-        input_size: int,
-        hidden_size: int,
-        *,
-        input_init: str,
-        recurrent_scale: float,
-        forget_bias: float,
-        chrono_tmax: float,
-        dtype: Any,
-        **options: Any,
-    ) -> Params:
+    def init(self, key: Array, input_size: int, hidden_size: int, how: InitOptions, **options: Any) -> Params:
+        """The parameters, drawn as ``how`` says (:class:`~lstmlab.cells.init.InitOptions`), for the
+        cell's ``options``."""
         raise NotImplementedError
 
     def initial_carry(self, batch_size: int, hidden_size: int, dtype: Any, **options: Any) -> Carry:

@@ -59,26 +59,16 @@ class GRU(Cell):
         return {"w_i": ("D", "3H"), "w_h": ("H", "3H"), "b_i": ("3H",), "b_h": ("3H",)}
 
     def init(
-        self,
-        key: Array,
-        input_size: int,
-        hidden_size: int,
-        *,
-        input_init: str = "glorot_uniform",
-        recurrent_scale: float = 1.0,
-        forget_bias: float = 1.0,
-        chrono_tmax: float = 0.0,
-        dtype: Any = jnp.float32,
-        reset_after: bool = True,
+        self, key: Array, input_size: int, hidden_size: int, how: _init.InitOptions, *, reset_after: bool = True
     ) -> Params:
-        """``forget_bias`` initialises the update-gate bias ``b_i[H:2H]`` (z keeps the old state); with
-        ``chrono_tmax`` that bias is drawn by chrono initialisation instead (:mod:`lstmlab.cells.init`)."""
-        H = hidden_size
+        """``how.forget_bias`` initialises the update-gate bias ``b_i[H:2H]`` (z keeps the old state);
+        with ``how.chrono_tmax`` that bias is drawn by chrono initialisation instead."""
+        H, dtype = hidden_size, how.dtype
         k_i, k_h = jax.random.split(key)
-        z_bias = _init.chrono_bias(key, H, chrono_tmax, dtype) if chrono_tmax else forget_bias
+        z_bias = _init.chrono_bias(key, H, how.chrono_tmax, dtype) if how.chrono_tmax else how.forget_bias
         return {
-            "w_i": _init.input_weights(k_i, input_size, H, 3, input_init, dtype),
-            "w_h": _init.recurrent_weights(k_h, H, 3, recurrent_scale, dtype),
+            "w_i": _init.input_weights(k_i, input_size, H, 3, how.input_init, dtype),
+            "w_h": _init.recurrent_weights(k_h, H, 3, how.recurrent_scale, dtype),
             "b_i": jnp.zeros((3 * H,), dtype).at[H : 2 * H].set(z_bias),
             "b_h": jnp.zeros((3 * H,), dtype),
         }

@@ -24,6 +24,8 @@ Every cell draws its weights the same way, so a study can change one knob at a t
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -56,6 +58,23 @@ def check_init_options(input_init: str, recurrent_scale: float, chrono_tmax: flo
         raise ValueError(f"recurrent_scale={recurrent_scale!r} must be >= 0")
     if not (chrono_tmax == 0 or chrono_tmax > 2):
         raise ValueError(f"chrono_tmax={chrono_tmax!r} must be 0 (off) or > 2 (time steps)")
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    """How a cell's parameters are drawn: what every cell's ``init`` receives besides its own options.
+    ``input_init`` names the input weights' initialiser (:data:`INPUT_INITIALIZERS`); the recurrent
+    weights are orthogonal blocks times ``recurrent_scale``; ``forget_bias`` is the forget (GRU: update)
+    gate's bias, or with ``chrono_tmax`` > 2 that bias is drawn by chrono initialisation."""
+
+    input_init: str = "glorot_uniform"
+    recurrent_scale: float = 1.0
+    forget_bias: float = 1.0
+    chrono_tmax: float = 0.0
+    dtype: Any = jnp.float32
+
+    def __post_init__(self) -> None:
+        check_init_options(self.input_init, self.recurrent_scale, self.chrono_tmax)
 
 
 def chrono_bias(key: Array, hidden_size: int, chrono_tmax: float, dtype) -> Array:

@@ -117,29 +117,19 @@ class LSTM(Cell):
         return shapes
 
     def init(
-        self,
-        key: Array,
-        input_size: int,
-        hidden_size: int,
-        *,
-        input_init: str = "glorot_uniform",
-        recurrent_scale: float = 1.0,
-        forget_bias: float = 1.0,
-        chrono_tmax: float = 0.0,
-        dtype: Any = jnp.float32,
-        variant: str = "vanilla",
+        self, key: Array, input_size: int, hidden_size: int, how: _init.InitOptions, *, variant: str = "vanilla"
     ) -> Params:
         """``w_i`` (D, 4H), ``w_h`` (H, 4H), ``b`` (4H,), gate order i, f, g, o; plus ``p_i, p_f, p_o``
         (H,) for peepholes and ``w_fgr`` (3H, 3H) for FGR. See :mod:`lstmlab.cells.init`."""
-        H = hidden_size
+        H, dtype = hidden_size, how.dtype
         k_i, k_h = jax.random.split(key)
-        b = jnp.zeros((4 * H,), dtype).at[H : 2 * H].set(forget_bias)
-        if chrono_tmax:
-            b_f = _init.chrono_bias(key, H, chrono_tmax, dtype)
+        b = jnp.zeros((4 * H,), dtype).at[H : 2 * H].set(how.forget_bias)
+        if how.chrono_tmax:
+            b_f = _init.chrono_bias(key, H, how.chrono_tmax, dtype)
             b = b.at[H : 2 * H].set(b_f).at[:H].set(-b_f)
         params = {
-            "w_i": _init.input_weights(k_i, input_size, H, 4, input_init, dtype),
-            "w_h": _init.recurrent_weights(k_h, H, 4, recurrent_scale, dtype),
+            "w_i": _init.input_weights(k_i, input_size, H, 4, how.input_init, dtype),
+            "w_h": _init.recurrent_weights(k_h, H, 4, how.recurrent_scale, dtype),
             "b": b,
         }
         if self.has_peepholes(variant):

@@ -50,25 +50,14 @@ class RNN(Cell):
         return {"activation": activation}
 
     def init(
-        self,
-        key: Array,
-        input_size: int,
-        hidden_size: int,
-        *,
-        input_init: str = "glorot_uniform",
-        recurrent_scale: float = 1.0,
-        forget_bias: float = 1.0,
-        chrono_tmax: float = 0.0,
-        dtype: Any = jnp.float32,
-        activation: str = "tanh",
+        self, key: Array, input_size: int, hidden_size: int, how: _init.InitOptions, *, activation: str = "tanh"
     ) -> Params:
-        """``forget_bias`` and ``chrono_tmax`` are accepted for a uniform interface and ignored (an RNN
-        has no gate)."""
+        """``how.forget_bias`` and ``how.chrono_tmax`` are ignored (an RNN has no gate)."""
         k_i, k_h = jax.random.split(key)
         return {
-            "w_i": _init.input_weights(k_i, input_size, hidden_size, 1, input_init, dtype),
-            "w_h": _init.recurrent_weights(k_h, hidden_size, 1, recurrent_scale, dtype),
-            "b": jnp.zeros((hidden_size,), dtype),
+            "w_i": _init.input_weights(k_i, input_size, hidden_size, 1, how.input_init, how.dtype),
+            "w_h": _init.recurrent_weights(k_h, hidden_size, 1, how.recurrent_scale, how.dtype),
+            "b": jnp.zeros((hidden_size,), how.dtype),
         }
 
     def initial_carry(
