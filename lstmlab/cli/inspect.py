@@ -58,12 +58,7 @@ def _cell(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        prog=PROG,
-        description=__doc__.split("\n")[0],
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = OneLineParser(PROG, __doc__, EXAMPLES)
     parser.add_argument("run_dir", type=Path, help="a run directory of a character model written by python -m lstmlab")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--text", type=Path, help="a UTF-8 text file to read (default: the run's --split)")

@@ -37,6 +37,15 @@ class UsageError(ValueError):
 class OneLineParser(argparse.ArgumentParser):
     """argparse with errors as one line ``lstmlab: error: ...`` and exit status 2 (no usage block)."""
 
+    def __init__(self, prog: str, doc: str, examples: str) -> None:
+        """The command ``prog``, described by the first line of its module's ``doc``, with ``examples``."""
+        super().__init__(
+            prog=prog,
+            description=doc.split("\n")[0],
+            epilog=examples,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
     def error(self, message: str) -> NoReturn:
         fail(f"{message} (see {self.prog} --help)")
 
@@ -82,12 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser (options validated as they are parsed)."""
     from lstmlab.io.rundir import CHECKPOINTS, CONFIG
 
-    parser = OneLineParser(
-        prog=PROG,
-        description=__doc__.split("\n")[0],
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = OneLineParser(PROG, __doc__, EXAMPLES)
     parser.add_argument(
         "run_dir", type=Path, help=f"a run directory written by python -m lstmlab (holds {CONFIG} and {CHECKPOINTS}/)"
     )
