@@ -195,6 +195,9 @@ class TrainerConfig:
     eval_max_batches: int = 0  # 0: whole split
     # nonfinite=skip: a run that skipped more than this fraction of its updates ends with exit status 3
     max_skipped_fraction: float = 0.5
+    # read the test split at the end; false while choosing a model or hyperparameters on validation
+    # (screens, searches): the summary then holds val/* only, and the test split is never read
+    test: bool = True
 
     def check(self) -> None:
         if not 0 <= self.max_skipped_fraction <= 1:

@@ -34,6 +34,31 @@ def tiny_config(max_steps: int, **data) -> Config:
     return config
 
 
+def test_trainer_test_false_never_reads_the_test_split(tmp_path, monkeypatch):
+    from lstmlab.cli import result_lines
+    from lstmlab.train import steps
+
+    splits = []
+    evaluate = steps.evaluate
+    monkeypatch.setattr(
+        steps,
+        "evaluate",
+        lambda graphdef, params, dataset, split, **kw: (
+            splits.append(split) or evaluate(graphdef, params, dataset, split, **kw)
+        ),
+    )
+    config = tiny_config(3)
+    config.trainer.test = False
+    summary = train_and_evaluate(config, tmp_path)
+    assert "test" not in splits and "val" in splits
+    assert not [k for k in summary if k.startswith("test/")] and "val/bpc" in summary
+    assert "the test split was not read" in result_lines(summary, tmp_path)[1]
+    splits.clear()
+    config.trainer.test = True
+    train_and_evaluate(config, tmp_path / "with_test")
+    assert "test" in splits
+
+
 def saved_state(run_dir, step):
     manager = Checkpointer(run_dir / "checkpoints").manager
     return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]

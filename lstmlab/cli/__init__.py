@@ -206,7 +206,10 @@ def result_lines(summary: dict, run_dir: Path) -> list[str]:
     from lstmlab.tasks import task_for
 
     lines = [f"run directory: {run_dir}"]
-    if summary.get("task"):
+    if summary.get("task") and not any(key.startswith("test/") for key in summary):  # trainer.test=false
+        key = task_for(summary["task"]).headline_key("val")
+        lines.append(f"{key} {summary.get(key, float('nan')):.6g}; the test split was not read (trainer.test=false)")
+    elif summary.get("task"):
         lines += task_for(summary["task"]).result_lines(summary)
     rundir = RunDir(run_dir)
     sample = rundir.last_sample()

@@ -212,7 +212,8 @@ class GradNorms:
 
 class Evaluate(Every):
     """Validation metrics every ``trainer.eval_every`` steps; at the end, the test split (with the
-    task's plots) and the summary's ``val/*``, ``test/*`` and ``val/best_loss``."""
+    task's plots; not under ``trainer.test=false``) and the summary's ``val/*``, ``test/*`` and
+    ``val/best_loss``."""
 
     def __init__(self, ctx: Context):
         self.ctx, self.every = ctx, ctx.run.config.trainer.eval_every
@@ -242,8 +243,10 @@ class Evaluate(Every):
 
     def finish(self, state: dict[str, Any], summary: dict[str, Any]) -> None:
         ctx, at = self.ctx, summary["step"]
-        on_outputs = partial(self._plots, "test", at) if ctx.primary else None
-        test = self.evaluate(state["params"], "test", on_outputs=on_outputs)
+        test = {}
+        if ctx.run.config.trainer.test:  # false while choosing on validation: the test split is not read
+            on_outputs = partial(self._plots, "test", at) if ctx.primary else None
+            test = self.evaluate(state["params"], "test", on_outputs=on_outputs)
         val = self.last or self.evaluate(state["params"], "val")
         summary.update({f"val/{k}": v for k, v in val.items()})
         summary.update({f"test/{k}": v for k, v in test.items()})
