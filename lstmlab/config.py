@@ -108,7 +108,7 @@ _CELL_OPTION_KEYS = ("variant", "activation", "reset_after")
 @dataclass
 class ModelConfig:
     hidden_size: int = 128
-    num_layers: int = 1
+    num_layers: int = 1  # 0 with conv_channels: the convolutional block alone (no recurrent layer)
     dropout: float = 0.0  # after every recurrent layer
     bidirectional: bool = False
     embed_size: int = 0  # token inputs: 0 feeds one-hot vectors, >0 a learned embedding
@@ -130,8 +130,11 @@ class ModelConfig:
             raise ConfigError(f"model.hidden_size={self.hidden_size} must be >= 1")
         if self.param_budget is not None:
             _int_at_least("model.param_budget", self.param_budget, 1)
-        if self.num_layers < 1:
-            raise ConfigError(f"model.num_layers={self.num_layers} must be >= 1")
+        if self.num_layers < (0 if self.conv_channels else 1):
+            raise ConfigError(
+                f"model.num_layers={self.num_layers} must be >= 1 (0, the convolutional block alone, needs "
+                "model.conv_channels)"
+            )
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"model.dropout={self.dropout} must be in [0, 1)")
         if self.embed_size < 0:

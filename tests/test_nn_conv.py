@@ -78,6 +78,22 @@ def test_the_head_reads_the_pooled_stack_and_block_side_by_side():
     assert not np.allclose(before, after, atol=1e-4), "the head ignores the convolutional block"
 
 
+def test_num_layers_0_is_the_block_alone_and_needs_the_block():
+    model = RecurrentModel(
+        "lstm", output_size=K, per_step=False, hidden_size=5, input_size=D, num_layers=0, conv_channels=(6, 8),
+        conv_kernels=(5, 3), rngs=nnx.Rngs(0),
+    )  # fmt: skip
+    assert model.rnn is None and model.head.in_features == 8
+    x, lengths = jnp.asarray(padded_inputs()), jnp.asarray(LENGTHS)
+    carries, out = model(x, seq_lengths=lengths)
+    expected = model.head(model.conv(x, lengths))
+    assert carries == [] and out.shape == (len(LENGTHS), K)
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+    with pytest.raises(ConfigError, match=r"model.num_layers=0 must be >= 1 \(0, the convolutional block alone"):
+        ModelConfig(num_layers=0).check()
+    ModelConfig(num_layers=0, conv_channels=[4], conv_kernels=[3]).check()
+
+
 def test_a_per_step_model_refuses_the_block():
     with pytest.raises(ValueError, match="model.conv_channels needs a per-sequence task"):
         RecurrentModel(

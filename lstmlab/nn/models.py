@@ -6,7 +6,8 @@ Per-step heads (language model, multilabel tagging) give (B, T, K) outputs; per-
 (``pooling``: ``last`` valid step, masked ``mean``, or ``meanmax``: the masked mean and the masked
 maximum side by side) and give (B, K). A per-sequence model can also put a fully convolutional block
 beside the stack (``conv_channels``, ``conv_kernels``; LSTM-FCN), whose pooled output joins the pooled
-recurrent one before the head.
+recurrent one before the head; with ``num_layers=0`` the block alone reads the inputs (an FCN, the
+ablation of the recurrent part).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class RecurrentModel(nnx.Module):
       embed_size: 0 feeds token ids as one-hot vectors, otherwise a learned embedding of this size.
       conv_channels, conv_kernels: per-sequence models only; non-empty: a :class:`Convolutional` block
         with these filters and widths reads the same inputs as the stack.
+      num_layers: 0 leaves out the recurrent stack (``self.rnn`` is None); only with a convolutional block.
     """
 
     def __init__(
@@ -77,22 +79,30 @@ class RecurrentModel(nnx.Module):
         self.embed = nnx.Embed(vocab_size, embed_size, rngs=rngs) if vocab_size and embed_size else None
         rnn_input = input_size if vocab_size is None else (embed_size or vocab_size)
         extra = {} if impl is None else {"impl": impl}
-        self.rnn = RecurrentStack(
-            cell,
-            rnn_input,
-            hidden_size,
-            num_layers=num_layers,
-            dropout=dropout,
-            bidirectional=bidirectional,
-            learn_initial_carry=learn_initial_carry,
-            rngs=rngs,
-            **extra,
-            **cell_options,
-        )
-        pooled = self.rnn.output_size * (2 if pooling == "meanmax" and not per_step else 1)
         self.conv = (
             Convolutional(rnn_input, conv_channels, conv_kernels, rngs=rngs) if conv_channels or conv_kernels else None
         )
+        if num_layers == 0 and self.conv is None:
+            raise ValueError("model.num_layers=0 leaves only the convolutional block: it needs model.conv_channels")
+        self.rnn = (
+            RecurrentStack(
+                cell,
+                rnn_input,
+                hidden_size,
+                num_layers=num_layers,
+                dropout=dropout,
+                bidirectional=bidirectional,
+                learn_initial_carry=learn_initial_carry,
+                rngs=rngs,
+                **extra,
+                **cell_options,
+            )
+            if num_layers
+            else None
+        )
+        pooled = 0
+        if self.rnn is not None:
+            pooled = self.rnn.output_size * (2 if pooling == "meanmax" and not per_step else 1)
         pooled += self.conv.output_size if self.conv is not None else 0
         self.head = nnx.Linear(pooled, output_size, rngs=rngs)
 
@@ -115,6 +125,8 @@ class RecurrentModel(nnx.Module):
         """Returns (per-layer final carries, outputs): (B, T, K) per step or (B, K) per sequence.
         Outputs are logits for classes, raw values for regression."""
         features = self.features(inputs)
+        if self.rnn is None:  # the convolutional block alone
+            return [], self.head(self.conv(features, seq_lengths))
         xs = jnp.swapaxes(features, 0, 1)  # time-major for the cells
         carries, hs = self.rnn(xs, carries, seq_lengths=seq_lengths, dropout_key=dropout_key)
         if self.per_step:
@@ -143,7 +155,7 @@ class RecurrentModel(nnx.Module):
         return last
 
     def initial_carries(self, batch_size: int) -> list[Carry]:
-        return [layer.initial_carry(batch_size) for layer in self.rnn.layers]
+        return [layer.initial_carry(batch_size) for layer in self.rnn.layers] if self.rnn is not None else []
 
     def step(self, carries: Sequence[Carry], token: Array) -> tuple[list[Carry], Array]:
         """One time step of a per-step model: token (B,) ids or (B, D) features -> (carries, (B, K))."""

@@ -117,7 +117,7 @@ def make_probe(
     def probe(params, arrays):
         model = nnx.merge(graphdef, params)
         xs = jnp.swapaxes(model.features(arrays["inputs"]), 0, 1)  # (T, B, D)
-        layers = [(layer.cell, layer.cell_params(), layer.options) for layer in model.rnn.layers]
+        layers = [(layer.cell, layer.cell_params(), layer.options) for layer in (model.rnn.layers if model.rnn else [])]
         carries = model.initial_carries(xs.shape[1])
         seq_lengths = arrays.get("seq_lengths")
         result = diagnostics.state_grad_norms(
