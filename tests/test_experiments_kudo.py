@@ -4,7 +4,6 @@ names metrics that a real vowels run writes to summary.json."""
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 import yaml
@@ -14,26 +13,28 @@ from conftest import ROOT, TINY, run_cli
 EXPECTED = ROOT / "experiments" / "kudo1999" / "expected.yaml"
 
 
-def test_vowels_experiment_composes():
+def test_vowels_is_a_recurrent_network_and_vowels_fcn_the_lstm_fcn():
     result = run_cli(["+experiment=vowels", "--cfg", "job"])
     assert result.returncode == 0, result.stderr[-3000:]
     config = yaml.safe_load(result.stdout)
     assert config["experiment"] == "vowels" and config["data"]["name"] == "vowels"
-    model = config["model"]
+    assert config["model"]["conv_channels"] == [] and config["cell"]["name"] == "lstm"
+    fcn = yaml.safe_load(run_cli(["+experiment=vowels_fcn", "--cfg", "job"]).stdout)
+    model = fcn["model"]
     assert model["conv_channels"] == [128, 256, 128] and model["conv_kernels"] == [8, 5, 3]  # LSTM-FCN
     assert model["hidden_size"] == 8 and model["bidirectional"] is False and model["pooling"] == "last"
 
 
 @pytest.mark.parametrize("experiment", ["greff2017_vowels", "jozefowicz2015_vowels"])
 def test_the_cell_comparisons_on_vowels_use_no_convolutional_block(experiment):
-    """They extend +experiment=vowels but compare recurrent cells, which the block would blur."""
+    """They extend +experiment=vowels_fcn but compare recurrent cells, which the block would blur."""
     config = yaml.safe_load(run_cli([f"+experiment={experiment}", "--cfg", "job"]).stdout)
     assert config["model"]["conv_channels"] == [] and config["model"]["conv_kernels"] == []
 
 
 def test_jozefowicz2015_vowels_is_the_configuration_its_table_ran():
     """experiments/jozefowicz2015: one direction of 64 units to the last frame, constant 3e-3, 600 steps;
-    a later change of +experiment=vowels must not change it."""
+    a later change of +experiment=vowels or vowels_fcn must not change it."""
     config = yaml.safe_load(run_cli(["+experiment=jozefowicz2015_vowels", "--cfg", "job"]).stdout)
     model, optim = config["model"], config["optim"]
     assert (model["hidden_size"], model["num_layers"], model["dropout"]) == (64, 1, 0.0)
@@ -52,26 +53,18 @@ def test_the_readme_augmentation_and_pooling_options_compose():
     assert config["model"]["pooling"] == "meanmax"
 
 
-def _expected() -> dict:
-    data = yaml.safe_load(EXPECTED.read_text())
-    assert isinstance(data, dict), f"{EXPECTED}: want a mapping"
-    return data
+def _claims() -> list[dict]:
+    from lstmlab.report.expected import load_expected
+    from lstmlab.report.verdicts import check_claims
+
+    return check_claims(load_expected(EXPECTED), EXPECTED)
 
 
-def test_expected_yaml_parses_with_paper_numbers_and_ranges():
-    data = _expected()
-    metrics = data["metrics"]
-    assert isinstance(metrics, dict) and metrics
-    for key, entry in metrics.items():
-        lo, hi = (float(v) for v in entry["expected"])
-        paper = float(entry["paper"])
-        assert lo <= hi and math.isfinite(paper), f"{key}: expected range {lo}..{hi}, paper {paper}"
-        if key.endswith("accuracy"):
-            assert 0.0 <= lo and hi <= 1.0 and 0.0 < paper <= 1.0, f"{key}: not a fraction"
-    # the layout python -m lstmlab.report --expected reads: metric, source, rows of {where, value}
-    assert data["metric"] in metrics
-    assert isinstance(data["source"], str) and data["source"]
-    assert data["rows"] and all(isinstance(r["where"], dict) and math.isfinite(float(r["value"])) for r in data["rows"])
+def test_every_claim_names_the_paper_s_value_a_source_and_at_least_ten_seeds():
+    claims = _claims()
+    assert len(claims) == 4
+    for claim in claims:
+        assert claim["source"] and str(claim["paper"]) and int(claim["seeds"]) >= 10, claim["claim"]
 
 
 @pytest.fixture(scope="module")
@@ -84,15 +77,22 @@ def tiny_summary(tmp_path_factory) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
-def test_expected_metrics_are_keys_the_vowels_run_writes(tiny_summary):
-    data = _expected()
+def test_the_claims_name_metrics_the_vowels_run_writes_and_keys_the_configs_hold(tiny_summary):
     written = {k for k, v in tiny_summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    named = set(data["metrics"]) | {data["metric"]}
-    assert named <= written, f"expected.yaml names {sorted(named - written)}; the run writes {sorted(written)}"
-    config = yaml.safe_load(run_cli(["+experiment=vowels", "--cfg", "job"]).stdout)
-    for row in data["rows"]:  # the report matches rows on these config keys: they must hold for vowels
-        for key, value in row["where"].items():
-            node = config
-            for part in key.split("."):
-                node = node[part]
-            assert node == value, f"rows.where {key}={value!r}; the vowels config has {node!r}"
+    configs = {
+        name: yaml.safe_load(run_cli([f"+experiment={name}", "--cfg", "job"]).stdout)
+        for name in ("vowels", "vowels_fcn")
+    }
+    for claim in _claims():
+        assert claim["metric"] in written, claim["claim"]
+        wheres = [claim["where"]]
+        for kind in ("better_than", "worse_than", "same_as"):
+            if kind in claim["criterion"]:
+                wheres.append({**claim["where"], **claim["criterion"][kind]})
+        for where in wheres:  # every selection names a configuration that exists
+            config = configs[where["experiment"]]
+            for key, value in where.items():
+                node = config
+                for part in key.split("."):
+                    node = node[part]
+                assert node == value or (key == "model.num_layers" and value == 0), (claim["claim"], key, node)

@@ -17,6 +17,7 @@ import yaml
 
 from lstmlab.cli import compose
 from lstmlab.config import flat_keys as flatten
+from lstmlab.report.verdicts import COMPARISONS
 
 from conftest import ROOT, TINY, run_cli
 
@@ -100,8 +101,8 @@ def test_expected_file_parses_as_the_report_reads_it(path):
     data = load(path)
     assert isinstance(data, dict) and isinstance(data.get("metric"), str) and data["metric"].count("/") >= 1
     assert isinstance(data.get("source"), str) and data["source"]
-    assert isinstance(data.get("rows"), list) and data["rows"], "no rows"
-    for row in data["rows"]:
+    assert isinstance(data.get("rows", []), list) and (data.get("rows") or data.get("claims")), "no rows, no claims"
+    for row in data.get("rows", []):
         assert isinstance(row.get("where"), dict) and row["where"], row
         float(row["value"])  # what lstmlab.report reads; .nan where the paper gives no number
         low, high = row["ours"]
@@ -119,13 +120,21 @@ def test_expected_file_parses_as_the_report_reads_it(path):
 def test_commands_compose_and_rows_name_configurations_they_run(path):
     data = load(path)
     configs = composed(data["command"])
-    for row in data["rows"]:
-        for key in row["where"]:
+    wheres = [row["where"] for row in data.get("rows", [])]
+    for claim in data.get("claims", []):  # a claim's selections, in the grid of the file's command and its own
+        own = configs + (composed(claim["command"]) if "command" in claim else [])
+        criterion = claim["criterion"]
+        selections = [claim["where"], *({**claim["where"], **criterion[k]} for k in COMPARISONS if k in criterion)]
+        for where in selections:  # each key at each value is in the grid (the grid is not the whole product)
+            for key, value in where.items():
+                assert any(str(c.get(key)) == str(value) for c in own), (claim["claim"], key, value)
+    for where in wheres:
+        for key in where:
             assert any(key in c for c in configs), f"{key} is not a config key"
     # every value each where-key takes is one the command sweeps (the rows are in the grid)
-    for key in {k for row in data["rows"] for k in row["where"]}:
+    for key in {k for where in wheres for k in where}:
         grid = {str(c.get(key)) for c in configs}
-        wanted = {str(row["where"][key]) for row in data["rows"] if key in row["where"]}
+        wanted = {str(where[key]) for where in wheres if key in where}
         assert wanted <= grid, (key, wanted - grid)
     paper = composed(data["paper_command"])
     assert paper and all("experiment" in c for c in paper)
@@ -165,9 +174,8 @@ def test_runs_write_the_metrics_the_expected_files_compare(paper, tmp_path):
     runs = tiny_runs(paper, tmp_path)
     for path in (EXPERIMENTS / paper).glob("expected*.yaml"):
         data = load(path)
-        names = {
-            c["experiment"] for c in composed(data["command"]) if any(matches(c, row["where"]) for row in data["rows"])
-        }
+        wheres = [row["where"] for row in data.get("rows", [])] + [c["where"] for c in data.get("claims", [])]
+        names = {c["experiment"] for c in composed(data["command"]) if any(matches(c, where) for where in wheres)}
         for config, summary in runs:
             if config["experiment"] in names:
                 value = summary.get(data["metric"])

@@ -22,7 +22,9 @@ def _compose(overrides: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """``python -m lstmlab.report``; exit status 2 for a bad path or file."""
     parser = argparse.ArgumentParser(prog="python -m lstmlab.report", description=__doc__.split("\n")[0])
-    parser.add_argument("paths", nargs="+", type=Path, help=f"run, sweep or search directories, or a {STUDY_DB}")
+    parser.add_argument(
+        "paths", nargs="*", type=Path, help=f"run, sweep or search directories, a {STUDY_DB}, or kept results (.jsonl)"
+    )
     parser.add_argument("--metric", help=f"a {SUMMARY} key (default: the search's metric, else val/loss)")
     parser.add_argument(
         "--direction",
@@ -37,7 +39,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cap", type=float, help="with --by and fANOVA: a value worse than this counts as this (e.g. chance level)"
     )
+    parser.add_argument("--keep", type=Path, help="write the runs of PATHS to this results file (.jsonl) and stop")
+    parser.add_argument(
+        "--rebuild",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="rebuild every generated section (<!-- report ... -->) of the Markdown files under DIR",
+    )
+    parser.add_argument("--check", action="store_true", help="with --rebuild: write nothing; fail if a section differs")
     args = parser.parse_args(argv)
+    if args.check and not args.rebuild:
+        fail("--check goes with --rebuild DIR...")
+    if args.rebuild:
+        return _rebuild(args.rebuild, args.check)
+    if not args.paths:
+        fail("name run, sweep or search directories or results files, or --rebuild DIR...")
+    if args.keep:
+        return _keep(args.paths, args.keep)
     try:
         out, out_dir = report(
             args.paths,
@@ -61,3 +80,38 @@ def main(argv: list[str] | None = None) -> int:
         print(out.to_string(index=False))
     print(f"lstmlab: wrote {out_dir / 'report.md'}, report.csv, report.png")
     return 0
+
+
+def _keep(paths: list[Path], target: Path) -> int:
+    """``--keep FILE``: the runs of ``paths`` as a results file (:mod:`lstmlab.report.results`)."""
+    from lstmlab.report import find_runs, results
+
+    if target.suffix != results.SUFFIX:
+        fail(f"--keep {target}: a results file ends in {results.SUFFIX}")
+    try:
+        runs, _ = find_runs(paths, compose=_compose)
+        kept = results.keep(runs, paths, target)
+    except (FileNotFoundError, ValueError) as err:
+        fail(err)
+    except OSError as err:
+        fail(f"cannot write {target}: {err.strerror or err}; valid: a writable file path")
+    print(f"lstmlab: kept {kept} runs in {target}")
+    return 0
+
+
+def _rebuild(roots: list[Path], check: bool) -> int:
+    """``--rebuild DIR... [--check]`` (:mod:`lstmlab.report.rebuild`)."""
+    from lstmlab.report.rebuild import rebuild
+
+    for root in roots:
+        if not root.exists():
+            fail(f"--rebuild {root}: no such file or directory")
+    try:
+        every, differ = rebuild(roots, check)
+    except (FileNotFoundError, ValueError) as err:
+        fail(err)
+    for section in differ:
+        verb = "differs from its results" if check else "rebuilt"
+        print(f"{section.path}:{section.line}: {verb} (<!-- report {section.args} -->)")
+    print(f"lstmlab: {len(every)} generated sections, {len(differ)} {'differ' if check else 'rewritten'}")
+    return 1 if check and differ else 0

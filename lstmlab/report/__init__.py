@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,31 +65,49 @@ from lstmlab.report.runs import check_metric_present, find_runs, metric_directio
 from lstmlab.report.studies import fanova_tables, write_fanova
 from lstmlab.report.tables import _cell, markdown, table
 
-__all__ = ["fanova_checks", "fanova_tables", "find_runs", "markdown", "report"]
+__all__ = ["Built", "build", "fanova_checks", "fanova_tables", "find_runs", "markdown", "report"]
 log = logging.getLogger(__name__)
 
 
-def report(
+@dataclass
+class Built:
+    """What a report is made of, before anything is written: the runs, the metric and its direction,
+    the table per configuration (``out``) and, with ``by``, the groups' table."""
+
+    paths: list[Path]
+    runs: list[Any]
+    studies: list[Path]
+    skipped: list[str]
+    metric: str
+    direction: str
+    out: Any
+    varying: list[str]
+    df: Any
+    groups: Any
+    by: str | None
+    reference: str | None
+    alpha: float
+    cap: float | None
+    expected: Path | None
+    expected_data: dict[str, Any] | None
+
+
+def build(
     paths: list[Path],
     metric: str | None = None,
     direction: str | None = None,
     expected: Path | None = None,
-    out_dir: Path | None = None,
     by: str | None = None,
     reference: str | None = None,
     alpha: float = 0.05,
     cap: float | None = None,
     compose: Callable[[list[str]], dict] | None = None,
-) -> tuple[Any, Path]:
-    """Build the table for ``paths`` and write report.md, report.csv and the figures to ``out_dir``
-    (with ``by``, also groups.md/.csv and boxplot.png; for a study, fanova.md/.csv); returns the table
-    (with ``by``, the groups' table) and ``out_dir``. Raises FileNotFoundError/ValueError for bad input,
-    before anything is written. ``compose(overrides)`` gives the config of a job that failed before it
-    wrote its own (:func:`find_runs`)."""
+) -> Built:
+    """The tables for ``paths`` (run, sweep and search directories, results files), written nowhere.
+    Raises FileNotFoundError/ValueError for bad input. ``compose(overrides)`` gives the config of a job
+    that failed before it wrote its own (:func:`find_runs`)."""
     skipped: list[str] = []
     runs, studies = find_runs(paths, skipped, compose)
-    for line in skipped:
-        log.warning("lstmlab: skipped %s", line)
     if reference is not None and by is None:
         raise ValueError("--reference needs --by KEY")
     if not 0 < alpha < 1:
@@ -121,6 +140,47 @@ def report(
         groups = groups_table(runs, by, metric, direction, reference, alpha, cap)
         if expected_data is not None:
             groups = add_group_expected(groups, by, expected_data, reference)
+    return Built(
+        paths,
+        runs,
+        studies,
+        skipped,
+        metric,
+        direction,
+        out,
+        varying,
+        df,
+        groups,
+        by,
+        reference,
+        alpha,
+        cap,
+        expected,
+        expected_data,
+    )
+
+
+def report(
+    paths: list[Path],
+    metric: str | None = None,
+    direction: str | None = None,
+    expected: Path | None = None,
+    out_dir: Path | None = None,
+    by: str | None = None,
+    reference: str | None = None,
+    alpha: float = 0.05,
+    cap: float | None = None,
+    compose: Callable[[list[str]], dict] | None = None,
+) -> tuple[Any, Path]:
+    """Build the table for ``paths`` (:func:`build`) and write report.md, report.csv and the figures to
+    ``out_dir`` (with ``by``, also groups.md/.csv and boxplot.png; for a study, fanova.md/.csv); returns
+    the table (with ``by``, the groups' table) and ``out_dir``. Raises FileNotFoundError/ValueError for
+    bad input, before anything is written."""
+    b = build(paths, metric, direction, expected, by, reference, alpha, cap, compose)
+    runs, studies, skipped, metric, direction = b.runs, b.studies, b.skipped, b.metric, b.direction
+    out, varying, df, groups, expected_data = b.out, b.varying, b.df, b.groups, b.expected_data
+    for line in skipped:
+        log.warning("lstmlab: skipped %s", line)
     out_dir = out_dir or (paths[0].parent if paths[0].is_file() else paths[0])
     out_dir.mkdir(parents=True, exist_ok=True)
     out.to_csv(out_dir / "report.csv", index=False)

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from lstmlab.io.rundir import CONFIG, JOB, SUMMARY, RunDir, RunRecord, SweepDir, load_run
+from lstmlab.report import results
 
 
 def _config_from_overrides(overrides: list[str], compose: Callable[[list[str]], dict] | None) -> dict[str, Any]:
@@ -27,26 +28,36 @@ def _config_from_overrides(overrides: list[str], compose: Callable[[list[str]], 
     return nested({key: yaml.safe_load(value) if value else None for key, _, value in pairs})
 
 
+def _run_dirs(path: Path) -> list[Path]:
+    """``path`` if it is a run directory, else the run directories below it at any depth (a sweep with
+    ``hydra.sweep.subdir=${experiment}/${hydra.job.num}`` nests them); a run's own subdirectories are
+    not searched."""
+    if RunDir(path).is_run():
+        return [path]
+    return sorted(run for sub in path.iterdir() if sub.is_dir() for run in _run_dirs(sub))
+
+
 def find_runs(
     paths: list[Path], skipped: list[str] | None = None, compose: Callable[[list[str]], dict] | None = None
 ) -> tuple[list[RunRecord], list[Path]]:
-    """The runs under ``paths`` and the study directories among them (those with ``search.yaml``). A
+    """The runs under ``paths`` (run, sweep and search directories, and results files) and the study
+    directories among them (those with ``search.yaml``). A
     run whose records cannot be trusted (a damaged ``config.yaml``) is left out and named in
     ``skipped``; ValueError if that leaves no run. ``compose(overrides)`` gives the config of a job that
     failed before writing its own (the command line passes Hydra's composition)."""
     runs, studies = [], []
     skipped = [] if skipped is None else skipped
     for path in paths:
+        if results.is_results_file(path):  # kept results (lstmlab.report.results)
+            runs += results.load(path)
+            continue
         if path.is_file() and path.suffix == ".db":
             path = path.parent
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no such run, sweep or search directory")
         if SweepDir(path).is_search():
             studies.append(path)
-        if RunDir(path).is_run():
-            found = [path]
-        else:
-            found = sorted(p for p in path.iterdir() if p.is_dir() and RunDir(p).is_run())
+        found = _run_dirs(path)
         if not found:
             raise FileNotFoundError(f"{path}: no run directories in it (a run has {CONFIG} or {JOB})")
         for run_path in found:

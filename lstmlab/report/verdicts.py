@@ -1,0 +1,236 @@
+"""Verdicts: each claim of an ``expected*.yaml`` judged on kept results by the criterion written with it.
+
+An expected file lists its claims under ``claims:``; each names the paper's value and where it is
+printed, the results it is judged on and the criterion, all written before the runs::
+
+    claims:
+      - claim: the LSTM solves adding at T = 100
+        source: Hochreiter & Schmidhuber (1997), Table 7, p. 1757
+        paper: 1 wrong of 2560              # the paper's value, as the paper gives it
+        results: results/table.jsonl        # relative to the expected file
+        metric: test/errors
+        where: {experiment: adding, cell.name: lstm}
+        criterion: {mean_at_most: 3}
+        seeds: 3                            # the fewest seeds that can decide it
+        command: python -m lstmlab ...      # what made the results (default: the file's command)
+
+Criteria, on the metric of the runs that match ``where`` (one value per seed):
+
+``mean_at_most: X`` / ``mean_at_least: X``
+    The mean over seeds is at most (at least) X.
+``each_at_most: X`` / ``each_at_least: X``
+    Every seed is.
+``better_than: {KEY: VALUE, ...}`` / ``worse_than: {...}``
+    The configuration is better (worse) than the one the mapping selects (``where`` with those keys
+    replaced), by the metric's declared direction; Welch's t-test, or ``paired: true`` for a paired
+    t-test over the seeds both have, at level ``alpha`` (default 0.05) divided by ``comparisons`` (the
+    number of tests the claim is one of, Bonferroni; default 1). Reproduced if significant in the
+    claimed direction, not reproduced if significant the other way, inconclusive otherwise.
+``same_as: {...}`` with ``margin: M``
+    No difference larger than M: reproduced if the (1 - 2 alpha) confidence interval of the difference
+    lies within +-M (two one-sided tests), not reproduced if it lies outside, inconclusive otherwise.
+
+The metric's direction is the one its task declares (``direction:`` in the claim otherwise). A claim
+with fewer seeds than ``seeds`` (default 3 for a threshold, 5 for a comparison) is inconclusive,
+and so is one whose results file is missing. An expected file without claims is listed as "not
+judged". ``ours`` ranges, where a file has them, are regression
+ranges for our own runs, not criteria; they take no part here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
+NOT_JUDGED = "not judged"
+THRESHOLDS = ("mean_at_most", "mean_at_least", "each_at_most", "each_at_least")
+COMPARISONS = ("better_than", "worse_than", "same_as")
+FIELDS = ("claim", "source", "paper", "results", "metric", "where", "criterion")
+MIN_SEEDS = {"threshold": 3, "comparison": 5}
+
+
+@dataclass
+class Verdict:
+    claim: str
+    source: str
+    paper: str
+    ours: str
+    verdict: str
+    why: str
+    command: str
+
+
+def check_claims(data: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+    """The ``claims`` of an expected file, each with every field; ValueError (one line, naming the file,
+    the claim and what is valid) otherwise."""
+    claims = data.get("claims") or []
+    if not isinstance(claims, list):
+        raise ValueError(f"{path}: claims: want a list of mappings with {', '.join(FIELDS)}")
+    for number, claim in enumerate(claims, 1):
+        where = f"{path}: claim {number}"
+        if not isinstance(claim, dict):
+            raise ValueError(f"{where}: want a mapping with {', '.join(FIELDS)}")
+        missing = [f for f in FIELDS if f not in claim]
+        if missing:
+            raise ValueError(f"{where} ({claim.get('claim', '?')}): missing {', '.join(missing)}")
+        criterion = claim["criterion"]
+        kinds = [k for k in (criterion if isinstance(criterion, dict) else {}) if k in THRESHOLDS + COMPARISONS]
+        if len(kinds) != 1:
+            raise ValueError(f"{where}: criterion: want exactly one of {', '.join(THRESHOLDS + COMPARISONS)}")
+        if kinds[0] == "same_as" and "margin" not in criterion:
+            raise ValueError(f"{where}: criterion same_as wants margin: M")
+        if not isinstance(claim["where"], dict):
+            raise ValueError(f"{where}: where: want a mapping KEY: VALUE")
+    return claims
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _ours(values: list[float]) -> str:
+    import numpy as np
+
+    if not values:
+        return "no runs"
+    if len(values) == 1:
+        return f"n = 1, {_fmt(values[0])} (single seed)"
+    return f"n = {len(values)}, {_fmt(float(np.mean(values)))} +- {_fmt(float(np.std(values, ddof=1)))}"
+
+
+def judge(claim: dict[str, Any], base: Path, command: str = "") -> Verdict:
+    """The verdict of one claim (see the module docstring); ``base`` is the expected file's folder."""
+    import numpy as np
+    from scipy import stats
+
+    from lstmlab.report import results
+    from lstmlab.report.runs import metric_direction
+
+    criterion = dict(claim["criterion"])
+    kind = next(k for k in criterion if k in THRESHOLDS + COMPARISONS)
+    comparison = kind in COMPARISONS
+    min_seeds = int(claim.get("seeds", MIN_SEEDS["comparison" if comparison else "threshold"]))
+    text = {
+        "claim": str(claim["claim"]),
+        "source": str(claim["source"]),
+        "paper": str(claim["paper"]),
+        "command": str(claim.get("command", command)),
+    }
+    path = base / str(claim["results"])
+    if not path.is_file():
+        return Verdict(**text, ours="no kept results", verdict=INCONCLUSIVE, why=f"{claim['results']} is missing")
+    runs = results.load(path)
+    metric, where = str(claim["metric"]), dict(claim["where"])
+    ours = results.values(runs, metric, where)
+    mine = [v for _, v in ours]
+    if not comparison:
+        limit = float(criterion[kind])
+        at_most = kind.endswith("at_most")
+        ok = (lambda v: v <= limit) if at_most else (lambda v: v >= limit)
+        word = "at most" if at_most else "at least"
+        if len(mine) < min_seeds:
+            return Verdict(**text, ours=_ours(mine), verdict=INCONCLUSIVE, why=f"{len(mine)} of {min_seeds} seeds")
+        if kind.startswith("mean"):
+            holds, why = ok(float(np.mean(mine))), f"mean {word} {_fmt(limit)}"
+        else:
+            passing = sum(ok(v) for v in mine)
+            holds, why = passing == len(mine), f"{passing} of {len(mine)} seeds {word} {_fmt(limit)}"
+        return Verdict(**text, ours=_ours(mine), verdict=REPRODUCED if holds else NOT_REPRODUCED, why=why)
+    other_where = {**where, **dict(criterion[kind])}
+    theirs = results.values(runs, metric, other_where)
+    other = [v for _, v in theirs]
+    label = ", ".join(f"{k}={v}" for k, v in dict(criterion[kind]).items())
+    shown = f"{_ours(mine)}; {label}: {_ours(other)}"
+    if min(len(mine), len(other)) < min_seeds:
+        why = f"{min(len(mine), len(other))} of {min_seeds} seeds"
+        return Verdict(**text, ours=shown, verdict=INCONCLUSIVE, why=why)
+    alpha = float(criterion.get("alpha", 0.05)) / int(criterion.get("comparisons", 1))
+    direction = claim.get("direction") or metric_direction(metric, runs)
+    sign = 1.0 if direction == "maximize" else -1.0  # > 0: ours is better
+    if criterion.get("paired"):
+        by_seed = dict(theirs)
+        pairs = [(v, by_seed[s]) for s, v in ours if s in by_seed]
+        if len(pairs) < min_seeds:
+            return Verdict(**text, ours=shown, verdict=INCONCLUSIVE, why=f"{len(pairs)} paired seeds")
+        diffs = np.array([a - b for a, b in pairs])
+        diff, se, dof = float(diffs.mean()), float(diffs.std(ddof=1) / math.sqrt(len(diffs))), len(diffs) - 1
+        test = "paired t"
+    else:
+        a, b = np.asarray(mine), np.asarray(other)
+        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+        diff, se = float(a.mean() - b.mean()), float(math.sqrt(va + vb))
+        dof = (va + vb) ** 2 / ((va**2 / (len(a) - 1) if va else 0) + (vb**2 / (len(b) - 1) if vb else 0) or 1e-300)
+        test = "Welch t"
+    if se == 0:
+        p = 0.0 if diff != 0 else 1.0
+        t = math.copysign(math.inf, diff) if diff else 0.0
+    else:
+        t = diff / se
+        p = float(2 * stats.t.sf(abs(t), dof))
+    if kind == "same_as":
+        margin = float(criterion["margin"])
+        half = float(stats.t.ppf(1 - alpha, dof)) * se if se else 0.0
+        low, high = diff - half, diff + half
+        why = f"{test}: difference {_fmt(diff)}, {100 * (1 - 2 * alpha):.0f} % CI [{_fmt(low)}, {_fmt(high)}]"
+        why += f", margin {_fmt(margin)}"
+        verdict = (
+            REPRODUCED
+            if -margin < low and high < margin
+            else NOT_REPRODUCED
+            if low > margin or high < -margin
+            else INCONCLUSIVE
+        )
+        return Verdict(**text, ours=shown, verdict=verdict, why=why)
+    claimed = 1.0 if kind == "better_than" else -1.0
+    why = f"{test}: difference {_fmt(diff)}, p = {p:.2g} (level {alpha:.2g})"
+    if p < alpha:
+        verdict = REPRODUCED if sign * diff * claimed > 0 else NOT_REPRODUCED
+    else:
+        verdict = INCONCLUSIVE
+    return Verdict(**text, ours=shown, verdict=verdict, why=why)
+
+
+def verdicts(expected_files: list[Path], root: Path | None = None) -> list[tuple[Path, Verdict]]:
+    """Every claim of ``expected_files``, judged; paths shown relative to ``root``."""
+    from lstmlab.report.expected import load_expected
+
+    out = []
+    for path in expected_files:
+        data = load_expected(path)
+        command = " ".join(str(data.get("command", "")).split())
+        claims = check_claims(data, path)
+        for claim in claims:
+            out.append((path, judge(claim, path.parent, command)))
+        if not claims:  # a file that keeps only regression ranges: shown, not judged
+            source = str(data.get("source", ""))
+            why = f"{path.name} has no claims with criteria yet"
+            out.append((path, Verdict(path.stem, source, "", "", NOT_JUDGED, why, command)))
+    return out
+
+
+def table(found: list[tuple[Path, Verdict]], root: Path, with_paper: bool = True) -> str:
+    """The verdict table as Markdown: paper | claim | paper's value | ours (n, mean +- sd) | verdict |
+    command. Without ``with_paper`` (one folder's table) a command shared by every row is given once,
+    below the table, instead of a column."""
+
+    def cell(text: str) -> str:
+        return " ".join(str(text).split()).replace("|", "\\|")
+
+    commands = {v.command for _, v in found}
+    shared = None if with_paper or len(commands) != 1 else next(iter(commands))
+    head = (["paper"] if with_paper else []) + ["claim", "paper's value", "ours (n, mean +- sd)", "verdict"]
+    head += [] if shared is not None else ["command"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for path, v in found:
+        folder = path.parent.relative_to(root).as_posix() if path.parent != root else "."
+        row = [f"[{folder}]({folder}/README.md)"] if with_paper else []
+        row += [cell(v.claim), cell(f"{v.paper} ({v.source})"), cell(v.ours), f"{v.verdict} ({cell(v.why)})"]
+        if shared is None:
+            row.append(f"`{cell(v.command)}`" if v.command else "")
+        lines.append("| " + " | ".join(row) + " |")
+    if shared:
+        lines += ["", f"The runs: `{shared}`"]
+    return "\n".join(lines)

@@ -1,0 +1,239 @@
+"""Kept results and generated sections: ``--keep`` writes a results file the report reads like the runs
+themselves; ``--rebuild`` writes every generated section from the results; ``--check`` fails when a
+number in a results file or in a section is changed by hand; claims are judged by their criteria."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lstmlab.cli.report import main
+from lstmlab.report import build, find_runs, results, verdicts
+from lstmlab.report.rebuild import rebuild
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fake_sweep(root: Path, groups: dict[str, list[float]]) -> None:
+    i = 0
+    for variant, values in groups.items():
+        for seed, value in enumerate(values):
+            run = root / str(i)
+            run.mkdir(parents=True)
+            config = {"seed": seed, "experiment": "toy", "cell": {"name": "lstm", "variant": variant}}
+            (run / "config.yaml").write_text(yaml.safe_dump(config))
+            (run / "job.json").write_text(json.dumps({"status": "completed", "seconds": 2.0 + i}))
+            (run / "summary.json").write_text(json.dumps({"task": "text", "test/bpc": value, "test/loss": value}))
+            i += 1
+
+
+GROUPS = {"vanilla": [1.00, 1.10, 0.90, 1.05, 0.95], "NFG": [2.0, 2.2, 1.9, 2.1, 2.05]}
+
+
+@pytest.fixture()
+def kept(tmp_path: Path) -> Path:
+    fake_sweep(tmp_path / "sweep", GROUPS)
+    target = tmp_path / "paper" / "results" / "toy.jsonl"
+    assert main([str(tmp_path / "sweep"), "--keep", str(target)]) == 0
+    return target
+
+
+def test_a_results_file_gives_the_same_table_as_the_runs(tmp_path: Path, kept: Path) -> None:
+    lines = kept.read_text().splitlines()
+    assert len(lines) == 10 and all(json.loads(line)["config"]["experiment"] == "toy" for line in lines)
+    from_runs = build([tmp_path / "sweep"], "test/bpc").out
+    from_kept = build([kept], "test/bpc").out
+    assert from_kept.drop(columns="seconds").equals(from_runs.drop(columns="seconds"))
+    assert list(from_kept["cell.variant"]) == ["vanilla", "NFG"]
+    assert from_kept["test/bpc mean"][0] == pytest.approx(1.0)
+
+
+def test_keep_refuses_a_file_that_is_not_jsonl(tmp_path: Path, capsys) -> None:
+    fake_sweep(tmp_path / "sweep", GROUPS)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "sweep"), "--keep", str(tmp_path / "toy.csv")])
+    assert exit_info.value.code == 2
+    assert "--keep" in capsys.readouterr().err and not (tmp_path / "toy.csv").exists()
+
+
+def test_a_damaged_results_line_is_named(tmp_path: Path, kept: Path) -> None:
+    kept.write_text(kept.read_text() + "{not json\n")
+    with pytest.raises(ValueError, match=r"toy.jsonl:11: not a run record"):
+        results.load(kept)
+
+
+def _paper(kept: Path) -> Path:
+    folder = kept.parent.parent
+    (folder / "expected.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "metric": "test/bpc",
+                "command": "python -m lstmlab +experiment=toy -m cell.variant=vanilla,NFG seed=range(5)",
+                "claims": [
+                    {
+                        "claim": "NFG is worse than vanilla",
+                        "source": "a paper, Table 1, p. 2",
+                        "paper": "worse",
+                        "results": "results/toy.jsonl",
+                        "metric": "test/bpc",
+                        "where": {"cell.variant": "NFG"},
+                        "criterion": {"worse_than": {"cell.variant": "vanilla"}, "paired": True},
+                    },
+                    {
+                        "claim": "vanilla reaches 1.2 bpc",
+                        "source": "a paper, Table 2, p. 3",
+                        "paper": 1.2,
+                        "results": "results/toy.jsonl",
+                        "metric": "test/bpc",
+                        "where": {"cell.variant": "vanilla"},
+                        "criterion": {"mean_at_most": 1.2},
+                    },
+                ],
+            },
+            sort_keys=False,
+        )
+    )
+    (folder / "README.md").write_text(
+        "# A paper\n\n<!-- report --verdicts expected*.yaml -->\n<!-- end report -->\n\nThe runs:\n\n"
+        "<!-- report results/toy.jsonl --metric test/bpc --columns 'cell.variant,n,test/bpc mean' -->\n"
+        "stale\n<!-- end report -->\n"
+    )
+    return folder
+
+
+def test_rebuild_writes_every_section_and_check_then_passes(kept: Path) -> None:
+    folder = _paper(kept)
+    every, differ = rebuild([folder])
+    assert len(every) == 2 and len(differ) == 2
+    text = (folder / "README.md").read_text()
+    assert "| vanilla | 5 | 1 |" in text and "stale" not in text
+    assert "| NFG is worse than vanilla |" in text and "reproduced (paired t" in text
+    assert "| vanilla reaches 1.2 bpc |" in text
+    assert main(["--rebuild", str(folder), "--check"]) == 0
+
+
+@pytest.mark.parametrize("where", ["section", "results"])
+def test_check_fails_after_a_number_is_changed_by_hand(kept: Path, where: str, capsys) -> None:
+    folder = _paper(kept)
+    rebuild([folder])
+    if where == "section":
+        readme = folder / "README.md"
+        readme.write_text(readme.read_text().replace("| vanilla | 5 | 1 |", "| vanilla | 5 | 0.9 |"))
+    else:
+        kept.write_text(kept.read_text().replace('"test/bpc":1.1', '"test/bpc":1.6', 1))
+    assert main(["--rebuild", str(folder), "--check"]) == 1
+    assert "README.md" in capsys.readouterr().out
+
+
+def _judge(values_a: list[float], values_b: list[float] | None, criterion: dict, tmp_path: Path, **extra):
+    groups = {"a": values_a, **({"b": values_b} if values_b is not None else {})}
+    fake_sweep(tmp_path / "sweep", groups)
+    kept = tmp_path / "results.jsonl"
+    results.keep(find_runs([tmp_path / "sweep"])[0], [tmp_path / "sweep"], kept)
+    claim = {
+        "claim": "c",
+        "source": "s",
+        "paper": 1,
+        "results": kept.name,
+        "metric": "test/bpc",
+        "where": {"cell.variant": "a"},
+        "criterion": criterion,
+        **extra,
+    }
+    return verdicts.judge(claim, tmp_path).verdict
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "criterion", "extra", "verdict"),
+    [
+        ([1.0, 1.1, 0.9], None, {"mean_at_most": 1.2}, {}, "reproduced"),
+        ([1.0, 1.1, 0.9], None, {"mean_at_most": 0.5}, {}, "not reproduced"),
+        ([1.0, 1.1], None, {"mean_at_most": 1.2}, {}, "inconclusive"),  # too few seeds
+        ([1.0, 1.1, 1.3], None, {"each_at_most": 1.2}, {}, "not reproduced"),
+        (
+            [1.0, 1.1, 0.9, 1.0, 1.05],
+            [2.0, 2.1, 1.9, 2.0, 2.05],
+            {"better_than": {"cell.variant": "b"}},
+            {},
+            "reproduced",
+        ),
+        (
+            [2.0, 2.1, 1.9, 2.0, 2.05],
+            [1.0, 1.1, 0.9, 1.0, 1.05],
+            {"better_than": {"cell.variant": "b"}},
+            {},
+            "not reproduced",
+        ),
+        (
+            [1.0, 1.2, 0.8, 1.1, 0.9],
+            [1.05, 1.15, 0.85, 1.0, 0.95],
+            {"better_than": {"cell.variant": "b"}},
+            {},
+            "inconclusive",
+        ),
+        ([1.0, 1.1, 0.9], [2.0, 2.1, 1.9], {"better_than": {"cell.variant": "b"}}, {}, "inconclusive"),  # < 5 seeds
+        (
+            [1.0, 1.01, 0.99, 1.0, 1.0],
+            [1.0, 1.0, 1.01, 0.99, 1.0],
+            {"same_as": {"cell.variant": "b"}, "margin": 0.1},
+            {},
+            "reproduced",
+        ),
+        (
+            [1.0, 1.01, 0.99, 1.0, 1.0],
+            [2.0, 2.0, 2.01, 1.99, 2.0],
+            {"same_as": {"cell.variant": "b"}, "margin": 0.1},
+            {},
+            "not reproduced",
+        ),
+    ],
+)
+def test_criteria_give_the_verdicts_they_promise(tmp_path, a, b, criterion, extra, verdict) -> None:
+    assert _judge(a, b, criterion, tmp_path, **extra) == verdict
+
+
+def test_a_claim_without_a_criterion_is_refused(tmp_path: Path) -> None:
+    bad = {"claims": [{"claim": "c", "source": "s", "paper": 1, "results": "r.jsonl", "metric": "m", "where": {}}]}
+    with pytest.raises(ValueError, match=r"claim 1 \(c\): missing criterion"):
+        verdicts.check_claims(bad, tmp_path / "expected.yaml")
+
+
+def test_the_repository_s_generated_sections_match_their_results() -> None:
+    every, differ = rebuild([ROOT / "experiments", ROOT / "docs"], check=True)
+    assert every, "no generated sections found"
+    assert not differ, [f"{s.path}:{s.line}" for s in differ]
+
+
+def test_every_expected_claim_names_its_source_value_and_criterion() -> None:
+    from lstmlab.report.expected import load_expected
+
+    claims = 0
+    for path in sorted((ROOT / "experiments").glob("*/expected*.yaml")):
+        found = verdicts.check_claims(load_expected(path), path)
+        claims += len(found)
+        for claim in found:
+            assert str(claim["source"]).strip() and str(claim["paper"]).strip(), (path, claim["claim"])
+    assert claims > 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--rebuild", "no/such/dir"], "--rebuild no/such/dir: no such file or directory"),
+        (["--check"], "--check goes with --rebuild"),
+        ([], "name run, sweep or search directories or results files"),
+    ],
+)
+def test_bad_rebuild_arguments_are_one_line(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_section_with_bad_arguments_names_its_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("x\n<!-- report results/none.jsonl --columns a b -->\n<!-- end report -->\n")
+    with pytest.raises(ValueError, match=r"README.md:2: unknown arguments b"):
+        rebuild([tmp_path], check=True)
