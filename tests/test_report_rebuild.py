@@ -237,3 +237,32 @@ def test_a_section_with_bad_arguments_names_its_file_and_line(tmp_path: Path) ->
     (tmp_path / "README.md").write_text("x\n<!-- report results/none.jsonl --columns a b -->\n<!-- end report -->\n")
     with pytest.raises(ValueError, match=r"README.md:2: unknown arguments b"):
         rebuild([tmp_path], check=True)
+
+
+def test_pair_by_pairs_runs_that_share_their_hyperparameters(tmp_path: Path) -> None:
+    """Two variants on the same five learning rates: the spread over rates hides the difference from
+    Welch's test, and pairing by the rate finds it."""
+    sweep = tmp_path / "sweep"
+    for i, (variant, lr) in enumerate((v, lr) for v in ("a", "b") for lr in (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)):
+        run = sweep / str(i)
+        run.mkdir(parents=True)
+        config = {"seed": 0, "cell": {"variant": variant}, "optim": {"lr": lr}}
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+        (run / "job.json").write_text(json.dumps({"status": "completed"}))
+        value = {1e-3: 1.0, 3e-3: 2.0, 1e-2: 3.0, 3e-2: 4.0, 1e-1: 5.0}[lr] + (0.1 if variant == "b" else 0.0)
+        value += 0.01 * (i % 3)
+        (run / "summary.json").write_text(json.dumps({"task": "text", "test/bpc": value}))
+    kept = tmp_path / "results.jsonl"
+    results.keep(find_runs([sweep])[0], [sweep], kept)
+    claim = {
+        "claim": "a beats b",
+        "source": "s",
+        "paper": "better",
+        "results": kept.name,
+        "metric": "test/bpc",
+        "where": {"cell.variant": "a"},
+        "criterion": {"better_than": {"cell.variant": "b"}},
+    }
+    assert verdicts.judge(claim, tmp_path).verdict == "inconclusive"  # Welch: the rates' spread hides it
+    claim["criterion"] = {"better_than": {"cell.variant": "b"}, "paired": True, "pair_by": "optim.lr"}
+    assert verdicts.judge(claim, tmp_path).verdict == "reproduced"

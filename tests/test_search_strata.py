@@ -34,6 +34,24 @@ def test_enqueue_next_gives_each_value_its_turn_and_the_sampler_the_rest():
     assert len({lr for _, lr in drawn}) == len(drawn)  # the sampler still draws the other keys
 
 
+def test_a_paired_search_gives_every_value_the_same_sampled_parameters():
+    study = _study()
+    dim = Dimension("cell.variant", "categorical", choices=VARIANTS)
+    drawn = []
+    for _ in range(2 * len(VARIANTS)):
+        assert enqueue_next(study, dim, paired=True) is not None
+        trial = study.ask()
+        variant = trial.suggest_categorical("cell.variant", VARIANTS)
+        lr = trial.suggest_float("optim.lr", 1e-4, 1e-1, log=True)
+        study.tell(trial, lr)
+        drawn.append((variant, lr))
+    assert [v for v, _ in drawn] == VARIANTS * 2
+    first, second = {lr for _, lr in drawn[:3]}, {lr for _, lr in drawn[3:]}
+    assert len(first) == 1 and len(second) == 1 and first != second  # one draw per block, shared
+    with pytest.raises(ConfigError, match="search.paired=true pairs the values of search.per"):
+        SearchConfig(paired=True).check()
+
+
 def test_enqueue_next_fills_the_value_with_fewest_trials_and_never_double_enqueues():
     study = _study()
     dim = Dimension("cell.variant", "categorical", choices=VARIANTS)

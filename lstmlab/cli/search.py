@@ -25,7 +25,9 @@ trial the value with the fewest trials so far (waiting ones included; ties in th
 enqueued as a partial trial (Optuna's ``study.enqueue_trial``) and the sampler draws the other keys, so
 ``per: cell.variant`` with nine variants and ``n_trials: 54`` gives each variant six trials, round-robin,
 also across reruns and workers (two workers enqueueing at the same moment can give one value a trial
-more and, at the end, another one fewer).
+more and, at the end, another one fewer). ``paired: true`` makes the design paired: trials come in
+blocks of one trial per value that share every other parameter, so ``per: cell.variant`` compares the
+variants on the same hyperparameters (the report's verdicts pair them with ``pair_by``).
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ class SearchConfig:
     study_name: str | None = None  # None: the search's name
     dir: str | None = None  # the search directory; None: runs/EXPERIMENT/search/NAME
     per: str | None = None  # a choice(...) key of space: every value gets n_trials / (its values) trials
+    # with per: trials come in blocks, one per value of per, that share every other sampled parameter
+    # (a paired design: each value meets the same hyperparameters)
+    paired: bool = False
 
     def check(self) -> None:
         """ConfigError naming the first bad key (the space is checked by :func:`parse_space` and
@@ -78,6 +83,8 @@ class SearchConfig:
             raise ConfigError(f"search.direction={self.direction!r}; valid: {', '.join(DIRECTIONS)}")
         if isinstance(self.n_trials, bool) or not isinstance(self.n_trials, int) or self.n_trials < 1:
             raise ConfigError(f"search.n_trials={self.n_trials!r}; give an integer >= 1")
+        if self.paired and self.per is None:
+            raise ConfigError("search.paired=true pairs the values of search.per; set search.per=KEY")
         for part, names in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
             chosen = getattr(self, part).get("name")
             if chosen not in names:
@@ -218,11 +225,29 @@ def check_per(search: SearchConfig, dims: list[Dimension]) -> Dimension | None:
     return dim
 
 
-def enqueue_next(study, dim: Dimension) -> Any:
+def enqueue_next(study, dim: Dimension, paired: bool = False) -> Any:
     """Enqueue a partial trial fixing ``dim`` to its value with the fewest trials in ``study`` (every
     state counts, waiting ones by their fixed value; ties go to the value written first) and return the
-    value. Nothing is enqueued while a trial is waiting: the next ``study.ask()`` takes that one."""
+    value. Nothing is enqueued while a trial is waiting: the next ``study.ask()`` takes that one.
+
+    ``paired``: trials come in blocks of one trial per value, in the order written; the first trial of
+    a block is drawn by the sampler, the others copy its parameters but ``dim`` (a paired design; the
+    blocks need one worker, or workers that do not start trials at the same moment)."""
     from optuna.trial import TrialState
+
+    if paired:
+        trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+        if any(t.state == TrialState.WAITING for t in trials):
+            return None
+        k = len(dim.choices)
+        position = len(trials) % k
+        value = dim.choices[position]
+        if position == 0:
+            study.enqueue_trial({dim.key: value})
+        else:
+            first = trials[len(trials) - position]
+            study.enqueue_trial({**first.params, dim.key: value})
+        return value
 
     counts = {repr(v): 0 for v in dim.choices}
     waiting = False
@@ -450,7 +475,7 @@ class Search:
                 if len(counted) >= self.config.n_trials:
                     break
                 if self.per is not None:
-                    enqueue_next(self.study, self.per)
+                    enqueue_next(self.study, self.per, self.config.paired)
                 trial = self.study.ask()
                 self.reseed(trial.number)
             trial.set_user_attr("worker", _worker())

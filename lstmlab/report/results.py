@@ -101,8 +101,11 @@ def load(path: Path) -> list[RunRecord]:
     return runs
 
 
-def values(runs: list[RunRecord], metric: str, where: dict[str, Any]) -> list[tuple[Any, float]]:
-    """(seed, value of ``metric``) of the completed runs whose config matches ``where``, by seed."""
+def values(
+    runs: list[RunRecord], metric: str, where: dict[str, Any], pair_by: tuple[str, ...] = ("seed",)
+) -> list[tuple[str, float]]:
+    """(the ``pair_by`` keys' values as text, value of ``metric``) of the completed runs whose config
+    matches ``where``, sorted; the keys are what a paired test pairs two configurations' runs by."""
     from lstmlab.report.tables import _cell
 
     out = []
@@ -112,5 +115,5 @@ def values(runs: list[RunRecord], metric: str, where: dict[str, Any]) -> list[tu
         if all(str(_cell(run.flat.get(k))) == str(_cell(v)) for k, v in where.items()):
             value = run.summary.get(metric)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                out.append((run.flat.get("seed"), float(value)))
-    return sorted(out, key=lambda pair: str(pair[0]))
+                out.append(("|".join(repr(run.flat.get(k)) for k in pair_by), float(value)))
+    return sorted(out)

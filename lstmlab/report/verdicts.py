@@ -23,7 +23,9 @@ Criteria, on the metric of the runs that match ``where`` (one value per seed):
 ``better_than: {KEY: VALUE, ...}`` / ``worse_than: {...}``
     The configuration is better (worse) than the one the mapping selects (``where`` with those keys
     replaced), by the metric's declared direction; Welch's t-test, or ``paired: true`` for a paired
-    t-test over the seeds both have, at level ``alpha`` (default 0.05) divided by ``comparisons`` (the
+    t-test over the runs both have with the same ``pair_by`` keys (default: the seed; for a paired
+    search, the sampled hyperparameters, e.g. ``pair_by: [optim.lr, model.hidden_size]``), at level
+    ``alpha`` (default 0.05) divided by ``comparisons`` (the
     number of tests the claim is one of, Bonferroni; default 1). Reproduced if significant in the
     claimed direction, not reproduced if significant the other way, inconclusive otherwise.
 ``same_as: {...}`` with ``margin: M``
@@ -124,7 +126,9 @@ def judge(claim: dict[str, Any], base: Path, command: str = "") -> Verdict:
         return Verdict(**text, ours="no kept results", verdict=INCONCLUSIVE, why=f"{claim['results']} is missing")
     runs = results.load(path)
     metric, where = str(claim["metric"]), dict(claim["where"])
-    ours = results.values(runs, metric, where)
+    pair_by = criterion.get("pair_by", ["seed"])
+    pair_by = tuple([pair_by] if isinstance(pair_by, str) else pair_by)
+    ours = results.values(runs, metric, where, pair_by)
     mine = [v for _, v in ours]
     if not comparison:
         limit = float(criterion[kind])
@@ -140,7 +144,7 @@ def judge(claim: dict[str, Any], base: Path, command: str = "") -> Verdict:
             holds, why = passing == len(mine), f"{passing} of {len(mine)} seeds {word} {_fmt(limit)}"
         return Verdict(**text, ours=_ours(mine), verdict=REPRODUCED if holds else NOT_REPRODUCED, why=why)
     other_where = {**where, **dict(criterion[kind])}
-    theirs = results.values(runs, metric, other_where)
+    theirs = results.values(runs, metric, other_where, pair_by)
     other = [v for _, v in theirs]
     label = ", ".join(f"{k}={v}" for k, v in dict(criterion[kind]).items())
     shown = f"{_ours(mine)}; {label}: {_ours(other)}"
