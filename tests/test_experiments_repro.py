@@ -105,8 +105,9 @@ def test_expected_file_parses_as_the_report_reads_it(path):
     for row in data.get("rows", []):
         assert isinstance(row.get("where"), dict) and row["where"], row
         float(row["value"])  # what lstmlab.report reads; .nan where the paper gives no number
-        low, high = row["ours"]
-        assert float(low) <= float(high), row
+        if "ours" in row:  # a regression range for our own runs, where a file keeps one
+            low, high = row["ours"]
+            assert float(low) <= float(high), row
     for key in ("command", "paper_command"):
         assert " ".join(data[key].split()) in readme_text(path), f"{key} of {path.name} is not in the README"
     # a multirun goes to SLURM through Hydra's launcher; a search through an array of workers sharing

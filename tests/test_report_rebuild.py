@@ -266,3 +266,11 @@ def test_pair_by_pairs_runs_that_share_their_hyperparameters(tmp_path: Path) -> 
     assert verdicts.judge(claim, tmp_path).verdict == "inconclusive"  # Welch: the rates' spread hides it
     claim["criterion"] = {"better_than": {"cell.variant": "b"}, "paired": True, "pair_by": "optim.lr"}
     assert verdicts.judge(claim, tmp_path).verdict == "reproduced"
+
+
+def test_cap_counts_diverged_and_worse_runs_as_the_cap(tmp_path: Path) -> None:
+    nan = float("nan")
+    criterion = {"better_than": {"cell.variant": "b"}, "paired": True}
+    assert _judge([1.0, 1.1, 0.9, 1.0, 1.05], [nan] * 5, criterion, tmp_path / "plain") == "inconclusive"
+    capped = {**criterion, "cap": 6}
+    assert _judge([1.0, 1.1, 0.9, 1.0, 1.05], [nan] * 5, capped, tmp_path / "capped") == "reproduced"

@@ -102,11 +102,18 @@ def load(path: Path) -> list[RunRecord]:
 
 
 def values(
-    runs: list[RunRecord], metric: str, where: dict[str, Any], pair_by: tuple[str, ...] = ("seed",)
+    runs: list[RunRecord],
+    metric: str,
+    where: dict[str, Any],
+    pair_by: tuple[str, ...] = ("seed",),
+    cap: float | None = None,
+    direction: str = "minimize",
 ) -> list[tuple[str, float]]:
     """(the ``pair_by`` keys' values as text, value of ``metric``) of the completed runs whose config
-    matches ``where``, sorted; the keys are what a paired test pairs two configurations' runs by."""
-    from lstmlab.report.tables import _cell
+    matches ``where``, sorted; the keys are what a paired test pairs two configurations' runs by. With
+    ``cap``, a value worse than it, or not finite (a diverged run), counts as ``cap``; without, a run
+    whose value is not finite is left out."""
+    from lstmlab.report.tables import _cell, capped
 
     out = []
     for run in runs:
@@ -114,6 +121,10 @@ def values(
             continue
         if all(str(_cell(run.flat.get(k))) == str(_cell(v)) for k, v in where.items()):
             value = run.summary.get(metric)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            if cap is not None:
+                value = capped(float(value), cap, direction) if math.isfinite(value) else cap
+            if math.isfinite(value):
                 out.append(("|".join(repr(run.flat.get(k)) for k in pair_by), float(value)))
     return sorted(out)

@@ -32,7 +32,9 @@ Criteria, on the metric of the runs that match ``where`` (one value per seed):
     No difference larger than M: reproduced if the (1 - 2 alpha) confidence interval of the difference
     lies within +-M (two one-sided tests), not reproduced if it lies outside, inconclusive otherwise.
 
-The metric's direction is the one its task declares (``direction:`` in the claim otherwise). A claim
+The metric's direction is the one its task declares (``direction:`` in the claim otherwise). ``cap: X``
+in a criterion counts a value worse than X, or a run that diverged, as X (e.g. the uniform predictor's
+bits per character), as the report's ``--cap`` does. A claim
 with fewer seeds than ``seeds`` (default 3 for a threshold, 5 for a comparison) is inconclusive,
 and so is one whose results file is missing. An expected file without claims is listed as "not
 judged". ``ours`` ranges, where a file has them, are regression
@@ -128,7 +130,13 @@ def judge(claim: dict[str, Any], base: Path, command: str = "") -> Verdict:
     metric, where = str(claim["metric"]), dict(claim["where"])
     pair_by = criterion.get("pair_by", ["seed"])
     pair_by = tuple([pair_by] if isinstance(pair_by, str) else pair_by)
-    ours = results.values(runs, metric, where, pair_by)
+    cap = criterion.get("cap")
+    cap = None if cap is None else float(cap)
+    direction = claim.get("direction")
+    if direction is None and (comparison or cap is not None):  # a threshold needs no direction
+        direction = metric_direction(metric, runs)
+    direction = direction or "minimize"
+    ours = results.values(runs, metric, where, pair_by, cap, direction)
     mine = [v for _, v in ours]
     if not comparison:
         limit = float(criterion[kind])
@@ -144,7 +152,7 @@ def judge(claim: dict[str, Any], base: Path, command: str = "") -> Verdict:
             holds, why = passing == len(mine), f"{passing} of {len(mine)} seeds {word} {_fmt(limit)}"
         return Verdict(**text, ours=_ours(mine), verdict=REPRODUCED if holds else NOT_REPRODUCED, why=why)
     other_where = {**where, **dict(criterion[kind])}
-    theirs = results.values(runs, metric, other_where, pair_by)
+    theirs = results.values(runs, metric, other_where, pair_by, cap, direction)
     other = [v for _, v in theirs]
     label = ", ".join(f"{k}={v}" for k, v in dict(criterion[kind]).items())
     shown = f"{_ours(mine)}; {label}: {_ours(other)}"
@@ -152,7 +160,6 @@ def judge(claim: dict[str, Any], base: Path, command: str = "") -> Verdict:
         why = f"{min(len(mine), len(other))} of {min_seeds} seeds"
         return Verdict(**text, ours=shown, verdict=INCONCLUSIVE, why=why)
     alpha = float(criterion.get("alpha", 0.05)) / int(criterion.get("comparisons", 1))
-    direction = claim.get("direction") or metric_direction(metric, runs)
     sign = 1.0 if direction == "maximize" else -1.0  # > 0: ours is better
     if criterion.get("paired"):
         by_seed = dict(theirs)
