@@ -139,11 +139,7 @@ def rebuild(roots: list[Path], check: bool = False) -> tuple[list[Section], list
             changed = [s for s in found if s.body != s.new]
             differ += changed
             if changed and not check:
-                text = path.read_text(encoding="utf-8")
-                text = SECTION.sub(lambda m: m.group(1) + _new_body(found, m["args"]) + m.group(4), text)
+                bodies = iter([s.new for s in found])  # the sections in the order SECTION finds them
+                text = SECTION.sub(lambda m: m.group(1) + next(bodies) + m.group(4), path.read_text(encoding="utf-8"))
                 atomic_write_text(path, text)
     return every, differ
-
-
-def _new_body(found: list[Section], args: str) -> str:
-    return next(s.new for s in found if s.args == args)

@@ -43,7 +43,6 @@ ranges for our own runs, not criteria; they take no part here.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,8 +104,9 @@ def _ours(values: list[float]) -> str:
     return f"n = {len(values)}, {_fmt(float(np.mean(values)))} +- {_fmt(float(np.std(values, ddof=1)))}"
 
 
-def judge(claim: dict[str, Any], base: Path, command: str = "") -> Verdict:
-    """The verdict of one claim (see the module docstring); ``base`` is the expected file's folder."""
+def judge(claim: dict[str, Any], base: Path, command: str = "", loaded: dict[Path, list] | None = None) -> Verdict:
+    """The verdict of one claim (see the module docstring); ``base`` is the expected file's folder.
+    ``loaded`` keeps the results files already read, so that claims on one file read it once."""
     import numpy as np
     from scipy import stats
 
@@ -126,7 +126,10 @@ def judge(claim: dict[str, Any], base: Path, command: str = "") -> Verdict:
     path = base / str(claim["results"])
     if not path.is_file():
         return Verdict(**text, ours="no kept results", verdict=INCONCLUSIVE, why=f"{claim['results']} is missing")
-    runs = results.load(path)
+    loaded = {} if loaded is None else loaded
+    if path not in loaded:
+        loaded[path] = results.load(path)
+    runs = loaded[path]
     metric, where = str(claim["metric"]), dict(claim["where"])
     pair_by = criterion.get("pair_by", ["seed"])
     pair_by = tuple([pair_by] if isinstance(pair_by, str) else pair_by)
@@ -166,25 +169,21 @@ def judge(claim: dict[str, Any], base: Path, command: str = "") -> Verdict:
         pairs = [(v, by_seed[s]) for s, v in ours if s in by_seed]
         if len(pairs) < min_seeds:
             return Verdict(**text, ours=shown, verdict=INCONCLUSIVE, why=f"{len(pairs)} paired seeds")
-        diffs = np.array([a - b for a, b in pairs])
-        diff, se, dof = float(diffs.mean()), float(diffs.std(ddof=1) / math.sqrt(len(diffs))), len(diffs) - 1
-        test = "paired t"
+        a, b = np.array(pairs).T
+        result, test = stats.ttest_rel(a, b), "paired t"
+        degenerate = np.ptp(a - b) == 0  # every difference the same: no spread to test against
     else:
         a, b = np.asarray(mine), np.asarray(other)
-        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-        diff, se = float(a.mean() - b.mean()), float(math.sqrt(va + vb))
-        dof = (va + vb) ** 2 / ((va**2 / (len(a) - 1) if va else 0) + (vb**2 / (len(b) - 1) if vb else 0) or 1e-300)
-        test = "Welch t"
-    if se == 0:
-        p = 0.0 if diff != 0 else 1.0
-        t = math.copysign(math.inf, diff) if diff else 0.0
+        result, test = stats.ttest_ind(a, b, equal_var=False), "Welch t"
+        degenerate = np.ptp(a) == 0 and np.ptp(b) == 0
+    diff = float(a.mean() - b.mean())
+    if degenerate:
+        p, low, high = (0.0 if diff else 1.0), diff, diff
     else:
-        t = diff / se
-        p = float(2 * stats.t.sf(abs(t), dof))
+        ci = result.confidence_interval(1 - 2 * alpha)
+        p, low, high = float(result.pvalue), float(ci.low), float(ci.high)
     if kind == "same_as":
         margin = float(criterion["margin"])
-        half = float(stats.t.ppf(1 - alpha, dof)) * se if se else 0.0
-        low, high = diff - half, diff + half
         why = f"{test}: difference {_fmt(diff)}, {100 * (1 - 2 * alpha):.0f} % CI [{_fmt(low)}, {_fmt(high)}]"
         why += f", margin {_fmt(margin)}"
         verdict = (
@@ -208,13 +207,13 @@ def verdicts(expected_files: list[Path], root: Path | None = None) -> list[tuple
     """Every claim of ``expected_files``, judged; paths shown relative to ``root``."""
     from lstmlab.report.expected import load_expected
 
-    out = []
+    out, loaded = [], {}
     for path in expected_files:
         data = load_expected(path)
         command = " ".join(str(data.get("command", "")).split())
         claims = check_claims(data, path)
         for claim in claims:
-            out.append((path, judge(claim, path.parent, command)))
+            out.append((path, judge(claim, path.parent, command, loaded)))
         if not claims:  # a file that keeps only regression ranges: shown, not judged
             source = str(data.get("source", ""))
             why = f"{path.name} has no claims with criteria yet"
