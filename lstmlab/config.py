@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, NoReturn, Optional
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
@@ -67,6 +67,11 @@ class CellConfig:
     variant: str = "vanilla"  # LSTM family: vanilla NIG NFG NOG NIAF NOAF NP CIFG FGR
     activation: str = "tanh"  # rnn: tanh | relu | identity
     reset_after: bool = True  # gru: PyTorch/cuDNN form (true) or Cho et al.'s original (false)
+    # options of the xLSTM and min cells; null: the cell's default. Given to a cell without that option: an error
+    form: Optional[str] = None  # mlstm: chunkwise | parallel | sequential; mingru, minlstm: parallel | sequential
+    num_heads: Optional[int] = None  # slstm, mlstm: heads (must divide model.hidden_size)
+    chunk_size: Optional[int] = None  # mlstm with form=chunkwise: steps per chunk
+    forget: Optional[str] = None  # slstm, mlstm: the forget gate, sigmoid | exp
     extra: dict[str, Any] = field(default_factory=dict)  # options of a registered cell without a key above
     input_init: str = "glorot_uniform"
     recurrent_scale: float = 1.0
@@ -94,15 +99,28 @@ class CellConfig:
 
     def options(self) -> dict[str, Any]:
         """The cell's own options (:func:`lstmlab.cells.option_names`): each taken from the key of that
-        name above (``variant``, ``activation``, ``reset_after``) or from ``extra``; keys of ``extra``
-        the cell does not take are passed on, so that the cell refuses them by name."""
+        name above (``variant``, ``activation``, ``reset_after``; ``form``, ``num_heads``,
+        ``chunk_size``, ``forget`` when not null) or from ``extra``; a key given that the cell does not
+        take is passed on, so that the cell refuses it by name."""
         from lstmlab import cells
 
         own = {k: getattr(self, k) for k in cells.option_names(self.name) if k in _CELL_OPTION_KEYS}
-        return {**own, **self.extra}
+        given = {k: getattr(self, k) for k in _OPTIONAL_CELL_KEYS if getattr(self, k) is not None}
+        return {**own, **given, **self.extra}
+
+    def for_cell(self, name: str) -> CellConfig:
+        """A copy for cell ``name``, keeping of the options given here only those that cell takes (the
+        gradient-norm study runs several cells from one config)."""
+        from lstmlab import cells
+
+        takes = cells.option_names(name)
+        optional = {k: getattr(self, k) if k in takes else None for k in _OPTIONAL_CELL_KEYS}
+        extra = {k: v for k, v in self.extra.items() if k in takes}
+        return replace(self, name=name, extra=extra, **optional)
 
 
 _CELL_OPTION_KEYS = ("variant", "activation", "reset_after")
+_OPTIONAL_CELL_KEYS = ("form", "num_heads", "chunk_size", "forget")
 
 
 @dataclass

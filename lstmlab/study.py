@@ -48,12 +48,13 @@ SPECTRUM_LINES = 8  # singular values per cell drawn in the Jacobian plots (grad
 
 def cell_configs(config: Config) -> dict[str, Config]:
     """One training config per cell of ``diagnostics.cells``: the study's config with ``cell.name``
-    set, ``runner=train`` and wandb off (the study logs for all cells together)."""
+    set (:meth:`~lstmlab.config.CellConfig.for_cell`), ``runner=train`` and wandb off (the study
+    logs for all cells together)."""
     config.diagnostics.check_study()
     out = {}
     for name in config.diagnostics.cells:
         cell_config = copy.deepcopy(config)
-        cell_config.cell.name = name
+        cell_config.cell = config.cell.for_cell(name)
         cell_config.runner = "train"
         cell_config.logger.wandb.mode = "disabled"
         out[name] = cell_config

@@ -315,6 +315,104 @@ def format_speed_row(row: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------
+# The xLSTM and min cells: beside the LSTM, and their forms against each other
+
+MODERN_CELLS = ("slstm", "mlstm", "mingru", "minlstm")
+FORMS = {"mlstm": ("sequential", "chunkwise", "parallel"), "mingru": ("sequential", "parallel"),
+         "minlstm": ("sequential", "parallel")}  # fmt: skip
+FORM_SHAPE = (16, 128, 128)  # B, D, H of the forms study
+FORM_LENGTHS = (100, 1000, 10000)
+MAX_RUN_GIB = 8.0  # a form whose step needs more (XLA's estimate) is compiled and reported, not run
+
+
+def cell_step(cell: str, B: int, T: int, D: int, H: int, **options: Any) -> tuple[Step, float, float]:
+    """A training step of one :class:`lstmlab.nn.Recurrent` layer of ``cell`` with ``options``, the
+    compile time and XLA's estimate of its memory (temporaries + arguments + outputs) in MiB."""
+    layer = Recurrent(cell, D, H, rngs=nnx.Rngs(0), **options)
+    graphdef, params, rest = nnx.split(layer, nnx.Param, ...)
+    xs = jax.random.normal(jax.random.key(1), (T, B, D))
+    w = jax.random.normal(jax.random.key(2), (T, B, H))
+
+    def loss(params, xs, w):
+        _, hs = nnx.merge(graphdef, params, rest)(xs)
+        return jnp.sum(hs * w)
+
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    start = time.perf_counter()
+    compiled = grad.lower(params, xs, w).compile()
+    compile_s = time.perf_counter() - start
+    m = compiled.memory_analysis()
+    mib = (m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes) / 2**20
+
+    def step():
+        return jax.block_until_ready(compiled(params, xs, w))
+
+    return step, compile_s, mib
+
+
+def _timed_rows(built: dict[str, tuple[Step, float, float]], reps: int, warmup: int, **fields: Any) -> list[dict]:
+    runnable = {name: step for name, (step, _, mib) in built.items() if mib <= MAX_RUN_GIB * 1024}
+    times = time_interleaved(runnable, reps, warmup)
+    T, B = fields["T"], fields["B"]
+    return [
+        {
+            **fields,
+            "contender": name,
+            "median_ms": 1e3 * statistics.median(times[name]) if name in times else None,
+            "tokens_per_s": T * B / statistics.median(times[name]) if name in times else None,
+            "compile_s": compile_s,
+            "xla_mib": mib,
+        }
+        for name, (_, compile_s, mib) in built.items()
+    ]
+
+
+def bench_cells(shapes: list[tuple], reps: int, warmup: int) -> list[dict]:
+    """Each xLSTM and min cell's training step (its default form) beside the LSTM's, interleaved."""
+    rows = []
+    for B, T, D, H in shapes:
+        built = {cell: cell_step(cell, B, T, D, H) for cell in ("lstm", *MODERN_CELLS)}
+        rows += _timed_rows(built, reps, warmup, B=B, T=T, D=D, H=H)
+        print("cells", B, T, D, H, {r["contender"]: r["median_ms"] for r in rows[-len(built) :]}, flush=True)
+    return rows
+
+
+def bench_forms(lengths: list[int], reps: int, warmup: int) -> list[dict]:
+    """Every form of the mLSTM, minGRU and minLSTM at each length: time per training step (interleaved
+    within a cell and length) and XLA's memory estimate; a form needing more than MAX_RUN_GIB is not run."""
+    B, D, H = FORM_SHAPE
+    rows = []
+    for cell, forms in FORMS.items():
+        for T in lengths:
+            built = {form: cell_step(cell, B, T, D, H, form=form) for form in forms}
+            rows += _timed_rows(built, reps, warmup, cell=cell, B=B, T=T, D=D, H=H)
+            print(
+                "forms", cell, T, {r["contender"]: (r["median_ms"], round(r["xla_mib"])) for r in rows[-len(forms) :]}
+            )
+    return rows
+
+
+def form_targets(rows: list[dict]) -> list[str]:
+    """The speed targets of the parallel forms, judged on ``rows`` of :func:`bench_forms`."""
+    by = {(r["cell"], r["T"], r["contender"]): r["median_ms"] for r in rows}
+    out = []
+    for cell in ("mingru", "minlstm"):
+        T = max(t for c, t, _ in by if c == cell)
+        seq, par = by.get((cell, T, "sequential")), by.get((cell, T, "parallel"))
+        if seq and par:
+            got = seq / par
+            out.append(f"{cell} parallel vs sequential at T={T}: {got:.1f}x (target >= 5x) {_verdict(5 - got, 5)}")
+    for T in sorted(t for c, t, f in by if c == "mlstm" and f == "chunkwise"):
+        seq, chunk = by.get(("mlstm", T, "sequential")), by.get(("mlstm", T, "chunkwise"))
+        if seq and chunk and T >= 1000:
+            got = seq / chunk
+            out.append(
+                f"mlstm chunkwise vs sequential at T={T}: {got:.2f}x (target > 1x) {_verdict(1 - got + 1e-9, 1)}"
+            )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
 # Memory against sequence length
 
 MEMORY_SHAPE = (32, 64, 128)  # B, D, H of the lstm in the memory study
@@ -537,6 +635,42 @@ def markdown(report: dict) -> str:
                 + ", ".join(f"{t:.0f}" for t in r.get("tokens_per_s_rounds", []))
                 + " |"
             )
+    if report.get("cells"):
+        lines.append("\n## The xLSTM and min cells beside the LSTM\n")
+        lines.append(
+            "Training step of one layer (each cell in its default form), interleaved repetitions; XLA MiB "
+            "= temporaries + arguments + outputs of the compiled step.\n"
+        )
+        lines.append("| B x T, D -> H | cell | median ms | tokens/s | vs lstm | compile s | XLA MiB |")
+        lines.append("|---|---|---:|---:|---:|---:|---:|")
+        lstm = {(r["B"], r["T"], r["D"], r["H"]): r["median_ms"] for r in report["cells"] if r["contender"] == "lstm"}
+        for r in report["cells"]:
+            key = (r["B"], r["T"], r["D"], r["H"])
+            ran = r["median_ms"] is not None
+            lines.append(
+                f"| {r['B']} x {r['T']}, {r['D']} -> {r['H']} | {r['contender']} | "
+                + (f"{r['median_ms']:.2f} | {r['tokens_per_s']:.0f} | " if ran else "not run | | ")
+                + (f"{r['median_ms'] / lstm[key]:.2f}x time" if ran and lstm.get(key) else "-")
+                + f" | {r['compile_s']:.2f} | {r['xla_mib']:.0f} |"
+            )
+    if report.get("forms"):
+        B, D, H = FORM_SHAPE
+        lines.append(f"\n## Forms of a cell against its sequential form, B={B} D={D} H={H}\n")
+        lines.append(
+            "Same numbers, computed step by step (sequential), all at once (parallel) or in chunks "
+            f"(chunkwise, 64 steps); a form whose step XLA estimates above {MAX_RUN_GIB:.0f} GiB is not run.\n"
+        )
+        lines.append("| cell | T | form | median ms | speed-up vs sequential | compile s | XLA MiB |")
+        lines.append("|---|---:|---|---:|---:|---:|---:|")
+        seq = {(r["cell"], r["T"]): r["median_ms"] for r in report["forms"] if r["contender"] == "sequential"}
+        for r in report["forms"]:
+            ms = "not run" if r["median_ms"] is None else f"{r['median_ms']:.1f}"
+            base = seq.get((r["cell"], r["T"]))
+            speedup = f"{base / r['median_ms']:.2f}x" if base and r["median_ms"] else "-"
+            lines.append(
+                f"| {r['cell']} | {r['T']} | {r['contender']} | {ms} | {speedup} | {r['compile_s']:.2f} | "
+                f"{r['xla_mib']:.0f} |"
+            )
     if report.get("targets"):
         lines.append("\n## Targets\n")
         lines += [f"- {t}" for t in report["targets"]]
@@ -605,6 +739,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--memory-lengths", default="1000,4000,16000", help="T values of the memory study")
     parser.add_argument("--remat-chunk", type=int, default=64, help="remat_chunk of the memory study")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory study")
+    parser.add_argument(
+        "--modern",
+        action="store_true",
+        help="also the xLSTM and min cells beside the LSTM and their forms at --form-lengths",
+    )
+    parser.add_argument("--modern-only", action="store_true", help="only the xLSTM and min cells")
+    parser.add_argument("--form-lengths", default=",".join(map(str, FORM_LENGTHS)), help="T values of the forms study")
     parser.add_argument(
         "--charlm", action="store_true", help="also time +experiment=charlm end to end (compile time and tokens/s)"
     )
@@ -680,8 +821,9 @@ def main(argv: list[str] | None = None) -> dict:
     }
     report["load_average_before"] = os.getloadavg()
     report["rounds"] = rounds
-    if args.charlm_only:
-        args.charlm, args.no_memory = True, True
+    if args.charlm_only or args.modern_only:
+        args.charlm, args.no_memory = args.charlm_only, True
+        args.modern = args.modern or args.modern_only
         report["speed"] = []
     else:
         report["speed"] = bench_speed(
@@ -696,6 +838,12 @@ def main(argv: list[str] | None = None) -> dict:
     report["targets"] = [] if args.smoke else check_targets(report["speed"])
     for line in report["targets"]:
         print(line)
+    if args.modern:
+        report["cells"] = bench_cells(shapes, reps, warmup=1 if args.smoke else 2)
+        lengths = [8, 16] if args.smoke else [int(t) for t in args.form_lengths.split(",")]
+        report["forms"] = bench_forms(lengths, reps, warmup=1)
+        if not args.smoke:
+            report["targets"] += form_targets(report["forms"])
     if not (args.quick or args.smoke or args.no_memory):
         report["memory"] = bench_memory([int(t) for t in args.memory_lengths.split(",")], args.remat_chunk)
     if args.charlm:

@@ -8,7 +8,10 @@ The contract::
     final_carry, hs = cells.scan("lstm", params, xs)                     # xs (T, B, D) -> hs (T, B, H)
 
 Cells: ``lstm``, ``peephole`` (both with ``variant=``, see :mod:`lstmlab.cells.lstm`), ``gru`` (with
-``reset_after=``, :mod:`lstmlab.cells.gru`), ``rnn`` (with ``activation=``, :mod:`lstmlab.cells.rnn`).
+``reset_after=``, :mod:`lstmlab.cells.gru`), ``rnn`` (with ``activation=``, :mod:`lstmlab.cells.rnn`);
+xLSTM's ``slstm`` and ``mlstm`` (:mod:`lstmlab.cells.slstm`, :mod:`lstmlab.cells.mlstm`) and
+``mingru``, ``minlstm`` (:mod:`lstmlab.cells.minrnn`). Where a cell computes a sequence in several
+ways, its option ``form`` (``sequential`` | ``parallel`` | ``chunkwise``) chooses.
 Initialisation options are documented in :mod:`lstmlab.cells.init`.
 
 Each cell's equations (init, carry, one forward step and its hand-derived backward) live in its own
@@ -18,6 +21,7 @@ is one such class plus ``cells.register(name, MyCell())``; every function here t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -27,15 +31,18 @@ import jax.numpy as jnp
 
 from lstmlab.cells import gru as _gru
 from lstmlab.cells import lstm as _lstm
+from lstmlab.cells import minrnn as _minrnn
+from lstmlab.cells import mlstm as _mlstm
 from lstmlab.cells import remat as _remat
 from lstmlab.cells import rnn as _rnn
 from lstmlab.cells import scan as _scan
 from lstmlab.cells import sharding as _sharding
+from lstmlab.cells import slstm as _slstm
 from lstmlab.cells.base import Cell
 from lstmlab.cells.init import INPUT_INITIALIZERS, InitOptions
 from lstmlab.cells.lstm import VARIANTS, FGRState, LSTMState
 from lstmlab.cells.rnn import ACTIVATIONS
-from lstmlab.cells.scan import reverse_padded, time_mask
+from lstmlab.cells.scan import batch_where, reverse_padded, time_mask
 
 Array = jax.Array
 Carry = Any
@@ -46,6 +53,7 @@ __all__ = [
     "ACTIVATIONS",
     "CELLS",
     "Cell",
+    "batch_where",
     "FGRState",
     "IMPLS",
     "INPUT_INITIALIZERS",
@@ -66,6 +74,7 @@ __all__ = [
     "scan",
     "scan_gates",
     "scan_states",
+    "sizes",
     "step",
     "time_mask",
     "unregister",
@@ -129,6 +138,10 @@ register("lstm", _lstm.CELL)
 register("peephole", _lstm.PEEPHOLE)
 register("gru", _gru.CELL)
 register("rnn", _rnn.CELL)
+register("slstm", _slstm.CELL)
+register("mlstm", _mlstm.CELL)
+register("mingru", _minrnn.MINGRU)
+register("minlstm", _minrnn.MINLSTM)
 
 
 def option_names(name: str) -> tuple[str, ...]:
@@ -163,14 +176,33 @@ def has_fast_path(name: str, **options: Any) -> bool:
 # Parameter shapes
 
 
+_SYMBOL = re.compile(r"(\d*)H(?:/(\d+))?(?:\+(\d+))?")
+
+
 def _dim(symbol: str, input_size: int, hidden_size: int) -> tuple[int, str]:
-    """A shape symbol ("D", "H", "4H") as (size, explanation)."""
+    """A shape symbol as (size, explanation): ``"D"`` the input size; ``"aH/k+c"`` (each part optional:
+    ``"H"``, ``"4H"``, ``"H/2"``, ``"4H+8"``) a * H / k + c for the hidden size H; digits a constant."""
     if symbol == "D":
         return input_size, f"input_size={input_size}"
-    if symbol == "H":
-        return hidden_size, f"hidden_size={hidden_size}"
-    k = int(symbol[:-1])
-    return k * hidden_size, f"{k}*hidden_size={k * hidden_size}"
+    match = _SYMBOL.fullmatch(symbol)
+    if match is None:
+        return int(symbol), symbol
+    a, k, c = int(match[1] or 1), int(match[2] or 1), int(match[3] or 0)
+    size = a * hidden_size // k + c
+    if (a, k, c) == (1, 1, 0):
+        return size, f"hidden_size={hidden_size}"
+    text = symbol.replace("H", "*hidden_size" if a > 1 else "hidden_size")
+    return size, f"{text}={size}"
+
+
+def _solve_hidden(symbol: str, size: int) -> int | None:
+    """The hidden size H for which ``symbol`` (an H symbol of :func:`_dim`) is ``size``, or None."""
+    match = _SYMBOL.fullmatch(symbol)
+    if match is None:
+        return None
+    a, k, c = int(match[1] or 1), int(match[2] or 1), int(match[3] or 0)
+    H, rest = divmod((size - c) * k, a)
+    return H if rest == 0 and H > 0 and a * H // k + c == size else None
 
 
 def param_shapes(name: str, input_size: int, hidden_size: int, **options: Any) -> dict[str, tuple[int, ...]]:
@@ -180,20 +212,40 @@ def param_shapes(name: str, input_size: int, hidden_size: int, **options: Any) -
 
 
 def _sizes_from(cell: Cell, spec: Mapping[str, tuple[str, ...]], params: Mapping[str, Array]) -> tuple[int, int]:
-    """(input_size, hidden_size) read off ``w_i`` (D, G*H) and ``w_h`` (H, G*H), either way round."""
-    w_h, w_i = jnp.shape(params["w_h"]), jnp.shape(params["w_i"])
-    k = _dim(spec["w_h"][1], 0, 1)[0]
-    if len(w_h) == 2 and w_h[1] == k * w_h[0]:
-        H = w_h[0]
-    elif len(w_h) == 2 and w_h[0] == k * w_h[1]:
-        H = w_h[1]
+    """(input_size, hidden_size) read off the parameters: H from ``w_h`` (H, G*H) or, for a cell
+    without one, from the first H-sized axis of its parameters; D from ``w_i`` (D, G*H), either way
+    round."""
+    if "w_h" in spec and len(spec["w_h"]) == 2 and spec["w_h"][0] == "H":
+        w_h = jnp.shape(params["w_h"])
+        k = _dim(spec["w_h"][1], 0, 1)[0]
+        if len(w_h) == 2 and w_h[1] == k * w_h[0]:
+            H = w_h[0]
+        elif len(w_h) == 2 and w_h[0] == k * w_h[1]:
+            H = w_h[1]
+        else:
+            raise ValueError(
+                f"params['w_h'] has shape {w_h}; expected (hidden_size, "
+                f"{spec['w_h'][1].replace('H', '*hidden_size') if k > 1 else 'hidden_size'})"
+            )
     else:
-        raise ValueError(
-            f"params['w_h'] has shape {w_h}; expected (hidden_size, "
-            f"{spec['w_h'][1].replace('H', '*hidden_size') if k > 1 else 'hidden_size'})"
-        )
-    D = w_i[1] if len(w_i) == 2 and w_i[0] == k * H and w_i[1] != k * H else (w_i[0] if w_i else 0)
+        H = None
+        for key in ("w_h", "w_i", *spec):
+            shape = jnp.shape(params[key]) if key in spec else ()
+            for symbol, size in zip(spec.get(key, ()), shape):
+                H = H or _solve_hidden(symbol, size)
+        if H is None:
+            shapes = ", ".join(f"{k} {tuple(v)}" for k, v in spec.items())
+            raise ValueError(f"cannot read the hidden size off params with shapes {shapes}")
+    w_i = jnp.shape(params["w_i"])
+    width = _dim(spec["w_i"][1], 0, H)[0]
+    D = w_i[1] if len(w_i) == 2 and w_i[0] == width and w_i[1] != width else (w_i[0] if w_i else 0)
     return int(D), int(H)
+
+
+def sizes(name: str, params: Mapping[str, Array], **options: Any) -> tuple[int, int]:
+    """(input_size, hidden_size) of cell ``name``'s parameters ``params``."""
+    cell = get(name)
+    return _sizes_from(cell, cell.param_shapes(**cell_options(name, **options)), params)
 
 
 def check_params(
@@ -299,8 +351,8 @@ def initial_carry(name: str, batch_size: int, hidden_size: int, dtype=jnp.float3
 
 
 def _default_carry(name: str, params: Mapping[str, Array], x: Array, batch_size: int, options: dict[str, Any]) -> Carry:
-    dtype = jnp.result_type(x.dtype, params["w_h"].dtype)
-    return initial_carry(name, batch_size, params["w_h"].shape[0], dtype, **options)
+    dtype = jnp.result_type(x.dtype, params["w_i"].dtype)
+    return initial_carry(name, batch_size, sizes(name, params, **options)[1], dtype, **options)
 
 
 def step(name: str, params: dict[str, Array], carry: Carry, x: Array, **options: Any) -> tuple[Carry, Array]:

@@ -28,6 +28,12 @@ Optional: ``gates(params, xp_t, carry, **options) -> dict[str, Array]``, the ste
 (gates, candidate, new state), each (B, ...); ``forward`` should be written on top of it so that the
 equations exist once. :func:`lstmlab.cells.scan_gates` runs it over a sequence.
 
+Optional: ``sequence(params, xps, carry, mask, **options) -> (final_carry, hs)``, the whole sequence at
+once from the projected inputs ``xps`` (T, B, G*H), for cells with a parallel form (a scan over time
+that is not a step-by-step loop). ``mask`` (T, B) is None or a prefix of valid steps: the carry must
+stop changing after a sequence's last valid step and ``hs`` be zero past it. ``has_sequence(**options)``
+says whether the options choose it; :func:`lstmlab.cells.scan` then runs it instead of the loop.
+
 Plus ``num_gates`` (G), ``input_bias`` (the bias key added to ``x @ w_i``), ``options`` (option name ->
 default), ``check_options``, ``param_shapes``, ``init`` and ``initial_carry``, documented below.
 ``has_backward(**options)`` says whether ``backward``/``grads`` exist for these options; if not,
@@ -90,6 +96,16 @@ class Cell:
 
     def has_backward(self, **options: Any) -> bool:
         return type(self).backward is not Cell.backward
+
+    def has_sequence(self, **options: Any) -> bool:
+        """True if these options choose :meth:`sequence` over the step-by-step loop."""
+        return False
+
+    def sequence(
+        self, params: Params, xps: Array, carry: Carry, mask: Array | None, **options: Any
+    ) -> tuple[Carry, Array]:
+        """The whole sequence at once (optional; see the module docstring)."""
+        raise NotImplementedError
 
     def backward_state(self, carry: Carry, **options: Any) -> Any:
         return None

@@ -59,11 +59,16 @@ def time_mask(T: int, seq_lengths: Array) -> Array:
     return jnp.arange(T)[:, None] < seq_lengths[None, :]
 
 
+def batch_where(m: Array, new: Array, old: Array) -> Array:
+    """``new`` in the rows b where the (B,) mask ``m`` is set, else ``old``; arrays (B, ...) of any rank."""
+    return jnp.where(m.reshape(m.shape + (1,) * (jnp.ndim(new) - 1)), new, old)
+
+
 def _where(m: Array | None, new: Any, old: Any) -> Any:
     """``new`` where the (B,) mask ``m`` is set (everywhere if there is no mask), else ``old``; pytrees."""
     if m is None:
         return new
-    return jax.tree.map(lambda n, o: jnp.where(m[:, None], n, o), new, old)
+    return jax.tree.map(lambda n, o: batch_where(m, n, o), new, old)
 
 
 def keep_dtypes(new: Carry, old: Carry) -> Carry:
@@ -152,11 +157,11 @@ def _fast_bwd(cell, option_items, residuals, cotangents):
         dy, saved, h_prev, h, m = step_inputs
         d_in = d_carry
         if m is not None:
-            d_in = jax.tree.map(lambda d: jnp.where(m[:, None], d, jnp.zeros_like(d)), d_carry)
+            d_in = jax.tree.map(lambda d: batch_where(m, d, jnp.zeros_like(d)), d_carry)
             dy = jnp.where(m[:, None], dy, jnp.zeros_like(dy))
         dz, d_prev, cell_state = cell.backward(bwd_params, saved, h_prev, h, cell_state, d_in, dy, **options)
         if m is not None:
-            d_prev = jax.tree.map(lambda p, d: p + jnp.where(m[:, None], jnp.zeros_like(d), d), d_prev, d_carry)
+            d_prev = jax.tree.map(lambda p, d: p + batch_where(m, jnp.zeros_like(d), d), d_prev, d_carry)
         return (keep_dtypes(d_prev, d_carry), cell_state), dz
 
     (d_carry0, _), dzs = jax.lax.scan(
@@ -196,14 +201,21 @@ def run(
     impl: str = "fast",
 ) -> tuple[Carry, Array]:
     """``xs`` (T, B, D) -> (final carry, hs (T, B, H)), padded and reversed as in the module docstring.
-    ``impl``: ``"fast"`` (falls back to ``"reference"`` for cells without a backward) or ``"reference"``."""
+    ``impl``: ``"fast"`` (falls back to ``"reference"`` for cells without a backward) or ``"reference"``.
+    A cell whose options choose a whole-sequence form (``cell.has_sequence``, e.g. ``form="parallel"``)
+    runs that form instead of the loop, differentiated by autodiff."""
     if seq_lengths is not None:
         seq_lengths = jnp.asarray(seq_lengths)
     if reverse:
         xs = xs[::-1] if seq_lengths is None else reverse_padded(xs, seq_lengths)
     mask = None if seq_lengths is None else time_mask(xs.shape[0], seq_lengths)
-    use_fast = impl == "fast" and cell.has_backward(**options)
-    carry, hs = (fast if use_fast else reference)(cell, options, params, xs, carry, mask)
+    if getattr(cell, "has_sequence", lambda **_: False)(**options):
+        xp = xs @ params["w_i"] + params[cell.input_bias]
+        new, hs = cell.sequence(params, xp, carry, mask, **options)
+        carry = keep_dtypes(new, carry)
+    else:
+        use_fast = impl == "fast" and cell.has_backward(**options)
+        carry, hs = (fast if use_fast else reference)(cell, options, params, xs, carry, mask)
     if reverse:
         hs = hs[::-1] if seq_lengths is None else reverse_padded(hs, seq_lengths)
     return carry, hs

@@ -71,16 +71,21 @@ def hidden(carry: Carry) -> Array:
 
 
 def cell_state(carry: Carry) -> Array | None:
-    """``c`` of an LSTM-family carry, None for GRU/RNN."""
-    return carry.c if hasattr(carry, "c") else None
+    """The memory of a carry: ``c`` of the LSTM family and the sLSTM, the matrix memory ``C`` of the
+    mLSTM; None for carries that are ``h`` alone (GRU, RNN, minGRU, minLSTM)."""
+    for name in ("c", "C"):
+        if hasattr(carry, name):
+            return getattr(carry, name)
+    return None
 
 
 def initial_carries(layers: Sequence[LayerSpec], batch_size: int, dtype) -> list[Carry]:
     """Zero carries for every layer, in the dtype ``cells.scan`` would use for inputs of ``dtype``."""
     carries = []
     for cell, params, options in as_layers(layers):
-        dtype = jnp.result_type(dtype, params["w_h"].dtype)
-        carries.append(cells.initial_carry(cell, batch_size, params["w_h"].shape[0], dtype, **options))
+        dtype = jnp.result_type(dtype, params["w_i"].dtype)
+        hidden_size = cells.sizes(cell, params, **options)[1]
+        carries.append(cells.initial_carry(cell, batch_size, hidden_size, dtype, **options))
     return carries
 
 
@@ -105,10 +110,10 @@ def check_layer_inputs(layers: Sequence[LayerSpec], xs: Array) -> None:
     if xs.ndim != 3:
         raise ValueError(f"xs must be time-major (T, B, D); got shape {xs.shape}")
     size = xs.shape[-1]
-    for index, (_, params, _) in enumerate(layers):
+    for index, (cell, params, options) in enumerate(layers):
         if params["w_i"].shape[0] != size:
             raise ValueError(f"layers[{index}] takes inputs of size {params['w_i'].shape[0]}, but gets {size}")
-        size = params["w_h"].shape[0]
+        size = cells.sizes(cell, params, **options)[1]
 
 
 def state_grad_norms(
@@ -159,8 +164,9 @@ def state_grad_norms(
 
     loss, grads = jax.value_and_grad(loss_of_probes)(probes)
 
-    def norm(g: Array) -> Array:
-        return jnp.linalg.norm(g.astype(jnp.promote_types(g.dtype, jnp.float32)), axis=-1)
+    def norm(g: Array) -> Array:  # (T, B, ...) -> (T, B), over all of a step's entries (the mLSTM's C is a matrix)
+        g = g.astype(jnp.promote_types(g.dtype, jnp.float32))
+        return jnp.linalg.norm(g.reshape(g.shape[:2] + (-1,)), axis=-1)
 
     h = tuple(norm(hidden(g)) for g in grads)
     c = tuple(None if cell_state(g) is None else norm(cell_state(g)) for g in grads)

@@ -123,7 +123,7 @@ def _spectra(
         previous = jax.tree.map(lambda c, s: jnp.concatenate([c[None], s[:-1]]), carry, states)
         products = jacobian_products(_one_step_jacobians(cell, params, options, inputs, previous), max_distance)
         if state == "h":
-            H = params["w_h"].shape[0]  # h comes first in every flattened carry
+            H = cells.sizes(cell, params, **options)[1]  # h comes first in every flattened carry
             products = products[..., :H, :H]
         spectra.append(jnp.linalg.svd(products, compute_uv=False))
         inputs = outputs

@@ -110,7 +110,7 @@ class Recurrent(nnx.Module):
     ) -> tuple[Carry, Array]:
         """xs (T, B, D) -> (final carry, hs (T, B, H))."""
         if carry is None:
-            carry = self.initial_carry(xs.shape[1], jnp.result_type(xs.dtype, self.w_h[...].dtype))
+            carry = self.initial_carry(xs.shape[1], jnp.result_type(xs.dtype, self.w_i[...].dtype))
         params = self.cell_params()
         cells.check_params(self.cell, params, input_size=self.input_size, hidden_size=self.hidden_size, **self.options)
         return cells.scan(

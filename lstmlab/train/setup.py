@@ -223,7 +223,7 @@ def model_mismatch(saved: dict[str, Any] | None, current: dict[str, Any]) -> str
         "input_size",
         "output_size",
     ]
-    keys += [f"cell.{k}" for k in cells.option_names(current["cell"]["name"])]
+    keys += [f"cell.{k}" for k in cells.option_names(current["cell"]["name"]) if k in current["cell"]]
     keys += [f"cell.extra.{k}" for k in current["cell"].get("extra", {})]
     try:
         keys += task_for(current.get("kind", "")).signature_keys()

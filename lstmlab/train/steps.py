@@ -21,7 +21,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from lstmlab import diagnostics
+from lstmlab import cells, diagnostics
 from lstmlab.config import Config
 from lstmlab.data import Dataset, DataSpec
 from lstmlab.nn import RecurrentModel
@@ -51,7 +51,7 @@ def reset_carries(model: RecurrentModel, carries: Any, batch: dict[str, jax.Arra
     """Zero (or the learned initial value of) each stream's carry where ``batch["reset"]`` is set."""
     reset = batch["reset"]
     initial = model.initial_carries(reset.shape[0])
-    return jax.tree.map(lambda c, z: jnp.where(reset[:, None], z.astype(c.dtype), c), carries, initial)
+    return jax.tree.map(lambda c, z: cells.batch_where(reset, z.astype(c.dtype), c), carries, initial)
 
 
 def make_train_step(
