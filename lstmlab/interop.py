@@ -46,7 +46,7 @@ class Ported:
     """Weights of a recurrent stack in lstmlab's layout.
 
     Attributes:
-      cell: ``lstm``, ``gru`` or ``rnn``. options: the cell's options (``activation`` for rnn,
+      cell: ``lstm``, ``gru``, ``rnn``, ``mingru`` or ``minlstm``. options: the cell's options (``activation`` for rnn,
         ``reset_after`` for a Keras reset-before GRU).
       params: ``{"layer<k>": {"fwd": cell_params, "bwd": cell_params}}``; ``bwd`` only when
         ``bidirectional``.
@@ -71,7 +71,9 @@ class Ported:
     @property
     def hidden_size(self) -> int:
         """H, each direction's hidden size."""
-        return int(self.layer(0)["w_h"].shape[0])
+        from lstmlab import cells
+
+        return cells.sizes(self.cell, self.layer(0), **self.options)[1]
 
     def layer(self, index: int, direction: str = "fwd") -> dict[str, np.ndarray]:
         """The :func:`lstmlab.cells.scan` params dict of layer ``index`` in ``direction`` (fwd/bwd)."""
@@ -279,6 +281,35 @@ def to_torch(params: Params | Ported, module) -> None:
 # -- Keras 3 ----------------------------------------------------------------------------------------
 
 _KERAS_GRU_TO_OURS = (1, 0, 2)  # keras column blocks z, r, h -> lstmlab r, z, n
+
+
+_MINGRU_PYTORCH_ORDER = {
+    "minGRU": ("mingru", "to_hidden_and_gate", 2),
+    "minLSTM": ("minlstm", "to_hidden_and_f_i_gate", 3),
+}
+
+
+def from_mingru_pytorch(module) -> Ported:
+    """Weights of a ``minGRU`` or ``minLSTM`` layer of the ``mingru-pytorch`` package (batch-first) as
+    lstmlab's ``mingru`` / ``minlstm``.
+
+    Its bias-free projection (``to_hidden_and_gate``: rows [h~, z]; ``to_hidden_and_f_i_gate``: rows
+    [h~, f, i]) becomes ``w_i`` (D, G*H) transposed, with the candidate block moved last ([z, h~] and
+    [f, i, h~]), and ``b`` zero. A layer with an output projection (``expansion_factor != 1`` or
+    ``proj_out=True``) is refused: that projection is a separate linear layer, not part of the cell.
+    """
+    _require("torch", "from_mingru_pytorch", "PyTorch", "torch==2.13.0")
+    kind = type(module).__name__
+    if kind not in _MINGRU_PYTORCH_ORDER:
+        raise ValueError(f"from_mingru_pytorch takes a minGRU or minLSTM module; got {kind}")
+    cell, name, G = _MINGRU_PYTORCH_ORDER[kind]
+    if type(module.to_out).__name__ != "Identity":
+        raise ValueError(f"{kind} has an output projection (to_out); build it with expansion_factor=1, proj_out=False")
+    w = _f32(getattr(module, name).weight.detach().cpu().float().numpy()).T  # (D, G*H): [h~, gates...]
+    H = w.shape[1] // G
+    w_i = np.concatenate([w[:, H:], w[:, :H]], axis=1)
+    params: Params = {"layer0": {"fwd": {"w_i": w_i, "b": np.zeros((G * H,), np.float32)}}}
+    return Ported(cell, params, {}, False, time_major=False)
 
 
 def _blocks(a: np.ndarray, order: Sequence[int]) -> np.ndarray:

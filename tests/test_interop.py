@@ -8,6 +8,7 @@ the JAX backend) are in the ``test`` extra; Flax is a dependency.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -97,6 +98,40 @@ def test_missing_torch_is_one_line_saying_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match=r"^from_torch needs PyTorch: pip install torch==2.13.0$"):
         interop.from_torch(object())
+
+
+# -- mingru-pytorch (the minGRU / minLSTM reference package) -----------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["minGRU", "minLSTM"])
+def test_from_mingru_pytorch_matches_the_package_in_both_forms(kind):
+    """The package's parallel (log-space) and one-step outputs equal lstmlab's, in each form, with its
+    weights; its layers are batch-first."""
+    torch = pytest.importorskip("torch", reason="PyTorch is in the test extra: pip install torch==2.13.0")
+    pytest.importorskip(
+        "minGRU_pytorch", reason="mingru-pytorch is in the test extra: pip install mingru-pytorch==0.2.1"
+    )
+    torch.manual_seed(0)
+    module = getattr(importlib.import_module(f"minGRU_pytorch.{kind}"), kind)(H)
+    x = inputs(shape=(3, 7, H))  # (B, T, D) with D = H, as the package builds it
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)).numpy()
+        first = module(torch.from_numpy(x[:, :1])).numpy()  # one step from no hidden state
+    ported = interop.from_mingru_pytorch(module)
+    assert (ported.cell, ported.time_major, ported.hidden_size) == (kind.lower(), False, H)
+    for form in ("sequential", "parallel"):
+        _, hs = cells.scan(ported.cell, ported.layer(0), jnp.asarray(x.swapaxes(0, 1)), form=form)
+        np.testing.assert_allclose(np.asarray(hs).swapaxes(0, 1), want, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(hs[0]), first[:, 0], rtol=1e-5, atol=1e-5)
+
+
+def test_from_mingru_pytorch_refuses_an_output_projection():
+    pytest.importorskip("torch", reason="PyTorch is in the test extra: pip install torch==2.13.0")
+    package = pytest.importorskip(
+        "minGRU_pytorch", reason="mingru-pytorch is in the test extra: pip install mingru-pytorch==0.2.1"
+    )
+    with pytest.raises(ValueError, match="minGRU has an output projection"):
+        interop.from_mingru_pytorch(package.minGRU(H, expansion_factor=2.0))
 
 
 # -- Keras 3 ------------------------------------------------------------------------------------------
