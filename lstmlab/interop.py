@@ -283,6 +283,34 @@ def to_torch(params: Params | Ported, module) -> None:
 _KERAS_GRU_TO_OURS = (1, 0, 2)  # keras column blocks z, r, h -> lstmlab r, z, n
 
 
+def from_xlstm_slstm(cell) -> Ported:
+    """Weights of an ``xlstm`` package ``sLSTMCell`` (``backend="vanilla"``, ``input_shape="BSGNH"``) as
+    lstmlab's ``slstm`` with its ``num_heads``.
+
+    That cell takes inputs already projected to the gates, (B, T, 4H) as [i, f, z, o] x heads x units,
+    which is lstmlab's ``w_i`` order: ``w_i`` is the (4H, 4H) identity. Its recurrent kernel (heads,
+    4d, d) transposed per head is ``w_h`` (heads, d, 4d); its bias, in the same gate-head-unit order, is
+    ``b``. The package's sLSTM uses a sigmoid forget gate.
+    """
+    _require("torch", "from_xlstm_slstm", "PyTorch", "torch==2.13.0")
+    config = getattr(cell, "config", None)
+    if type(cell).__name__ != "sLSTMCell_vanilla" or config is None:
+        raise ValueError(f"from_xlstm_slstm takes an xlstm sLSTMCell with backend='vanilla'; got {type(cell).__name__}")
+    if config.input_shape != "BSGNH" or config.function != "slstm":
+        raise ValueError(
+            f"from_xlstm_slstm takes an sLSTM cell with input_shape='BSGNH'; got function={config.function!r}, "
+            f"input_shape={config.input_shape!r}"
+        )
+    R = _f32(cell._recurrent_kernel.detach().cpu().float().numpy())  # (NH, 4d, d)
+    H = config.hidden_size
+    p = {
+        "w_i": np.eye(4 * H, dtype=np.float32),
+        "w_h": R.transpose(0, 2, 1).copy(),
+        "b": _f32(cell._bias.detach().cpu().float().numpy()),
+    }
+    return Ported("slstm", {"layer0": {"fwd": p}}, {"num_heads": int(config.num_heads)}, False, time_major=False)
+
+
 _MINGRU_PYTORCH_ORDER = {
     "minGRU": ("mingru", "to_hidden_and_gate", 2),
     "minLSTM": ("minlstm", "to_hidden_and_f_i_gate", 3),

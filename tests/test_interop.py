@@ -134,6 +134,80 @@ def test_from_mingru_pytorch_refuses_an_output_projection():
         interop.from_mingru_pytorch(package.minGRU(H, expansion_factor=2.0))
 
 
+# -- xlstm (the xLSTM authors' package) ---------------------------------------------------------------
+
+
+def xlstm_package():
+    pytest.importorskip("torch", reason="PyTorch is in the test extra: pip install torch==2.13.0")
+    return pytest.importorskip("xlstm", reason="xlstm is in the test extra: pip install xlstm==2.0.6")
+
+
+def test_from_xlstm_slstm_matches_the_package_s_slstm_cell():
+    """The package's own sLSTM cell (its CPU 'vanilla' backend, two heads), with random weights, gives
+    lstmlab's slstm outputs and final state."""
+    xlstm_package()
+    import torch
+    from xlstm.blocks.slstm.cell import sLSTMCell, sLSTMCellConfig
+
+    torch.manual_seed(0)
+    config = sLSTMCellConfig(
+        hidden_size=8, num_heads=2, backend="vanilla", dtype="float32", enable_automatic_mixed_precision=False,
+        input_shape="BSGNH", output_shape="BSH",
+    )  # fmt: skip
+    cell = sLSTMCell(config)
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.normal_(0.0, 0.5)
+        x = torch.randn(3, 6, 32)
+        want, state = cell(x)  # (B, T, H); state (4, B, H): h, c, n, m
+    ported = interop.from_xlstm_slstm(cell)
+    assert (ported.cell, ported.options, ported.hidden_size) == ("slstm", {"num_heads": 2}, 8)
+    final, hs = cells.scan("slstm", ported.layer(0), jnp.asarray(x.numpy().swapaxes(0, 1)), **ported.options)
+    np.testing.assert_allclose(np.asarray(hs).swapaxes(0, 1), want.numpy(), **TOL)
+    for got, theirs in zip(final, state.numpy()):
+        np.testing.assert_allclose(np.asarray(got), theirs, **TOL)
+
+
+def test_the_mlstm_equals_the_package_s_parallel_and_recurrent_mlstm():
+    """The package's mLSTM kernels (parallel_stabilized_simple and the recurrent step) on the same
+    queries, keys, values and gate pre-activations give lstmlab's mlstm in each form. lstmlab's cell
+    projects its input to [q, k, v, o, i, f]; here the input is [q, k, v, i, f] itself, and the output
+    gate is held open (bias 30: sigmoid 1 in float32) to compare the package's h~."""
+    xlstm_package()
+    import torch
+    from xlstm.blocks.mlstm.backends import parallel_stabilized_simple, recurrent_step_stabilized_simple
+
+    Bn, NH, S, d = 2, 2, 7, 4
+    H = NH * d
+    torch.manual_seed(1)
+    q, k, v = (torch.randn(Bn, NH, S, d) for _ in range(3))
+    i_pre, f_pre = torch.randn(Bn, NH, S, 1), torch.randn(Bn, NH, S, 1) + 1.0
+    with torch.no_grad():
+        want = parallel_stabilized_simple(q, k, v, i_pre, f_pre).numpy()  # (B, NH, S, d)
+        C, n, m = torch.zeros(Bn, NH, d, d), torch.zeros(Bn, NH, d, 1), torch.zeros(Bn, NH, 1, 1)
+        steps = []
+        for t in range(S):
+            h, (C, n, m) = recurrent_step_stabilized_simple(
+                C, n, m, *(a[:, :, t : t + 1] for a in (q, k, v, i_pre, f_pre))
+            )
+            steps.append(h[:, :, 0].numpy())
+    np.testing.assert_allclose(np.stack(steps, axis=2), want, **TOL)
+
+    def time_major(a):  # (B, NH, S, x) -> (S, B, NH * x)
+        return a.numpy().transpose(2, 0, 1, 3).reshape(S, Bn, -1)
+
+    xs = np.concatenate([time_major(a) for a in (q, k, v, i_pre, f_pre)], axis=-1)  # (S, B, 3H + 2NH)
+    w_i = np.zeros((3 * H + 2 * NH, 4 * H + 2 * NH), np.float32)
+    w_i[: 3 * H, : 3 * H] = np.eye(3 * H)
+    w_i[3 * H :, 4 * H :] = np.eye(2 * NH)
+    b = np.zeros(4 * H + 2 * NH, np.float32)
+    b[3 * H : 4 * H] = 30.0
+    params = {"w_i": jnp.asarray(w_i), "b": jnp.asarray(b)}
+    for form in ("sequential", "parallel", "chunkwise"):
+        _, hs = cells.scan("mlstm", params, jnp.asarray(xs), num_heads=NH, form=form, chunk_size=3)
+        np.testing.assert_allclose(np.asarray(hs), time_major(torch.from_numpy(want)), **TOL)
+
+
 # -- Keras 3 ------------------------------------------------------------------------------------------
 
 
