@@ -404,9 +404,12 @@ def scan(
     A parameter of the wrong shape, or a missing or extra key, is a ValueError (:func:`check_params`).
 
     ``impl`` chooses the implementation (:mod:`lstmlab.cells.scan`): ``fast`` (default; hand-written
-    backward pass; cells without one, i.e. variant FGR, use the reference; reverse-mode autodiff only),
+    backward pass; cells without one, e.g. variant FGR and the xLSTM and min cells, use the reference;
+    reverse-mode autodiff only),
     ``reference`` (autodiff through ``lax.scan``; use it for ``jvp``/``jacfwd``), ``cudnn`` (plain LSTM
     on a CUDA GPU, :mod:`lstmlab.cells.cudnn`).
+    A cell option ``form`` other than ``sequential`` (mLSTM, minGRU, minLSTM) computes the whole sequence
+    at once or chunk by chunk instead of the step loop; the numbers are the same up to rounding.
     ``remat_chunk=K`` recomputes activations in the backward pass instead of storing them, in chunks
     of K steps (:mod:`lstmlab.cells.remat`): same results, far less memory for long sequences.
     ``batch_axis``: name of a mesh axis to split the batch along, e.g. ``"data"``. Only when given, and
