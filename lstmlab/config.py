@@ -484,11 +484,23 @@ class Config:
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     resume: ResumeConfig = field(default_factory=ResumeConfig)
 
+    def _check_heads(self) -> None:
+        """A cell with heads (slstm, mlstm) splits ``model.hidden_size`` evenly between them."""
+        from lstmlab import cells
+
+        heads = cells.cell_options(self.cell.name, **self.cell.options()).get("num_heads")
+        if heads and self.model.hidden_size % heads:
+            raise ConfigError(
+                f"model.hidden_size={self.model.hidden_size} must be divisible by cell.num_heads={heads} "
+                f"(cell={self.cell.name} splits it between its heads)"
+            )
+
     def check(self) -> None:
         """Every section in turn (the ``data`` keys are checked by the data set's factory)."""
         check_numbers(self)
         self.cell.check()
         self.model.check()
+        self._check_heads()
         self.trainer.check()
         self.checkpoint.check()
         self.sample.check()

@@ -50,6 +50,17 @@ def test_each_new_cell_trains_end_to_end(tmp_path, cell, experiment, options):
     assert np.isfinite(saved["test/loss"])
 
 
+def test_heads_that_do_not_divide_the_hidden_size_name_both_keys():
+    from lstmlab.config import ConfigError
+
+    config = compose("adding", [*TINY, "cell=slstm", "cell.num_heads=4", "model.hidden_size=30"])
+    with pytest.raises(ConfigError) as err:
+        config.check()
+    assert str(err.value) == (
+        "model.hidden_size=30 must be divisible by cell.num_heads=4 (cell=slstm splits it between its heads)"
+    )
+
+
 def test_an_option_the_cell_does_not_take_is_named():
     from lstmlab.config import ConfigError
 
