@@ -154,7 +154,8 @@ def decay_markdown(config: Config, curves: dict[str, dict[str, np.ndarray]]) -> 
         "",
         "Rate: the per-step factor exp(slope) of a straight line through log norm against the distance "
         "from the loss (below 1 gradients vanish, above 1 they explode), at initialisation (step 0) and "
-        "at the last probe. `h` is ||dL/dh_t||, `c` is ||dL/dc_t|| (LSTM family).",
+        "at the last probe. `h` is ||dL/dh_t||, `c` is ||dL/dc_t|| (the LSTM family and the sLSTM; the "
+        "mLSTM's matrix memory C, through which alone its gradient flows back).",
         "",
         decay_table(norm_fits),
     ]

@@ -172,6 +172,9 @@ def test_every_form_equals_the_papers_equations_in_float64(name, opts, reverse):
         ref_hs, ref_h = reference(name, opts, params, xs, start, lengths, reverse)
         np.testing.assert_allclose(hs, ref_hs, rtol=0, atol=1e-10)
         np.testing.assert_allclose(cells.get(name).output(final), ref_h, rtol=0, atol=1e-10)
+        if not reverse:  # the one-step forward, through the time loop that scan_states runs
+            _, loop_hs = cells.scan_states(name, params, xs, given, seq_lengths=jnp.asarray(lengths), **opts)
+            np.testing.assert_allclose(loop_hs, ref_hs, rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("name,opts", [c for c in CASES if c[1].get("form", "sequential") != "sequential"])

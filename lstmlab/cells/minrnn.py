@@ -13,8 +13,9 @@ paper's positive candidate, Section 3.1 and Appendix B)::
              f'_t = f_t / (f_t + i_t),  i'_t = i_t / (f_t + i_t)     (length-independent scaling)
              h_t = f'_t * h_{t-1} + i'_t * h~_t           (Section 3.2, with its length-independent scaling)
 
-The carry is ``h`` (B, H). Option ``form``: ``sequential`` (step by step, the reference and the default)
-or ``parallel``:
+The carry is ``h`` (B, H). Since the gates see only the input, both forms compute them for all steps
+at once before the recurrence. Option ``form``: ``sequential`` (the default: then ``h_t = a_t h_{t-1} +
+b_t`` step by step, as :meth:`forward` does one step) or ``parallel``:
 with ``a_t`` the coefficient of h_{t-1} and ``b_t`` the added term, ``h_t = A_t h_0 + B_t`` where
 ``(log A_t, log B_t)`` is a ``jax.lax.associative_scan`` of the pairs ``(log a_t, log b_t)`` under
 ``(a1, b1) . (a2, b2) = (a1 + a2, logaddexp(b1 + a2, b2))``; ``b_t > 0`` because ``g > 0``, so the whole
@@ -74,6 +75,21 @@ def linear_scan(log_a: Array, log_b: Array, h0: Array, mask: Array | None) -> tu
     return final, hs
 
 
+def linear_loop(a: Array, b: Array, h0: Array, mask: Array | None) -> tuple[Array, Array]:
+    """``h_t = a_t h_{t-1} + b_t`` step by step (``a``, ``b`` (T, B, H), computed for all steps before
+    the loop, since the gates see only the input); masked steps keep h and output zero."""
+
+    def body(h: Array, inputs: tuple) -> tuple[Array, Array]:
+        a_t, b_t, m = inputs
+        new = a_t * h + b_t
+        if m is None:
+            return new, new
+        h = jnp.where(m[:, None], new, h)
+        return h, jnp.where(m[:, None], h, jnp.zeros_like(h))
+
+    return jax.lax.scan(body, h0, (a.astype(h0.dtype), b.astype(h0.dtype), mask))
+
+
 def _check_form(form: str) -> dict[str, Any]:
     if form not in FORMS:
         raise ValueError(f"form={form!r} is not a form of this cell; valid: {', '.join(FORMS)}")
@@ -121,10 +137,13 @@ class MinGRU(Cell):
         return self.gates(params, xp, h)["h"], None
 
     def has_sequence(self, form: str = "sequential") -> bool:
-        return form == "parallel"
+        return True  # both forms: the gates of all steps at once, then the recurrence
 
-    def sequence(self, params: Params, xps: Array, h0: Array, mask: Array | None, **options: Any):
+    def sequence(self, params: Params, xps: Array, h0: Array, mask: Array | None, *, form: str = "sequential"):
         k_z, k_h = jnp.split(xps, 2, axis=-1)
+        if form == "sequential":
+            z = jax.nn.sigmoid(k_z)
+            return linear_loop(1 - z, z * g(k_h), h0, mask)
         # log(1 - z) = -softplus(k_z), log z = -softplus(-k_z)
         return linear_scan(-jax.nn.softplus(k_z), -jax.nn.softplus(-k_z) + log_g(k_h), h0, mask)
 
@@ -163,11 +182,13 @@ class MinLSTM(Cell):
         return self.gates(params, xp, h)["h"], None
 
     def has_sequence(self, form: str = "sequential") -> bool:
-        return form == "parallel"
+        return True  # both forms: the gates of all steps at once, then the recurrence
 
-    def sequence(self, params: Params, xps: Array, h0: Array, mask: Array | None, **options: Any):
+    def sequence(self, params: Params, xps: Array, h0: Array, mask: Array | None, *, form: str = "sequential"):
         k_f, k_i, k_h = jnp.split(xps, 3, axis=-1)
         log_f, log_i = _minlstm_logs(k_f, k_i)
+        if form == "sequential":
+            return linear_loop(jnp.exp(log_f), jnp.exp(log_i) * g(k_h), h0, mask)
         return linear_scan(log_f, log_i + log_g(k_h), h0, mask)
 
 
