@@ -50,7 +50,7 @@ def test_forget_bias_fills_the_gru_update_gate_bias():
 
 @pytest.mark.parametrize("name", ["lstm", "peephole", "gru"])
 def test_chrono_init_spreads_forget_biases_over_log_1_to_log_tmax(name):
-    tmax, hidden = 120.0, 4000
+    tmax, hidden = 120.0, 2000
     plain = cells.init(name, jax.random.key(3), D, hidden)
     chrono = cells.init(name, jax.random.key(3), D, hidden, chrono_tmax=tmax)
     key = "b_i" if name == "gru" else "b"

@@ -20,10 +20,11 @@ TINY = ["+preset=tiny", "logger.wandb.mode=disabled", "trainer.progress=none"]
 def test_every_experiment_builds_its_model_with_every_new_cell(experiment):
     from lstmlab.train import build_dataset, build_model
 
+    spec = build_dataset(compose(experiment, TINY)).spec
     for cell in MODERN:
         config = compose(experiment, [*TINY, f"cell={cell}"])
         config.check()
-        model = build_model(config, build_dataset(config).spec)
+        model = build_model(config, spec)
         layer = model.rnn.layers[0]
         assert getattr(layer, "forward", layer).cell == cell  # a bidirectional layer has two
 
@@ -33,8 +34,7 @@ def test_every_experiment_builds_its_model_with_every_new_cell(experiment):
     [
         ("slstm", "charlm", ["cell.num_heads=2"]),
         ("mlstm", "vowels", ["cell.form=chunkwise", "cell.chunk_size=4"]),  # bidirectional, padded
-        ("mingru", "copy", ["cell.form=parallel"]),
-        ("minlstm", "temporal_order", ["cell.form=sequential"]),
+        ("mingru", "copy", ["cell.form=parallel"]),  # minlstm trains in the gradient-norm study below
     ],
 )
 def test_each_new_cell_trains_end_to_end(tmp_path, cell, experiment, options):
