@@ -377,10 +377,11 @@ def bench_cells(shapes: list[tuple], reps: int, warmup: int) -> list[dict]:
     return rows
 
 
-def bench_forms(lengths: list[int], reps: int, warmup: int) -> list[dict]:
+def bench_forms(lengths: list[int], reps: int, warmup: int, shape: tuple[int, int, int] = FORM_SHAPE) -> list[dict]:
     """Every form of the mLSTM, minGRU and minLSTM at each length: time per training step (interleaved
-    within a cell and length) and XLA's memory estimate; a form needing more than MAX_RUN_GIB is not run."""
-    B, D, H = FORM_SHAPE
+    within a cell and length) and XLA's memory estimate; a form needing more than MAX_RUN_GIB is not run.
+    ``shape``: (B, D, H)."""
+    B, D, H = shape
     rows = []
     for cell, forms in FORMS.items():
         for T in lengths:
@@ -654,7 +655,7 @@ def markdown(report: dict) -> str:
                 + f" | {r['compile_s']:.2f} | {r['xla_mib']:.0f} |"
             )
     if report.get("forms"):
-        B, D, H = FORM_SHAPE
+        B, D, H = report.get("form_shape", FORM_SHAPE)
         lines.append(f"\n## Forms of a cell against its sequential form, B={B} D={D} H={H}\n")
         lines.append(
             "Same numbers, computed step by step (sequential), all at once (parallel) or in chunks "
@@ -840,8 +841,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(line)
     if args.modern:
         report["cells"] = bench_cells(shapes, reps, warmup=1 if args.smoke else 2)
-        lengths = [8, 16] if args.smoke else [int(t) for t in args.form_lengths.split(",")]
-        report["forms"] = bench_forms(lengths, reps, warmup=1)
+        lengths = [8] if args.smoke else [int(t) for t in args.form_lengths.split(",")]
+        B, _, D, H = SMOKE_SHAPES[0]
+        report["form_shape"] = (B, D, H) if args.smoke else FORM_SHAPE
+        report["forms"] = bench_forms(lengths, reps, warmup=1, shape=report["form_shape"])
         if not args.smoke:
             report["targets"] += form_targets(report["forms"])
     if not (args.quick or args.smoke or args.no_memory):

@@ -95,3 +95,18 @@ def test_targets_follow_the_issue_lstm_against_torch_and_flax_gru_against_torch(
     assert got[4] == ("fast/matmul", 0.85, 0.8, True)
     assert all(met == (ratio >= target) for _, ratio, target, met in got)
     assert len(lines) == 5
+
+
+def test_bench_modern_times_the_new_cells_and_every_form(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench"
+    bench.main(["--smoke", "--modern-only", "--no-torch", "--reps", "2", "--out", str(out)])
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert [r["contender"] for r in report["cells"]] == ["lstm", *bench.MODERN_CELLS]
+    forms = {(r["cell"], r["T"], r["contender"]) for r in report["forms"]}
+    assert forms == {(cell, T, form) for cell, fs in bench.FORMS.items() for T in (8,) for form in fs}
+    assert all(r["median_ms"] > 0 and r["xla_mib"] >= 0 for r in report["cells"] + report["forms"])
+    text = out.with_suffix(".md").read_text()
+    assert "| mlstm | 8 | chunkwise |" in text and "| 4 x 8, 3 -> 8 | minlstm |" in text
