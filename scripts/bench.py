@@ -116,10 +116,10 @@ def _jax_step(loss: Callable, *args, mesh: Mesh | None = None) -> tuple[Step, fl
     return step, compile_s
 
 
-def lstmlab_step(cell: str, impl: str, B: int, T: int, D: int, H: int, mesh: Mesh | None = None) -> tuple[Step, float]:
-    """:class:`lstmlab.nn.Recurrent`; under a mesh it runs one recurrence per device
-    (``batch_axis="data"``, as ``trainer.split_per_device`` builds it)."""
-    layer = Recurrent(cell, D, H, rngs=nnx.Rngs(0), impl=impl, batch_axis=None if mesh is None else "data")
+def layer_loss(cell: str, B: int, T: int, D: int, H: int, **layer_options: Any) -> tuple[Callable, tuple]:
+    """``(loss, (params, xs, w))`` of one :class:`lstmlab.nn.Recurrent` layer: ``sum(hs * w)`` for fixed
+    random ``xs`` (T, B, D) and ``w`` (T, B, H); ``layer_options`` go to the layer."""
+    layer = Recurrent(cell, D, H, rngs=nnx.Rngs(0), **layer_options)
     graphdef, params, rest = nnx.split(layer, nnx.Param, ...)
     xs = jax.random.normal(jax.random.key(1), (T, B, D))
     w = jax.random.normal(jax.random.key(2), (T, B, H))
@@ -128,7 +128,14 @@ def lstmlab_step(cell: str, impl: str, B: int, T: int, D: int, H: int, mesh: Mes
         _, hs = nnx.merge(graphdef, params, rest)(xs)
         return jnp.sum(hs * w)
 
-    return _jax_step(loss, params, xs, w, mesh=mesh)
+    return loss, (params, xs, w)
+
+
+def lstmlab_step(cell: str, impl: str, B: int, T: int, D: int, H: int, mesh: Mesh | None = None) -> tuple[Step, float]:
+    """:class:`lstmlab.nn.Recurrent`; under a mesh it runs one recurrence per device
+    (``batch_axis="data"``, as ``trainer.split_per_device`` builds it)."""
+    loss, args = layer_loss(cell, B, T, D, H, impl=impl, batch_axis=None if mesh is None else "data")
+    return _jax_step(loss, *args, mesh=mesh)
 
 
 def flax_step(cell: str, B: int, T: int, D: int, H: int, mesh: Mesh | None = None) -> tuple[Step, float]:
@@ -328,24 +335,16 @@ MAX_RUN_GIB = 8.0  # a form whose step needs more (XLA's estimate) is compiled a
 def cell_step(cell: str, B: int, T: int, D: int, H: int, **options: Any) -> tuple[Step, float, float]:
     """A training step of one :class:`lstmlab.nn.Recurrent` layer of ``cell`` with ``options``, the
     compile time and XLA's estimate of its memory (temporaries + arguments + outputs) in MiB."""
-    layer = Recurrent(cell, D, H, rngs=nnx.Rngs(0), **options)
-    graphdef, params, rest = nnx.split(layer, nnx.Param, ...)
-    xs = jax.random.normal(jax.random.key(1), (T, B, D))
-    w = jax.random.normal(jax.random.key(2), (T, B, H))
-
-    def loss(params, xs, w):
-        _, hs = nnx.merge(graphdef, params, rest)(xs)
-        return jnp.sum(hs * w)
-
+    loss, args = layer_loss(cell, B, T, D, H, **options)
     grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
     start = time.perf_counter()
-    compiled = grad.lower(params, xs, w).compile()
+    compiled = grad.lower(*args).compile()
     compile_s = time.perf_counter() - start
     m = compiled.memory_analysis()
     mib = (m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes) / 2**20
 
     def step():
-        return jax.block_until_ready(compiled(params, xs, w))
+        return jax.block_until_ready(compiled(*args))
 
     return step, compile_s, mib
 

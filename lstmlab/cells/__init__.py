@@ -179,17 +179,23 @@ def has_fast_path(name: str, **options: Any) -> bool:
 _SYMBOL = re.compile(r"(\d*)H(?:/(\d+))?(?:\+(\d+))?")
 
 
+def _linear(symbol: str) -> tuple[int, int, int] | None:
+    """(a, k, c) of an H symbol ``"aH/k+c"`` (each part optional), None for ``"D"`` or a constant."""
+    match = _SYMBOL.fullmatch(symbol)
+    return None if match is None else (int(match[1] or 1), int(match[2] or 1), int(match[3] or 0))
+
+
 def _dim(symbol: str, input_size: int, hidden_size: int) -> tuple[int, str]:
     """A shape symbol as (size, explanation): ``"D"`` the input size; ``"aH/k+c"`` (each part optional:
     ``"H"``, ``"4H"``, ``"H/2"``, ``"4H+8"``) a * H / k + c for the hidden size H; digits a constant."""
     if symbol == "D":
         return input_size, f"input_size={input_size}"
-    match = _SYMBOL.fullmatch(symbol)
-    if match is None:
+    coefficients = _linear(symbol)
+    if coefficients is None:
         return int(symbol), symbol
-    a, k, c = int(match[1] or 1), int(match[2] or 1), int(match[3] or 0)
+    a, k, c = coefficients
     size = a * hidden_size // k + c
-    if (a, k, c) == (1, 1, 0):
+    if coefficients == (1, 1, 0):
         return size, f"hidden_size={hidden_size}"
     text = symbol.replace("H", "*hidden_size" if a > 1 else "hidden_size")
     return size, f"{text}={size}"
@@ -197,10 +203,10 @@ def _dim(symbol: str, input_size: int, hidden_size: int) -> tuple[int, str]:
 
 def _solve_hidden(symbol: str, size: int) -> int | None:
     """The hidden size H for which ``symbol`` (an H symbol of :func:`_dim`) is ``size``, or None."""
-    match = _SYMBOL.fullmatch(symbol)
-    if match is None:
+    coefficients = _linear(symbol)
+    if coefficients is None:
         return None
-    a, k, c = int(match[1] or 1), int(match[2] or 1), int(match[3] or 0)
+    a, k, c = coefficients
     H, rest = divmod((size - c) * k, a)
     return H if rest == 0 and H > 0 and a * H // k + c == size else None
 
@@ -228,11 +234,9 @@ def _sizes_from(cell: Cell, spec: Mapping[str, tuple[str, ...]], params: Mapping
                 f"{spec['w_h'][1].replace('H', '*hidden_size') if k > 1 else 'hidden_size'})"
             )
     else:
-        H = None
-        for key in ("w_h", "w_i", *spec):
-            shape = jnp.shape(params[key]) if key in spec else ()
-            for symbol, size in zip(spec.get(key, ()), shape):
-                H = H or _solve_hidden(symbol, size)
+        keys = sorted(spec, key=lambda k: (k != "w_h", k != "w_i"))  # w_h first, then w_i, then the rest
+        solved = (_solve_hidden(s, n) for k in keys for s, n in zip(spec[k], jnp.shape(params[k])))
+        H = next((h for h in solved if h is not None), None)
         if H is None:
             shapes = ", ".join(f"{k} {tuple(v)}" for k, v in spec.items())
             raise ValueError(f"cannot read the hidden size off params with shapes {shapes}")

@@ -190,8 +190,9 @@ class MLSTM(Cell):
     ) -> tuple[MLSTMState, Array]:
         T, B = xps.shape[:2]
         q, k, v, o_pre, i_pre, log_f = split(xps.astype(carry.C.dtype), num_heads, forget)
+        never = jnp.finfo(i_pre.dtype).min / 4  # an input gate of exp(never) = 0
         if mask is not None:  # a step past a sequence's end keeps the state: f = 1, i = 0
-            i_pre = jnp.where(mask[..., None], i_pre, jnp.finfo(i_pre.dtype).min / 4)
+            i_pre = jnp.where(mask[..., None], i_pre, never)
             log_f = jnp.where(mask[..., None], log_f, 0.0)
         state = (carry.C, carry.n, carry.m)
         if form == "parallel":
@@ -199,7 +200,6 @@ class MLSTM(Cell):
         else:
             L = chunk_size
             pad = -T % L
-            never = jnp.finfo(i_pre.dtype).min / 4
 
             def chunks(a: Array, fill: float = 0.0) -> Array:
                 a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1), constant_values=fill)
