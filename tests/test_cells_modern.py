@@ -1,6 +1,7 @@
-"""xLSTM's sLSTM and mLSTM and the minGRU / minLSTM: every form of each cell equals a NumPy float64
-step-by-step transcription of the paper's equations (with ``seq_lengths``, ``reverse`` and a given
-initial carry), the forms agree in float32, and autodiff gradients equal central finite differences.
+"""xLSTM's sLSTM and mLSTM, the minGRU / minLSTM and Jozefowicz et al.'s MUT1-3: every form of each cell
+equals a NumPy float64 step-by-step transcription of the paper's equations (with ``seq_lengths``,
+``reverse`` and a given initial carry), the forms agree in float32, and autodiff gradients equal central
+finite differences.
 
 The references are written from the papers, one example at a time, unstabilised (the stabiliser m of
 xLSTM cancels out of h, so the plain equations give the same numbers):
@@ -10,9 +11,13 @@ xLSTM cancels out of h, so the plain equations give the same numbers):
 * mLSTM: Beck et al. (2024), Section 2.3, one head at a time.
 * minGRU, minLSTM: Feng et al. (2024), "Were RNNs All We Needed?", Sections 3.1 and 3.2 with the positive
   candidate g and minLSTM's gates scaled to sum to one.
+* MUT1, MUT2, MUT3: Jozefowicz, Zaremba & Sutskever (2015), with the input's own term (MUT1's tanh(x),
+  MUT2's x) through the block w_p of w_i that lstmlab/cells/mut.py documents.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +40,9 @@ FORMS = {
     ],
     "mingru": [{"form": "sequential"}, {"form": "parallel"}],
     "minlstm": [{"form": "sequential"}, {"form": "parallel"}],
+    "mut1": [{}],
+    "mut2": [{}],
+    "mut3": [{}],
 }
 CASES = [(name, opts) for name, forms in FORMS.items() for opts in forms]
 CASE_IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in opts.items())}" for name, opts in CASES]
@@ -117,7 +125,27 @@ def minlstm_step(p, opts, state, x):
     return (h,), h
 
 
+def mut_step(which, p, opts, state, x):
+    """h_t = n z + h (1 - z), with the named blocks of lstmlab's layout."""
+    (h,) = state
+    W_xz, W_x2, W_x3 = np.split(p["w_i"], 3, axis=1)
+    b_z, b_2, b_3 = np.split(p["b"], 3)
+    if which == 1:
+        W_hr, W_hh = np.split(p["w_h"], 2, axis=1)
+        z = sigmoid(x @ W_xz + b_z)
+        r = sigmoid(x @ W_x2 + h @ W_hr + b_2)
+        n = np.tanh((r * h) @ W_hh + np.tanh(x @ W_x3 + b_3) + p["b_h"])
+    else:
+        W_hz, W_hr, W_hh = np.split(p["w_h"], 3, axis=1)
+        z = sigmoid(x @ W_xz + (np.tanh(h) if which == 3 else h) @ W_hz + b_z)
+        r = sigmoid(x @ W_x2 + h @ W_hr + b_2)  # MUT2: x @ w_p + b_r stands for the paper's x_t + b_r
+        n = np.tanh((r * h) @ W_hh + x @ W_x3 + b_3)
+    h = n * z + h * (1 - z)
+    return (h,), h
+
+
 STEPS = {"slstm": slstm_step, "mlstm": mlstm_step, "mingru": mingru_step, "minlstm": minlstm_step}
+STEPS |= {f"mut{k}": partial(mut_step, k) for k in (1, 2, 3)}
 
 
 def unstabilised(name, carry, b):
@@ -261,3 +289,15 @@ def test_shapes_without_a_square_recurrent_matrix_are_read_and_checked(name, opt
     bad = dict(params, b=params["b"][:-1])
     with pytest.raises(ValueError, match=r"params\['b'\] has shape"):
         cells.check_params(name, bad, **opts)
+
+
+@pytest.mark.parametrize("name,block", [("mut1", 2), ("mut2", 1)])
+def test_a_mutant_s_own_input_term_starts_as_the_input_itself_when_sizes_match(name, block):
+    """With D = H, MUT1's tanh(x_t) and MUT2's x_t are the paper's: w_p starts as the identity, b_p at 0;
+    with D != H it is drawn like the other input blocks. The kept gate 1 - z starts at sigmoid(forget_bias)."""
+    params = cells.init(name, jax.random.key(0), H, H, forget_bias=2.0)
+    np.testing.assert_array_equal(params["w_i"][:, block * H : (block + 1) * H], np.eye(H))
+    np.testing.assert_array_equal(params["b"][H:], 0.0)
+    np.testing.assert_array_equal(params["b"][:H], -2.0)
+    other = cells.init(name, jax.random.key(0), D, H)["w_i"][:, block * H : (block + 1) * H]
+    assert other.shape == (D, H) and float(jnp.abs(other).min()) > 0

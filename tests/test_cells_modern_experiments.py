@@ -1,6 +1,7 @@
-"""The xLSTM and min cells through the experiments by name (``cell=NAME``), without edits to the
-experiment configs: every experiment composes, checks and builds its model with each of them; each
-cell trains end to end in one of them; the gradient-norm study runs them beside the classics."""
+"""The xLSTM and min cells and Jozefowicz et al.'s MUT1-3 through the experiments by name
+(``cell=NAME``), without edits to the experiment configs: every experiment composes, checks and builds
+its model with each of them; each cell trains end to end in one of them; the gradient-norm study runs
+them beside the classics."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from lstmlab.cli import compose
 
 MODERN = ["slstm", "mlstm", "mingru", "minlstm"]
+MUTANTS = ["mut1", "mut2", "mut3"]
 EXPERIMENTS = ["adding", "temporal_order", "copy", "charlm", "vowels"]
 TINY = ["+preset=tiny", "logger.wandb.mode=disabled", "trainer.progress=none"]
 
@@ -21,7 +23,7 @@ def test_every_experiment_builds_its_model_with_every_new_cell(experiment):
     from lstmlab.train import build_dataset, build_model
 
     spec = build_dataset(compose(experiment, TINY)).spec
-    for cell in MODERN:
+    for cell in MODERN + MUTANTS:
         config = compose(experiment, [*TINY, f"cell={cell}"])
         config.check()
         model = build_model(config, spec)
@@ -35,6 +37,7 @@ def test_every_experiment_builds_its_model_with_every_new_cell(experiment):
         ("slstm", "charlm", ["cell.num_heads=2"]),
         ("mlstm", "vowels", ["cell.form=chunkwise", "cell.chunk_size=4"]),  # bidirectional, padded
         ("mingru", "copy", ["cell.form=parallel"]),  # minlstm trains in the gradient-norm study below
+        ("mut2", "temporal_order", []),
     ],
 )
 def test_each_new_cell_trains_end_to_end(tmp_path, cell, experiment, options):

@@ -74,7 +74,7 @@ def test_each_cells_gate_math_lives_in_one_file():
         return set(out.stdout.split())
 
     assert files("jax.nn.sigmoid(") == {
-        f"lstmlab/cells/{name}.py" for name in ("lstm", "gru", "slstm", "mlstm", "minrnn")
+        f"lstmlab/cells/{name}.py" for name in ("lstm", "gru", "slstm", "mlstm", "minrnn", "mut")
     }  # the gated cells' own files, and nowhere else
     assert files("f.astype(c.dtype) * c") == {"lstmlab/cells/lstm.py"}  # c_t = f * c + i * g
     assert files("n + z * (h - n)") == {"lstmlab/cells/gru.py"}  # h_t = (1 - z) n + z h

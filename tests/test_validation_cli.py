@@ -23,7 +23,10 @@ OTHER_DATA = ["~data"]  # drop the Shakespeare options, then give another data s
 # (overrides, what the one line must say). {files} is the folder of the bad files made below.
 CASES = [
     # names: each lists the valid ones
-    (["cell=lstn"], "cell=lstn does not exist; valid: gru, lstm, mingru, minlstm, mlstm, peephole, rnn, slstm"),
+    (
+        ["cell=lstn"],
+        "cell=lstn does not exist; valid: gru, lstm, mingru, minlstm, mlstm, mut1, mut2, mut3, peephole, rnn, slstm",
+    ),
     (["cell.variant=NOPE"], "cell.variant='NOPE' is not an LSTM variant; valid: vanilla, NIG, NFG"),
     (["cell.chrono_tmax=1.5"], "cell.chrono_tmax=1.5 must be 0 (off) or > 2 (time steps)"),
     (["data.name=nope"], "data.name='nope' is not a data set; valid: adding, airline, copy, csv"),

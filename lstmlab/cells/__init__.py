@@ -10,7 +10,8 @@ The contract::
 Cells: ``lstm``, ``peephole`` (both with ``variant=``, see :mod:`lstmlab.cells.lstm`), ``gru`` (with
 ``reset_after=``, :mod:`lstmlab.cells.gru`), ``rnn`` (with ``activation=``, :mod:`lstmlab.cells.rnn`);
 xLSTM's ``slstm`` and ``mlstm`` (:mod:`lstmlab.cells.slstm`, :mod:`lstmlab.cells.mlstm`) and
-``mingru``, ``minlstm`` (:mod:`lstmlab.cells.minrnn`). Where a cell computes a sequence in several
+``mingru``, ``minlstm`` (:mod:`lstmlab.cells.minrnn`); Jozefowicz et al.'s ``mut1``, ``mut2``, ``mut3``
+(:mod:`lstmlab.cells.mut`). Where a cell computes a sequence in several
 ways, its option ``form`` (``sequential`` | ``parallel`` | ``chunkwise``) chooses.
 Initialisation options are documented in :mod:`lstmlab.cells.init`.
 
@@ -33,6 +34,7 @@ from lstmlab.cells import gru as _gru
 from lstmlab.cells import lstm as _lstm
 from lstmlab.cells import minrnn as _minrnn
 from lstmlab.cells import mlstm as _mlstm
+from lstmlab.cells import mut as _mut
 from lstmlab.cells import remat as _remat
 from lstmlab.cells import rnn as _rnn
 from lstmlab.cells import scan as _scan
@@ -142,6 +144,9 @@ register("slstm", _slstm.CELL)
 register("mlstm", _mlstm.CELL)
 register("mingru", _minrnn.MINGRU)
 register("minlstm", _minrnn.MINLSTM)
+register("mut1", _mut.MUT1)
+register("mut2", _mut.MUT2)
+register("mut3", _mut.MUT3)
 
 
 def option_names(name: str) -> tuple[str, ...]:
