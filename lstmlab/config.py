@@ -181,6 +181,10 @@ class OptimConfig:
     final_lr_ratio: float = 0.1  # cosine/linear: lr at the last step / lr
     clip: str = "global_norm"  # global_norm | value | none
     clip_threshold: float = 5.0
+    # Pascanu et al.'s (2013) regulariser: the loss becomes E + omega * Omega (lstmlab.train.regularisers);
+    # 0: off. omega_exact: differentiate Omega through dE/dx too, not the paper's simplification
+    omega: float = 0.0
+    omega_exact: bool = False
 
     def check(self, max_steps: int = 1) -> None:
         """``max_steps``: ``trainer.max_steps``, which bounds ``warmup_steps``."""
@@ -200,6 +204,8 @@ class OptimConfig:
             raise ConfigError(f"optim.momentum={self.momentum} must be in [0, 1)")
         if not 0 <= self.final_lr_ratio <= 1:
             raise ConfigError(f"optim.final_lr_ratio={self.final_lr_ratio} must be in [0, 1]")
+        if not self.omega >= 0:
+            raise ConfigError(f"optim.omega={self.omega} must be >= 0 (0: no regulariser)")
 
 
 @dataclass
@@ -495,6 +501,21 @@ class Config:
                 f"(cell={self.cell.name} splits it between its heads)"
             )
 
+    def _check_omega(self) -> None:
+        """Pascanu's regulariser is defined on one recurrence: one layer, one direction, no dropout."""
+        if not self.optim.omega:
+            return
+        for bad, key in [
+            (self.model.num_layers != 1, f"model.num_layers={self.model.num_layers}"),
+            (self.model.bidirectional, "model.bidirectional=true"),
+            (self.model.dropout > 0, f"model.dropout={self.model.dropout}"),
+        ]:
+            if bad:
+                raise ConfigError(
+                    f"optim.omega={self.optim.omega} needs one recurrent layer in one direction without dropout; "
+                    f"got {key}"
+                )
+
     def check(self) -> None:
         """Every section in turn (the ``data`` keys are checked by the data set's factory)."""
         check_numbers(self)
@@ -506,6 +527,7 @@ class Config:
         self.sample.check()
         self.logger.check()
         self.optim.check(self.trainer.max_steps)
+        self._check_omega()
         self.diagnostics.check(self.model.bidirectional)
         if self.runner not in RUNNERS:
             raise ConfigError(f"runner={self.runner!r} is not a runner; valid: {', '.join(RUNNERS)}")

@@ -129,12 +129,17 @@ class RecurrentModel(nnx.Module):
             return [], self.head(self.conv(features, seq_lengths))
         xs = jnp.swapaxes(features, 0, 1)  # time-major for the cells
         carries, hs = self.rnn(xs, carries, seq_lengths=seq_lengths, dropout_key=dropout_key)
+        return carries, self.readout(hs, features, seq_lengths)
+
+    def readout(self, hs: Array, features: Array, seq_lengths: Array | None = None) -> Array:
+        """The outputs from the top layer's ``hs`` (T, B, H') and the first layer's ``features`` (B, T, D')
+        (which a convolutional block reads): the head at every step, or on the pooled sequence."""
         if self.per_step:
-            return carries, self.head(jnp.swapaxes(hs, 0, 1))
+            return self.head(jnp.swapaxes(hs, 0, 1))
         pooled = self.pool(hs, seq_lengths)
         if self.conv is not None:
             pooled = jnp.concatenate([pooled, self.conv(features, seq_lengths)], axis=-1)
-        return carries, self.head(pooled)
+        return self.head(pooled)
 
     def pool(self, hs: Array, seq_lengths: Array | None) -> Array:
         """(T, B, H') outputs -> (B, H') summary of each sequence's valid steps ((B, 2H') for

@@ -26,6 +26,7 @@ from lstmlab.config import Config
 from lstmlab.data import Dataset, DataSpec
 from lstmlab.nn import RecurrentModel
 from lstmlab.tasks import Task, task_for
+from lstmlab.train import regularisers
 
 State = dict[str, Any]
 
@@ -68,14 +69,24 @@ def make_train_step(
 
         def loss_fn(params):
             model = nnx.merge(graphdef, params)
-            carries = reset_carries(model, state["carries"], batch) if stateful else None
+            start = reset_carries(model, state["carries"], batch) if stateful else None
             carries, outputs = model(
-                batch["inputs"], carries, seq_lengths=batch.get("seq_lengths"), dropout_key=dropout_key
+                batch["inputs"], start, seq_lengths=batch.get("seq_lengths"), dropout_key=dropout_key
             )
             loss, sums = task.mean_loss(outputs, batch)
-            return loss, (carries, sums)
+            if not optim_cfg.omega:
+                return loss, (loss, carries, sums, {})
+            omega = regularisers.model_omega(
+                model,
+                batch["inputs"],
+                start,
+                lambda out: task.mean_loss(out, batch)[0],
+                seq_lengths=batch.get("seq_lengths"),
+                exact=optim_cfg.omega_exact,
+            )
+            return loss + optim_cfg.omega * omega, (loss, carries, sums, {"reg/omega": omega})
 
-        (loss, (carries, sums)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+        (_, (loss, carries, sums, reg)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         grad_metrics = diagnostics.grad_metrics(
             grads, params=state["params"], updates=updates, clip=optim_cfg.clip, clip_threshold=optim_cfg.clip_threshold
@@ -104,6 +115,7 @@ def make_train_step(
             "train/correct": sums["correct"],
             "train/count": sums["count"],
             **grad_metrics,
+            **reg,
             "train/finite": finite,
         }
         return new, metrics
@@ -172,7 +184,7 @@ def reduce_train(pending: list[dict], task: Task, tokens_per_step: int, steps: i
     correct = sum(float(m["train/correct"]) for m in stacked)
     count = sum(float(m["train/count"]) for m in stacked)
     out.update({f"train/{k}": v for k, v in task.train_metrics(out["train/loss"], correct, count).items()})
-    for key in (k for k in stacked[0] if k.startswith("grad/")):  # the mean over the log interval
+    for key in (k for k in stacked[0] if k.startswith(("grad/", "reg/"))):  # the mean over the log interval
         out[key] = float(np.mean([m[key] for m in stacked]))
     out["train/tokens_per_second"] = tokens_per_step * steps / max(seconds, 1e-9)
     return out
