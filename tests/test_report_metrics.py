@@ -107,3 +107,25 @@ def test_the_report_compares_on_the_metric_the_expected_file_names(tmp_path):
     table = pd.read_csv(root / "report.csv")
     assert list(table["test/accuracy mean"]) == [0.9, 0.2]
     assert "# Report: test/accuracy (maximize)" in (root / "report.md").read_text()
+
+
+@pytest.mark.parametrize("kind, metric, threshold", [("classify", "test/accuracy", 0.99), ("lm", "test/bpc", 2.0)])
+def test_success_counts_the_seeds_that_reach_a_threshold_in_the_metric_s_direction(tmp_path, kind, metric, threshold):
+    """Two configurations of three seeds each: the column counts, per row, the runs at or past X."""
+    root = tmp_path / "sweep"
+    values = (
+        {0.01: [0.995, 0.99, 0.25], 0.1: [0.5, 0.98, 0.999]}
+        if kind == "classify"
+        else {0.01: [1.5, 2.0, 2.5], 0.1: [3, 3, 1]}
+    )
+    for lr, seeds in values.items():
+        for seed, value in enumerate(seeds):
+            run = root / f"lr{lr}_s{seed}"
+            run.mkdir(parents=True)
+            (run / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "optim": {"lr": lr}}))
+            (run / "summary.json").write_text(json.dumps({"step": 10, "task": kind, metric: value}))
+    assert main([str(root), "--metric", metric, "--success", str(threshold)]) == 0
+    table = pd.read_csv(root / "report.csv").set_index("optim.lr")
+    assert dict(table["successes"]) == {0.01: 2, 0.1: 1}
+    assert main([str(root), "--metric", metric]) == 0
+    assert "successes" not in pd.read_csv(root / "report.csv").columns

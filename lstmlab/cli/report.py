@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cap", type=float, help="with --by and fANOVA: a value worse than this counts as this (e.g. chance level)"
     )
+    parser.add_argument(
+        "--success", type=float, help="count the runs per row whose metric is this or better (column successes)"
+    )
     parser.add_argument("--keep", type=Path, help="write the runs of PATHS to this results file (.jsonl) and stop")
     parser.add_argument(
         "--rebuild",
@@ -69,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             args.alpha,
             args.cap,
             compose=_compose,
+            success=args.success,
         )
     except (FileNotFoundError, ValueError) as err:
         fail(err)

@@ -23,8 +23,10 @@ to the 75th percentile, whiskers over the whole range, the median as a line and 
 in Greff et al. 2017, Fig. 3). ``--reference VALUE`` adds Welch's t-test of each group against that
 group (``scipy.stats.ttest_ind(equal_var=False)``), its p-value Bonferroni-corrected over the groups
 compared, and the verdict ``better``, ``worse`` or ``same`` (corrected p >= ``--alpha``, 0.05) in the
-metric's direction. ``--cap X`` counts a value worse than X as X in the groups, the box plot and fANOVA
-(e.g. the uniform predictor's bits per character: a diverged model is no worse than chance).
+metric's direction. ``--success X`` adds the column ``successes``: the runs of a row whose metric is X
+or better (a task solved, as a paper's success rate counts it). ``--cap X`` counts a value worse than
+X as X in the groups, the box plot and fANOVA (e.g. the uniform predictor's bits per character: a
+diverged model is no worse than chance).
 With ``--by``, an expected row whose ``where`` names only KEY is checked against
 its group: ``ours: [low, high]`` is the range the group's median should land in, and ``claim:
 better|worse|same`` (or a list of them, e.g. ``[same, worse]`` for "not better") the paper's verdict
@@ -102,6 +104,7 @@ def build(
     alpha: float = 0.05,
     cap: float | None = None,
     compose: Callable[[list[str]], dict] | None = None,
+    success: float | None = None,
 ) -> Built:
     """The tables for ``paths`` (run, sweep and search directories, results files), written nowhere.
     Raises FileNotFoundError/ValueError for bad input. ``compose(overrides)`` gives the config of a job
@@ -132,7 +135,7 @@ def build(
     if any(r.status == "completed" for r in runs):
         check_metric_present(metric, runs)
     direction = direction or metric_direction(metric, runs)
-    out, varying, df = table(runs, metric, direction)
+    out, varying, df = table(runs, metric, direction, success)
     if expected_data is not None:
         out = add_expected(out, runs, varying, expected_data, metric)
     groups = None
@@ -171,12 +174,13 @@ def report(
     alpha: float = 0.05,
     cap: float | None = None,
     compose: Callable[[list[str]], dict] | None = None,
+    success: float | None = None,
 ) -> tuple[Any, Path]:
     """Build the table for ``paths`` (:func:`build`) and write report.md, report.csv and the figures to
     ``out_dir`` (with ``by``, also groups.md/.csv and boxplot.png; for a study, fanova.md/.csv); returns
     the table (with ``by``, the groups' table) and ``out_dir``. Raises FileNotFoundError/ValueError for
     bad input, before anything is written."""
-    b = build(paths, metric, direction, expected, by, reference, alpha, cap, compose)
+    b = build(paths, metric, direction, expected, by, reference, alpha, cap, compose, success)
     runs, studies, skipped, metric, direction = b.runs, b.studies, b.skipped, b.metric, b.direction
     out, varying, df, groups, expected_data = b.out, b.varying, b.df, b.groups, b.expected_data
     for line in skipped:

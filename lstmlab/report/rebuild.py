@@ -8,7 +8,7 @@ to the Markdown file's folder::
     <!-- end report -->
 
 The arguments are those of ``python -m lstmlab.report`` (``--metric``, ``--direction``, ``--expected``,
-``--by``, ``--reference``, ``--alpha``, ``--cap``), plus ``--columns A,B,...`` (the columns to show, in
+``--by``, ``--reference``, ``--alpha``, ``--cap``, ``--success``), plus ``--columns A,B,...`` (the columns to show, in
 that order), ``--figure FILE.png`` (with ``--by``, the box plot of the groups; without, the runs' plot)
 and ``--verdicts GLOB...`` (the verdict table of the expected files that match, see
 :mod:`lstmlab.report.verdicts`). ``python -m lstmlab.report --rebuild DIR...`` rewrites every section
@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--reference")
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--cap", type=float)
+    parser.add_argument("--success", type=float)
     parser.add_argument("--columns")
     parser.add_argument("--figure", type=Path)
     parser.add_argument("--verdicts", nargs="+")
@@ -83,6 +84,7 @@ def render(args_text: str, base: Path, root: Path, draw: bool) -> str:
         args.reference,
         args.alpha,
         args.cap,
+        success=args.success,
     )
     shown = built.groups if built.groups is not None else built.out
     if args.columns:

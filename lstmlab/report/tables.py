@@ -13,8 +13,10 @@ from lstmlab.io.rundir import RunRecord
 IGNORED_PREFIXES = ("seed", "logger.", "trainer.progress", "distributed.")
 
 
-def table(runs: list[RunRecord], metric: str, direction: str):
-    """The report table (a pandas DataFrame): one row per configuration, sorted by the metric."""
+def table(runs: list[RunRecord], metric: str, direction: str, success: float | None = None):
+    """The report table (a pandas DataFrame): one row per configuration, sorted by the metric. With
+    ``success`` X, the column ``successes`` counts the runs whose metric is X or better (by
+    ``direction``), e.g. the runs that solved a task at ``test/accuracy`` 0.99."""
     import pandas as pd
 
     keys = sorted({k for r in runs for k in r.flat})
@@ -31,6 +33,9 @@ def table(runs: list[RunRecord], metric: str, direction: str):
             {
                 **{k: _cell(r.flat.get(k)) for k in varying},
                 "_value": value if ok else math.nan,
+                "_success": ok
+                and success is not None
+                and (value >= success if direction == "maximize" else value <= success),
                 "_failed": r.status == "failed",
                 "_pruned": r.status == "pruned",
                 "_missing": r.status not in ("failed", "pruned") and not ok,
@@ -45,6 +50,7 @@ def table(runs: list[RunRecord], metric: str, direction: str):
         mean=("_value", "mean"),
         std=("_value", "std"),
         n=("_value", "count"),
+        **({"successes": ("_success", "sum")} if success is not None else {}),
         missing=("_missing", "sum"),
         failed=("_failed", "sum"),
         pruned=("_pruned", "sum"),
