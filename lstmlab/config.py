@@ -491,7 +491,8 @@ class Config:
     resume: ResumeConfig = field(default_factory=ResumeConfig)
 
     def _check_heads(self) -> None:
-        """A cell with heads (slstm, mlstm) splits ``model.hidden_size`` evenly between them."""
+        """A cell with heads (slstm, mlstm) splits ``model.hidden_size`` evenly between them; a cell's
+        ``hidden_multiple`` (the uRNN's complex units) is checked here too."""
         from lstmlab import cells
 
         heads = cells.cell_options(self.cell.name, **self.cell.options()).get("num_heads")
@@ -499,6 +500,12 @@ class Config:
             raise ConfigError(
                 f"model.hidden_size={self.model.hidden_size} must be divisible by cell.num_heads={heads} "
                 f"(cell={self.cell.name} splits it between its heads)"
+            )
+        multiple, why = getattr(cells.get(self.cell.name), "hidden_multiple", (1, ""))
+        if self.model.hidden_size % multiple:
+            raise ConfigError(
+                f"model.hidden_size={self.model.hidden_size} must be a multiple of {multiple} "
+                f"(cell={self.cell.name}: {why})"
             )
 
     def _check_omega(self) -> None:

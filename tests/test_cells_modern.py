@@ -13,6 +13,8 @@ xLSTM cancels out of h, so the plain equations give the same numbers):
   candidate g and minLSTM's gates scaled to sum to one.
 * MUT1, MUT2, MUT3: Jozefowicz, Zaremba & Sutskever (2015), with the input's own term (MUT1's tanh(x),
   MUT2's x) through the block w_p of w_i that lstmlab/cells/mut.py documents.
+* uRNN: Arjovsky, Shah & Bengio (2016), Eq. 6-8, its recurrent matrix built as a dense complex product
+  of the phase matrices, reflections, permutation and DFT matrices.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ FORMS = {
     "mut1": [{}],
     "mut2": [{}],
     "mut3": [{}],
+    "urnn": [{}],
 }
 CASES = [(name, opts) for name, forms in FORMS.items() for opts in forms]
 CASE_IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in opts.items())}" for name, opts in CASES]
@@ -146,6 +149,34 @@ def mut_step(which, p, opts, state, x):
 
 STEPS = {"slstm": slstm_step, "mlstm": mlstm_step, "mingru": mingru_step, "minlstm": minlstm_step}
 STEPS |= {f"mut{k}": partial(mut_step, k) for k in (1, 2, 3)}
+
+
+def urnn_matrix(p):
+    """W = D3 R2 F^-1 D2 P R1 F D1 as a dense (N, N) complex matrix acting on column vectors."""
+    N = p["theta"].shape[1]
+    D1, D2, D3 = (np.diag(np.exp(1j * theta)) for theta in p["theta"])
+    v1, v2 = p["reflect"][0] + 1j * p["reflect"][1], p["reflect"][2] + 1j * p["reflect"][3]
+    R1, R2 = (np.eye(N) - 2 * np.outer(v, v.conj()) / np.vdot(v, v).real for v in (v1, v2))
+    k = np.arange(N)
+    F = np.exp(-2j * np.pi * np.outer(k, k) / N) / np.sqrt(N)  # the unitary DFT
+    P = np.eye(N)[np.random.default_rng(0).permutation(N)]  # (P z)_j = z_perm[j]
+    return D3 @ R2 @ F.conj().T @ D2 @ P @ R1 @ F @ D1
+
+
+def urnn_step(p, opts, state, x):
+    (h,) = state
+    N = h.size // 2
+    W = urnn_matrix(p)
+    assert np.allclose(W.conj().T @ W, np.eye(N))  # unitary
+    v = x @ p["w_i"] + p["b_i"]
+    z = W @ (h[:N] + 1j * h[N:]) + (v[:N] + 1j * v[N:])
+    magnitude = np.sqrt(np.abs(z) ** 2 + 1e-12)
+    new = np.maximum(magnitude + p["b"], 0) * z / magnitude
+    h = np.concatenate([new.real, new.imag])
+    return (h,), h
+
+
+STEPS["urnn"] = urnn_step
 
 
 def unstabilised(name, carry, b):
@@ -301,3 +332,24 @@ def test_a_mutant_s_own_input_term_starts_as_the_input_itself_when_sizes_match(n
     np.testing.assert_array_equal(params["b"][:H], -2.0)
     other = cells.init(name, jax.random.key(0), D, H)["w_i"][:, block * H : (block + 1) * H]
     assert other.shape == (D, H) and float(jnp.abs(other).min()) > 0
+
+
+def test_the_urnn_step_equals_its_dense_unitary_form_at_a_size_with_a_real_permutation():
+    """At N = 7 complex units (the module's sizes give N = 2, where P may be the identity): one step equals
+    the dense product of the paper's factors, and W h keeps the norm of h."""
+    rng = np.random.default_rng(5)
+    n = 14
+    params = {
+        k: jnp.asarray(0.6 * rng.standard_normal(v.shape))
+        for k, v in cells.init("urnn", jax.random.key(0), D, n).items()
+    }
+    h, x = rng.standard_normal((B, n)), rng.standard_normal((B, D))
+    assert not (np.random.default_rng(0).permutation(n // 2) == np.arange(n // 2)).all()
+    _, got = cells.step("urnn", params, jnp.asarray(h), jnp.asarray(x))
+    p = {k: np.asarray(v) for k, v in params.items()}
+    want = np.stack([urnn_step(p, {}, (h[b],), x[b])[1] for b in range(B)])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
+    from lstmlab.cells.urnn import recurrent
+
+    c = h[:, : n // 2] + 1j * h[:, n // 2 :]
+    np.testing.assert_allclose(np.linalg.norm(recurrent(params, jnp.asarray(c)), axis=1), np.linalg.norm(c, axis=1))

@@ -1,4 +1,4 @@
-"""The xLSTM and min cells and Jozefowicz et al.'s MUT1-3 through the experiments by name
+"""The xLSTM and min cells, Jozefowicz et al.'s MUT1-3 and the unitary RNN through the experiments by name
 (``cell=NAME``), without edits to the experiment configs: every experiment composes, checks and builds
 its model with each of them; each cell trains end to end in one of them; the gradient-norm study runs
 them beside the classics."""
@@ -14,6 +14,7 @@ from lstmlab.cli import compose
 
 MODERN = ["slstm", "mlstm", "mingru", "minlstm"]
 MUTANTS = ["mut1", "mut2", "mut3"]
+URNN = ["urnn"]
 EXPERIMENTS = ["adding", "temporal_order", "copy", "charlm", "vowels"]
 TINY = ["+preset=tiny", "logger.wandb.mode=disabled", "trainer.progress=none"]
 
@@ -23,7 +24,7 @@ def test_every_experiment_builds_its_model_with_every_new_cell(experiment):
     from lstmlab.train import build_dataset, build_model
 
     spec = build_dataset(compose(experiment, TINY)).spec
-    for cell in MODERN + MUTANTS:
+    for cell in MODERN + MUTANTS + URNN:
         config = compose(experiment, [*TINY, f"cell={cell}"])
         config.check()
         model = build_model(config, spec)
@@ -38,6 +39,7 @@ def test_every_experiment_builds_its_model_with_every_new_cell(experiment):
         ("mlstm", "vowels", ["cell.form=chunkwise", "cell.chunk_size=4"]),  # bidirectional, padded
         ("mingru", "copy", ["cell.form=parallel"]),  # minlstm trains in the gradient-norm study below
         ("mut2", "temporal_order", []),
+        ("urnn", "copy", []),
     ],
 )
 def test_each_new_cell_trains_end_to_end(tmp_path, cell, experiment, options):
@@ -61,6 +63,17 @@ def test_heads_that_do_not_divide_the_hidden_size_name_both_keys():
         config.check()
     assert str(err.value) == (
         "model.hidden_size=30 must be divisible by cell.num_heads=4 (cell=slstm splits it between its heads)"
+    )
+
+
+def test_an_odd_hidden_size_for_the_unitary_rnn_is_named():
+    from lstmlab.config import ConfigError
+
+    config = compose("copy", [*TINY, "cell=urnn", "model.hidden_size=7"])
+    with pytest.raises(ConfigError) as err:
+        config.check()
+    assert str(err.value) == (
+        "model.hidden_size=7 must be a multiple of 2 (cell=urnn: it has hidden_size / 2 complex units)"
     )
 
 

@@ -73,7 +73,7 @@ def test_sample_command_rejects_characters_outside_the_vocabulary(charlm_run):
         (
             "cell=lstn",
             "cell=lstn does not exist; valid: gru, lstm, mingru, minlstm, mlstm, mut1, mut2, mut3, peephole, rnn, "
-            "slstm",
+            "slstm, urnn",
         ),
         ("model.hidden_size=abc", "model.hidden_size"),
         ("optim.name=adamx", "optim.name='adamx' is not an optimiser; valid: adam, adamw, rmsprop, sgd"),

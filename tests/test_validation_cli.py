@@ -25,7 +25,8 @@ CASES = [
     # names: each lists the valid ones
     (
         ["cell=lstn"],
-        "cell=lstn does not exist; valid: gru, lstm, mingru, minlstm, mlstm, mut1, mut2, mut3, peephole, rnn, slstm",
+        "cell=lstn does not exist; valid: gru, lstm, mingru, minlstm, mlstm, mut1, mut2, mut3, peephole, rnn, slstm, "
+        "urnn",
     ),
     (["cell.variant=NOPE"], "cell.variant='NOPE' is not an LSTM variant; valid: vanilla, NIG, NFG"),
     (["cell.chrono_tmax=1.5"], "cell.chrono_tmax=1.5 must be 0 (off) or > 2 (time steps)"),

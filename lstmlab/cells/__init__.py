@@ -11,8 +11,9 @@ Cells: ``lstm``, ``peephole`` (both with ``variant=``, see :mod:`lstmlab.cells.l
 ``reset_after=``, :mod:`lstmlab.cells.gru`), ``rnn`` (with ``activation=``, :mod:`lstmlab.cells.rnn`);
 xLSTM's ``slstm`` and ``mlstm`` (:mod:`lstmlab.cells.slstm`, :mod:`lstmlab.cells.mlstm`) and
 ``mingru``, ``minlstm`` (:mod:`lstmlab.cells.minrnn`); Jozefowicz et al.'s ``mut1``, ``mut2``, ``mut3``
-(:mod:`lstmlab.cells.mut`). Where a cell computes a sequence in several
-ways, its option ``form`` (``sequential`` | ``parallel`` | ``chunkwise``) chooses.
+(:mod:`lstmlab.cells.mut`); Arjovsky et al.'s unitary ``urnn`` (:mod:`lstmlab.cells.urnn`). Where a cell
+computes a sequence in several ways, its option ``form`` (``sequential`` | ``parallel`` | ``chunkwise``)
+chooses.
 Initialisation options are documented in :mod:`lstmlab.cells.init`.
 
 Each cell's equations (init, carry, one forward step and its hand-derived backward) live in its own
@@ -40,6 +41,7 @@ from lstmlab.cells import rnn as _rnn
 from lstmlab.cells import scan as _scan
 from lstmlab.cells import sharding as _sharding
 from lstmlab.cells import slstm as _slstm
+from lstmlab.cells import urnn as _urnn
 from lstmlab.cells.base import Cell
 from lstmlab.cells.init import INPUT_INITIALIZERS, InitOptions
 from lstmlab.cells.lstm import VARIANTS, FGRState, LSTMState
@@ -147,6 +149,7 @@ register("minlstm", _minrnn.MINLSTM)
 register("mut1", _mut.MUT1)
 register("mut2", _mut.MUT2)
 register("mut3", _mut.MUT3)
+register("urnn", _urnn.CELL)
 
 
 def option_names(name: str) -> tuple[str, ...]:

@@ -35,9 +35,10 @@ stop changing after a sequence's last valid step and ``hs`` be zero past it. ``h
 says whether the options choose it; :func:`lstmlab.cells.scan` then runs it instead of the loop.
 
 Plus ``num_gates`` (G), ``input_bias`` (the bias key added to ``x @ w_i``), ``options`` (option name ->
-default), ``check_options``, ``param_shapes``, ``init`` and ``initial_carry``, documented below.
-``has_backward(**options)`` says whether ``backward``/``grads`` exist for these options; if not,
-``impl="fast"`` falls back to autodiff through the loop.
+default), ``hidden_multiple`` ((k, why): H must be a multiple of k), ``check_options``, ``param_shapes``,
+``init`` and ``initial_carry``, documented below. ``has_backward(**options)`` says whether
+``backward``/``grads`` exist for these options; if not, ``impl="fast"`` falls back to autodiff through
+the loop.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class Cell:
     num_gates: int = 1
     input_bias: str = "b"
     options: Mapping[str, Any] = {}
+    #: the hidden size must be a multiple of this, for the reason given (e.g. complex units in pairs)
+    hidden_multiple: tuple[int, str] = (1, "")
 
     def check_options(self, **options: Any) -> dict[str, Any]:
         """Validate option values (all options present, defaults filled in); return them."""
