@@ -74,6 +74,23 @@ def test_a_resume_does_not_count_an_option_either_config_leaves_at_its_default(t
         check_resume(config, changed, RunDir(tmp_path), start=1)
 
 
+def test_a_resume_does_not_count_a_schema_key_the_saved_config_predates(tmp_path):
+    """A run saved before a key existed (here ``optim.omega``) resumes when the key is at its default,
+    and not when it is set to something else."""
+    from lstmlab.config import ConfigError
+    from lstmlab.io.rundir import RunDir
+    from lstmlab.train.setup import check_resume
+
+    config = compose("adding", [])
+    current = asdict(config)
+    saved = {**current, "optim": {k: v for k, v in current["optim"].items() if k not in ("omega", "omega_exact")}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert check_resume(config, current, RunDir(tmp_path), start=1) == {}
+    changed = {**current, "optim": {**current["optim"], "omega": 2.0}}
+    with pytest.raises(ConfigError, match=r"optim.omega=0.0 \(now 2.0\)"):
+        check_resume(config, changed, RunDir(tmp_path), start=1, trained=saved)
+
+
 @pytest.fixture
 def square_module():
     """``tests/register_square.py`` not yet imported, and its data set unregistered afterwards."""

@@ -26,7 +26,16 @@ from jax.sharding import Mesh
 
 from lstmlab import cells, interop
 from lstmlab import data as data_lib
-from lstmlab.config import RESUME_FREE_KEYS, CellConfig, Config, ConfigError, one_line, resume_changes
+from lstmlab.config import (
+    RESUME_FREE_KEYS,
+    CellConfig,
+    Config,
+    ConfigError,
+    flat_keys,
+    nested,
+    one_line,
+    resume_changes,
+)
 from lstmlab.io.checkpoint import Checkpointer, check_checkpoint_space, disk_size, state_nbytes, unflatten
 from lstmlab.io.lock import RunLock
 from lstmlab.io.rundir import CONFIG, RunDir
@@ -315,10 +324,15 @@ def check_logger(config: Config) -> None:
 
 
 def _with_data_defaults(config: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A resolved config with the ``data`` options it does not name set to their defaults, which is what
-    its data set is built with (a config written before an option existed, or built in Python, names
-    fewer)."""
-    data = config.get("data") if isinstance(config, dict) else None
+    """A resolved config with the keys it does not name set to their defaults, which is what the run is
+    built with (a config written before a key existed, or built in Python, names fewer): the schema's
+    keys (:class:`~lstmlab.config.Config`) and its data set's options."""
+    if not isinstance(config, dict):
+        return config
+    schema = flat_keys(asdict(Config()))
+    schema = {k: v for k, v in schema.items() if not k.startswith("data.")}  # the data set's own, below
+    config = nested({**schema, **flat_keys(config)})
+    data = config.get("data")
     if not isinstance(data, dict) or data.get("name") not in data_lib.names():
         return config
     return {**config, "data": {**data_lib.defaults(data["name"]), **data}}
