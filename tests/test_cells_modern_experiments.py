@@ -87,11 +87,11 @@ def test_an_option_the_cell_does_not_take_is_named():
 
 
 def test_the_gradient_norm_study_runs_them_beside_the_classics(tmp_path):
-    """The new cells in one study with the LSTM: the mLSTM's output h feeds no later step (it has no
-    hidden-to-hidden weights), so its gradient flows back through the memory C only."""
+    """The new cells in one study with the LSTM (and a mutant and the uRNN): the mLSTM's output h feeds no
+    later step (it has no hidden-to-hidden weights), so its gradient flows back through the memory C only."""
     from lstmlab.study import run_gradnorm_study
 
-    cells = ["lstm", *MODERN]
+    cells = ["lstm", *MODERN, "mut3", "urnn"]
     shrink = ["model.hidden_size=8", "data.seq_len=20", "data.batch_size=8", "data.val_size=8", "data.test_size=8"]
     shrink += ["trainer.max_steps=1", "trainer.eval_every=1", "trainer.log_every=1", "diagnostics.every=1"]
     config = compose(
