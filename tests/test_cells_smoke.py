@@ -9,10 +9,10 @@ from lstmlab import cells
 
 @pytest.mark.parametrize("name", cells.CELLS)
 def test_scan_returns_time_major_outputs_and_final_carry(name):
-    params = cells.init(name, jax.random.key(0), input_size=5, hidden_size=7)
+    params = cells.init(name, jax.random.key(0), input_size=5, hidden_size=8)
     xs = jax.random.normal(jax.random.key(1), (4, 3, 5))
     carry, hs = cells.scan(name, params, xs)
-    assert hs.shape == (4, 3, 7)
+    assert hs.shape == (4, 3, 8)
     h_final = cells.get(name).output(carry)
     assert jnp.allclose(h_final, hs[-1])
 

@@ -24,7 +24,7 @@ sys.addaudithook(audit)
 import lstmlab.cells as cells  # noqa: E402  (after the audit hook, on purpose)
 
 for name in cells.CELLS:
-    params = cells.init(name, jax.random.key(0), 2, 3)
+    params = cells.init(name, jax.random.key(0), 2, 4)  # even: the uRNN pairs its units
     cells.scan(name, params, jnp.ones((2, 1, 2)), seq_lengths=jnp.array([1]), reverse=True)
 # Allowed: reading the installed libraries (jax imports some modules lazily) and lstmlab's own
 # modules. Anything else (writes, data or config files, sockets, subprocesses) is I/O.
