@@ -36,31 +36,9 @@ def problem(seed=0):
     return params, xs, h0, weights
 
 
-def numpy_omega(params, xs, h0, weights, lengths, fixed=None):
-    """Eq. 9 for h_k = tanh(x_k W_i + h_{k-1} W_h + b) and E = sum_k w_k . h_k, one sequence at a time.
-    ``fixed`` = (d, hs) from another parameter vector: the simplified form's dE/dx and states."""
-    W_i, W_h, b = params["w_i"], params["w_h"], params["b"]
-    total = 0.0
-    for s in range(xs.shape[1]):
-        n = lengths[s]
-        hs, h = [], h0[s]
-        for k in range(n):
-            h = np.tanh(xs[k, s] @ W_i + h @ W_h + b)
-            hs.append(h)
-        d = [None] * n  # total dE/dh_k, from the last step back
-        for k in reversed(range(n)):
-            d[k] = weights[k, s] + (0 if k == n - 1 else ((d[k + 1] * (1 - hs[k + 1] ** 2)) @ W_h.T))
-        if fixed is not None:
-            d, hs = fixed[0][s], fixed[1][s]
-        for k in range(1, n):  # Omega_k: the step from h_{k-1} to h_k
-            h_k = np.tanh(xs[k, s] @ W_i + hs[k - 1] @ W_h + b)  # = hs[k], with the Jacobian's weights
-            pulled = (d[k] * (1 - h_k**2)) @ W_h.T
-            total += (np.linalg.norm(pulled) / np.linalg.norm(d[k]) - 1) ** 2
-    return total / xs.shape[1]
-
-
 def backprop(params, xs, h0, weights, lengths):
-    """(dE/dh_k per sequence, h_k per sequence) in NumPy, for the simplified form's fixed values."""
+    """(dE/dh_k per sequence, h_k per sequence) in NumPy for h_k = tanh(x_k W_i + h_{k-1} W_h + b) and
+    E = sum_k w_k . h_k: the forward pass, then the total derivatives from the last step back."""
     W_i, W_h, b = params["w_i"], params["w_h"], params["b"]
     ds, hss = [], []
     for s in range(xs.shape[1]):
@@ -74,6 +52,21 @@ def backprop(params, xs, h0, weights, lengths):
         ds.append(d)
         hss.append(hs)
     return ds, hss
+
+
+def numpy_omega(params, xs, h0, weights, lengths, fixed=None):
+    """Eq. 9, one sequence at a time, with dE/dh and the states of :func:`backprop` at ``params``, or
+    ``fixed`` = (d, hs) from another parameter vector: the simplified form's dE/dx and states."""
+    W_i, W_h, b = params["w_i"], params["w_h"], params["b"]
+    ds, hss = fixed if fixed is not None else backprop(params, xs, h0, weights, lengths)
+    total = 0.0
+    for s in range(xs.shape[1]):
+        d, hs = ds[s], hss[s]
+        for k in range(1, lengths[s]):  # Omega_k: the step from h_{k-1} to h_k
+            h_k = np.tanh(xs[k, s] @ W_i + hs[k - 1] @ W_h + b)  # = hs[k], with the Jacobian's weights
+            pulled = (d[k] * (1 - h_k**2)) @ W_h.T
+            total += (np.linalg.norm(pulled) / np.linalg.norm(d[k]) - 1) ** 2
+    return total / xs.shape[1]
 
 
 def lstmlab_omega(params, xs, h0, weights, lengths, exact):

@@ -352,8 +352,12 @@ def init(
     opts = cell_options(name, **options)
     if int(input_size) < 1 or int(hidden_size) < 1:
         raise ValueError(f"input_size={input_size} and hidden_size={hidden_size} must be >= 1")
+    cell = get(name)
+    multiple, why = getattr(cell, "hidden_multiple", (1, ""))
+    if int(hidden_size) % multiple:
+        raise ValueError(f"hidden_size={hidden_size} must be a multiple of {multiple} ({why})")
     how = InitOptions(input_init, recurrent_scale, forget_bias, chrono_tmax, dtype)
-    return get(name).init(key, int(input_size), int(hidden_size), how, **opts)
+    return cell.init(key, int(input_size), int(hidden_size), how, **opts)
 
 
 def initial_carry(name: str, batch_size: int, hidden_size: int, dtype=jnp.float32, **options: Any) -> Carry:

@@ -87,8 +87,6 @@ class URNN(Cell):
         return {"w_i": ("D", "H"), "b_i": ("H",), "theta": ("3", "H/2"), "reflect": ("4", "H/2"), "b": ("H/2",)}
 
     def init(self, key: Array, input_size: int, hidden_size: int, how: _init.InitOptions, **options: Any) -> Params:
-        if hidden_size % 2:
-            raise ValueError(f"hidden_size={hidden_size} must be even ({self.hidden_multiple[1]})")
         N, dtype = hidden_size // 2, how.dtype
         k_i, k_theta, k_v = jax.random.split(key, 3)
         return {

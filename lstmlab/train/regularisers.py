@@ -48,8 +48,8 @@ def omega(
     """Omega of one recurrent layer of cell ``cell`` over ``xs`` (T, B, D) from ``carry`` (or zeros),
     where ``loss_of_hs`` maps the layer's outputs hs (T, B, H) to the loss E (a scalar)."""
     T, B = xs.shape[:2]
-    start = cells.initial_carry(cell, B, cells.sizes(cell, params, **options)[1], xs.dtype, **options)
-    carry = start if carry is None else carry
+    if carry is None:
+        carry = cells.initial_carry(cell, B, cells.sizes(cell, params, **options)[1], xs.dtype, **options)
     probes = jax.tree.map(lambda a: jnp.zeros((T, *a.shape), a.dtype), carry)
     held = params if exact else jax.lax.stop_gradient(params)
 

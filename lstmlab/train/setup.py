@@ -323,7 +323,7 @@ def check_logger(config: Config) -> None:
             raise ConfigError(problem)
 
 
-def _with_data_defaults(config: dict[str, Any] | None) -> dict[str, Any] | None:
+def _with_defaults(config: dict[str, Any] | None) -> dict[str, Any] | None:
     """A resolved config with the keys it does not name set to their defaults, which is what the run is
     built with (a config written before a key existed, or built in Python, names fewer): the schema's
     keys (:class:`~lstmlab.config.Config`) and its data set's options."""
@@ -344,7 +344,7 @@ def _config_disagrees(rundir: RunDir, trained: dict[str, Any] | None) -> bool:
     if trained is None or not (rundir.path / CONFIG).exists():
         return False
     on_disk = rundir.read_config()
-    return on_disk is None or bool(resume_changes(_with_data_defaults(on_disk), _with_data_defaults(trained)))
+    return on_disk is None or bool(resume_changes(_with_defaults(on_disk), _with_defaults(trained)))
 
 
 def check_resume(
@@ -365,7 +365,7 @@ def check_resume(
             "the config it was trained with, so a change cannot be ruled out; restore the file or use a new "
             "hydra.run.dir"
         )
-    changes = resume_changes(_with_data_defaults(saved), _with_data_defaults(current))
+    changes = resume_changes(_with_defaults(saved), _with_defaults(current))
     allowed = set(config.resume.allow_changes)
     refused = {k: v for k, v in changes.items() if k not in allowed}
     if refused:
