@@ -46,8 +46,8 @@ class Ported:
     """Weights of a recurrent stack in lstmlab's layout.
 
     Attributes:
-      cell: ``lstm``, ``gru``, ``rnn``, ``mingru`` or ``minlstm``. options: the cell's options (``activation`` for rnn,
-        ``reset_after`` for a Keras reset-before GRU).
+      cell: ``lstm``, ``gru``, ``rnn``, ``slstm``, ``mlstm``, ``mingru`` or ``minlstm``. options: the cell's
+        options (``activation`` for rnn, ``reset_after`` for a Keras reset-before GRU, ``num_heads``, ...).
       params: ``{"layer<k>": {"fwd": cell_params, "bwd": cell_params}}``; ``bwd`` only when
         ``bidirectional``.
       time_major: False when the source read (B, T, D) batches (torch ``batch_first``, Keras).
@@ -309,6 +309,43 @@ def from_xlstm_slstm(cell) -> Ported:
         "b": _f32(cell._bias.detach().cpu().float().numpy()),
     }
     return Ported("slstm", {"layer0": {"fwd": p}}, {"num_heads": int(config.num_heads)}, False, time_major=False)
+
+
+def from_xlstm_mlstm(cell) -> Ported:
+    """Weights of an ``xlstm`` package ``mLSTMCell`` as lstmlab's ``mlstm`` with its ``num_heads`` and
+    ``norm`` (the package's cell ends in a per-head layer norm and has no output gate).
+
+    That cell reads queries, keys and values already projected, each (B, T, E), and computes its input
+    and forget gates from their concatenation; lstmlab's cell reads that concatenation, x = [q, k, v]
+    (B, T, 3E), with ``w_i`` (3E, 4E + 2 heads): identity blocks for q, k and v, a zero block and bias 30
+    for the output gate (sigmoid(30) is 1 in float32), and the package's gate weights transposed for i
+    and f. ``norm`` is the package norm's scale (1 + its weight: the package stores the difference from 1).
+    """
+    _require("torch", "from_xlstm_mlstm", "PyTorch", "torch==2.13.0")
+    config = getattr(cell, "config", None)
+    if type(cell).__name__ != "mLSTMCell" or config is None:
+        raise ValueError(f"from_xlstm_mlstm takes an xlstm mLSTMCell; got {type(cell).__name__}")
+    norm = cell.outnorm
+    if norm.bias is not None or norm.weight is None or norm.eps != 1e-5:
+        raise ValueError(
+            f"from_xlstm_mlstm takes an mLSTMCell whose norm has a weight, no bias and eps 1e-5; got "
+            f"weight={norm.weight is not None}, bias={norm.bias is not None}, eps={norm.eps}"
+        )
+
+    def numpy(t):
+        return _f32(t.detach().cpu().float().numpy())
+
+    E, NH = int(config.embedding_dim), int(config.num_heads)
+    w_i = np.zeros((3 * E, 4 * E + 2 * NH), np.float32)
+    w_i[:, : 3 * E] = np.eye(3 * E)
+    w_i[:, 4 * E : 4 * E + NH] = numpy(cell.igate.weight).T
+    w_i[:, 4 * E + NH :] = numpy(cell.fgate.weight).T
+    b = np.zeros(4 * E + 2 * NH, np.float32)
+    b[3 * E : 4 * E] = 30.0
+    b[4 * E : 4 * E + NH], b[4 * E + NH :] = numpy(cell.igate.bias), numpy(cell.fgate.bias)
+    scale = numpy(norm.weight_proxy)
+    p = {"w_i": w_i, "b": b, "norm": scale}
+    return Ported("mlstm", {"layer0": {"fwd": p}}, {"num_heads": NH, "norm": True}, False, time_major=False)
 
 
 _MINGRU_PYTORCH_ORDER = {
@@ -719,7 +756,10 @@ __all__ = [
     "flatten",
     "from_flax",
     "from_keras",
+    "from_mingru_pytorch",
     "from_torch",
+    "from_xlstm_mlstm",
+    "from_xlstm_slstm",
     "load_into",
     "load_matching",
     "load_params",

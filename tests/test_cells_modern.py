@@ -8,7 +8,8 @@ xLSTM cancels out of h, so the plain equations give the same numbers):
 
 * sLSTM: Beck et al. (2024), "xLSTM", Section 2.2; recurrent weights as an explicit (H, 4H)
   block-diagonal matrix built from the heads' blocks.
-* mLSTM: Beck et al. (2024), Section 2.3, one head at a time.
+* mLSTM: Beck et al. (2024), Section 2.3, one head at a time; with ``norm``, each head's output
+  layer-normed (the group norm of the paper's mLSTM block).
 * minGRU, minLSTM: Feng et al. (2024), "Were RNNs All We Needed?", Sections 3.1 and 3.2 with the positive
   candidate g and minLSTM's gates scaled to sum to one.
 * MUT1, MUT2, MUT3: Jozefowicz, Zaremba & Sutskever (2015), with the input's own term (MUT1's tanh(x),
@@ -39,6 +40,8 @@ FORMS = {
         {"form": "parallel", "num_heads": 2},
         {"form": "chunkwise", "num_heads": 2, "chunk_size": 4},
         {"form": "chunkwise", "num_heads": 1, "chunk_size": 2, "forget": "exp"},
+        {"form": "sequential", "num_heads": 2, "norm": True},
+        {"form": "chunkwise", "num_heads": 2, "chunk_size": 4, "norm": True},
     ],
     "mingru": [{"form": "sequential"}, {"form": "parallel"}],
     "minlstm": [{"form": "sequential"}, {"form": "parallel"}],
@@ -108,6 +111,8 @@ def mlstm_step(p, opts, state, x):
         C[j] = f * C[j] + i * np.outer(v[s], kj)
         n[j] = f * n[j] + i * kj
         out[s] = C[j] @ q[s] / max(abs(n[j] @ q[s]), 1.0)
+        if opts.get("norm"):  # the xLSTM block's group norm: each head's units to mean 0, variance 1
+            out[s] = (out[s] - out[s].mean()) / np.sqrt(out[s].var() + 1e-5) * p["norm"][s]
     h = sigmoid(o) * out
     return (h, C, n), h
 
@@ -297,6 +302,7 @@ def test_a_state_s_first_step_is_finite_whatever_the_gates():
         ("mlstm", {"form": "fast"}, "form='fast' is not a form of this cell; valid: sequential, parallel, chunkwise"),
         ("mingru", {"form": "chunkwise"}, "form='chunkwise' is not a form of this cell; valid: sequential, parallel"),
         ("mlstm", {"chunk_size": 0}, "chunk_size=0 must be an integer >= 1"),
+        ("mlstm", {"norm": "yes"}, "norm='yes' must be true or false"),
         ("slstm", {"num_heads": 0}, "num_heads=0 must be an integer >= 1"),
         ("slstm", {"forget": "tanh"}, "forget='tanh' is not a forget gate; valid: sigmoid, exp"),
     ],

@@ -168,6 +168,39 @@ def test_from_xlstm_slstm_matches_the_package_s_slstm_cell():
         np.testing.assert_allclose(np.asarray(got), theirs, **TOL)
 
 
+def test_from_xlstm_mlstm_matches_the_package_s_mlstm_cell():
+    """The package's mLSTMCell (two heads, random gate and norm weights) on queries, keys and values,
+    in its parallel forward and step by step, gives lstmlab's mlstm, in every form, on [q, k, v]."""
+    xlstm_package()
+    import torch
+    from xlstm.blocks.mlstm.cell import mLSTMCell, mLSTMCellConfig
+
+    torch.manual_seed(2)
+    Bn, S, E, NH = 3, 7, 8, 2
+    cell = mLSTMCell(mLSTMCellConfig(context_length=S, embedding_dim=E, num_heads=NH))
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.normal_(0.0, 0.5)
+        q, k, v = (torch.randn(Bn, S, E) for _ in range(3))
+        want = cell(q, k, v).numpy()  # (B, S, E), the parallel form
+        state, steps = None, []
+        for t in range(S):
+            h, state = cell.step(*(a[:, t : t + 1] for a in (q, k, v)), mlstm_state=state)
+            steps.append(h[:, 0].numpy())
+    np.testing.assert_allclose(np.stack(steps, axis=1), want, **TOL)
+    ported = interop.from_xlstm_mlstm(cell)
+    assert (ported.cell, ported.options, ported.hidden_size, ported.input_size) == (
+        "mlstm", {"num_heads": NH, "norm": True}, E, 3 * E
+    )  # fmt: skip
+    assert float(np.abs(ported.layer(0)["norm"] - 1).max()) > 0.1  # the scale is 1 + the package's weight
+    xs = jnp.asarray(torch.cat([q, k, v], dim=-1).numpy().swapaxes(0, 1))  # (S, B, 3E)
+    for form in ("sequential", "parallel", "chunkwise"):
+        _, hs = cells.scan("mlstm", ported.layer(0), xs, form=form, chunk_size=3, **ported.options)
+        np.testing.assert_allclose(np.asarray(hs).swapaxes(0, 1), want, **TOL)
+    _, hs = ported.stack()(xs.swapaxes(0, 1))  # and as lstmlab.nn layers, batch-first like the package
+    np.testing.assert_allclose(np.asarray(hs), want, **TOL)
+
+
 def test_the_mlstm_equals_the_package_s_parallel_and_recurrent_mlstm():
     """The package's mLSTM kernels (parallel_stabilized_simple and the recurrent step) on the same
     queries, keys, values and gate pre-activations give lstmlab's mlstm in each form. lstmlab's cell

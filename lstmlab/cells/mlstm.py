@@ -30,9 +30,16 @@ to rounding:
 * ``chunkwise`` (the default): the parallel form inside chunks of ``chunk_size`` steps, the carry passed
   from chunk to chunk: time T * chunk_size, memory per chunk.
 
+Option ``norm`` (default off) adds the per-head layer norm that the xLSTM blocks apply to the cell's
+output (the group norm "GN" of the paper's mLSTM block; inside the ``xlstm`` package's ``mLSTMCell``),
+before the output gate::
+
+    h_t = o_t * norm * LN_head(h~_t),   LN_head(x) = (x - mean) / sqrt(var + 1e-5) over each head's d units
+
 Parameters: ``w_i`` (D, 4H + 2 num_heads) and ``b`` alike, as [q, k, v, o, i, f], the gates i and f one
-column per head. Initialisation (:mod:`lstmlab.cells.init`): input weights per block; the forget
-bias ``forget_bias`` (or chrono per head, the input-gate bias then its negative).
+column per head; with ``norm``, also ``norm`` (H,), the norm's scale (drawn as ones). Initialisation
+(:mod:`lstmlab.cells.init`): input weights per block; the forget bias ``forget_bias`` (or chrono per
+head, the input-gate bias then its negative).
 """
 
 from __future__ import annotations
@@ -93,16 +100,35 @@ def chunk(q, k, v, i_pre, log_f, C0, n0, m0) -> tuple[Array, tuple[Array, Array,
     return num / den[..., None], (C, n, m[-1])
 
 
+def head_norm(h_tilde: Array, scale: Array, eps: float = 1e-5) -> Array:
+    """The per-head layer norm of ``h_tilde`` (..., NH, d), times ``scale`` (H,): (..., H)."""
+    mean = h_tilde.mean(axis=-1, keepdims=True)
+    var = jnp.square(h_tilde - mean).mean(axis=-1, keepdims=True)
+    normed = (h_tilde - mean) * jax.lax.rsqrt(var + eps)
+    return normed.reshape(normed.shape[:-2] + (-1,)) * scale.astype(normed.dtype)
+
+
+def readout(params: Params, h_tilde: Array, norm: bool) -> Array:
+    """h~ (..., NH, d) as the (..., H) the output gate multiplies: heads concatenated, or normed."""
+    return head_norm(h_tilde, params["norm"]) if norm else h_tilde.reshape(h_tilde.shape[:-2] + (-1,))
+
+
 class MLSTM(Cell):
     """The mLSTM; options ``form`` (``chunkwise``, the default, ``parallel`` or ``sequential``), ``num_heads``
-    (default 1), ``chunk_size`` (default 64, for ``chunkwise``) and ``forget`` (``sigmoid`` or ``exp``)."""
+    (default 1), ``chunk_size`` (default 64, for ``chunkwise``), ``forget`` (``sigmoid`` or ``exp``) and
+    ``norm`` (the per-head layer norm, default off)."""
 
     num_gates = 4
     input_bias = "b"
-    options = {"form": "chunkwise", "num_heads": 1, "chunk_size": 64, "forget": "sigmoid"}
+    options = {"form": "chunkwise", "num_heads": 1, "chunk_size": 64, "forget": "sigmoid", "norm": False}
 
     def check_options(
-        self, form: str = "chunkwise", num_heads: int = 1, chunk_size: int = 64, forget: str = "sigmoid"
+        self,
+        form: str = "chunkwise",
+        num_heads: int = 1,
+        chunk_size: int = 64,
+        forget: str = "sigmoid",
+        norm: bool = False,
     ) -> dict[str, Any]:
         if form not in FORMS:
             raise ValueError(f"form={form!r} is not a form of this cell; valid: {', '.join(FORMS)}")
@@ -110,14 +136,25 @@ class MLSTM(Cell):
             raise ValueError(f"forget={forget!r} is not a forget gate; valid: {', '.join(FORGET_GATES)}")
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"chunk_size={chunk_size!r} must be an integer >= 1")
-        return {"form": form, "num_heads": check_num_heads(num_heads), "chunk_size": chunk_size, "forget": forget}
+        if not isinstance(norm, bool):
+            raise ValueError(f"norm={norm!r} must be true or false")
+        heads = check_num_heads(num_heads)
+        return {"form": form, "num_heads": heads, "chunk_size": chunk_size, "forget": forget, "norm": norm}
 
-    def param_shapes(self, num_heads: int = 1, **options: Any) -> dict[str, tuple[str, ...]]:
+    def param_shapes(self, num_heads: int = 1, norm: bool = False, **options: Any) -> dict[str, tuple[str, ...]]:
         width = f"4H+{2 * num_heads}"
-        return {"w_i": ("D", width), "b": (width,)}
+        return {"w_i": ("D", width), "b": (width,)} | ({"norm": ("H",)} if norm else {})
 
     def init(
-        self, key: Array, input_size: int, hidden_size: int, how: _init.InitOptions, *, num_heads: int = 1, **options
+        self,
+        key: Array,
+        input_size: int,
+        hidden_size: int,
+        how: _init.InitOptions,
+        *,
+        num_heads: int = 1,
+        norm: bool = False,
+        **options,
     ) -> Params:
         check_heads(hidden_size, num_heads)
         H, NH = hidden_size, num_heads
@@ -135,7 +172,7 @@ class MLSTM(Cell):
             b = b.at[4 * H + NH :].set(bias).at[4 * H : 4 * H + NH].set(-bias)
         else:
             b = b.at[4 * H + NH :].set(how.forget_bias)
-        return {"w_i": w_i, "b": b}
+        return {"w_i": w_i, "b": b} | ({"norm": jnp.ones((H,), how.dtype)} if norm else {})
 
     def initial_carry(
         self, batch_size: int, hidden_size: int, dtype: Any = jnp.float32, *, num_heads: int = 1, **options
@@ -154,7 +191,15 @@ class MLSTM(Cell):
         return carry.h
 
     def gates(
-        self, params: Params, xp: Array, carry: MLSTMState, *, num_heads: int = 1, forget: str = "sigmoid", **options
+        self,
+        params: Params,
+        xp: Array,
+        carry: MLSTMState,
+        *,
+        num_heads: int = 1,
+        forget: str = "sigmoid",
+        norm: bool = False,
+        **options,
     ) -> dict[str, Array]:
         """One step: gates ``i``, ``f`` (stabilised, (B, NH)), ``o`` (B, H), and the new ``C``, ``n``,
         ``m`` and ``h``."""
@@ -166,7 +211,7 @@ class MLSTM(Cell):
         num = jnp.einsum("bhvk,bhk->bhv", C, q)
         den = jnp.maximum(jnp.abs(jnp.einsum("bhk,bhk->bh", n, q)), jnp.exp(-m))
         o = jax.nn.sigmoid(o_pre)
-        h = o * (num / den[..., None]).reshape(o.shape)
+        h = o * readout(params, num / den[..., None], norm)
         return {"i": i, "f": f, "o": o, "C": C, "n": n, "m": m, "h": h.astype(carry.h.dtype)}
 
     def forward(self, params: Params, xp: Array, carry: MLSTMState, **options: Any) -> tuple[MLSTMState, None]:
@@ -187,6 +232,7 @@ class MLSTM(Cell):
         num_heads: int = 1,
         chunk_size: int = 64,
         forget: str = "sigmoid",
+        norm: bool = False,
     ) -> tuple[MLSTMState, Array]:
         T, B = xps.shape[:2]
         q, k, v, o_pre, i_pre, log_f = split(xps.astype(carry.C.dtype), num_heads, forget)
@@ -213,7 +259,7 @@ class MLSTM(Cell):
                 body, state, (chunks(q), chunks(k), chunks(v), chunks(i_pre, never), chunks(log_f))
             )
             h_tilde = h_tilde.reshape((-1,) + h_tilde.shape[2:])[:T]
-        hs = (jax.nn.sigmoid(o_pre) * h_tilde.reshape(T, B, -1)).astype(carry.h.dtype)
+        hs = (jax.nn.sigmoid(o_pre) * readout(params, h_tilde, norm)).astype(carry.h.dtype)
         if mask is None:
             h = hs[-1]
         else:
