@@ -26,7 +26,7 @@ def fake_sweep(root: Path, groups: dict[str, list[float]]) -> None:
             config = {"seed": seed, "experiment": "toy", "cell": {"name": "lstm", "variant": variant}}
             (run / "config.yaml").write_text(yaml.safe_dump(config))
             (run / "job.json").write_text(json.dumps({"status": "completed", "seconds": 2.0 + i}))
-            (run / "summary.json").write_text(json.dumps({"task": "text", "test/bpc": value, "test/loss": value}))
+            (run / "summary.json").write_text(json.dumps({"task": "text", "test/bpc": value, "test/loss": 2 * value}))
             i += 1
 
 
@@ -113,6 +113,24 @@ def test_rebuild_writes_every_section_and_check_then_passes(kept: Path) -> None:
     assert "| NFG is worse than vanilla |" in text and "reproduced (paired t" in text
     assert "| vanilla reaches 1.2 bpc |" in text
     assert main(["--rebuild", str(folder), "--check"]) == 0
+
+
+def test_a_section_shows_other_summary_keys_per_configuration(kept: Path) -> None:
+    folder = kept.parent.parent
+    (folder / "README.md").write_text(
+        "<!-- report results/toy.jsonl --metric test/bpc --direction maximize "
+        "--columns 'cell.variant,test/bpc mean,test/loss mean,test/loss std' -->\n<!-- end report -->\n"
+    )
+    rebuild([folder])
+    rows = [line for line in (folder / "README.md").read_text().splitlines() if line.startswith("| ")]
+    assert rows[0] == "| cell.variant | test/bpc mean | test/loss mean | test/loss std |"
+    # each configuration's own test/loss (twice its bpc in the fake runs), whatever order the rows take
+    assert rows[1].startswith("| NFG | 2.05 | 4.1 |") and rows[2].startswith("| vanilla | 1 | 2 | 0.1581 |")
+    (folder / "README.md").write_text(
+        "<!-- report results/toy.jsonl --metric test/bpc --columns 'test/nothing mean' -->\n<!-- end report -->\n"
+    )
+    with pytest.raises(ValueError, match=r"--columns test/nothing mean: not a column"):
+        rebuild([folder])
 
 
 @pytest.mark.parametrize("where", ["section", "results"])

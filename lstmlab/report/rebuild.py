@@ -8,8 +8,9 @@ to the Markdown file's folder::
     <!-- end report -->
 
 The arguments are those of ``python -m lstmlab.report`` (``--metric``, ``--direction``, ``--expected``,
-``--by``, ``--reference``, ``--alpha``, ``--cap``, ``--success``), plus ``--columns A,B,...`` (the columns to show, in
-that order), ``--figure FILE.png`` (with ``--by``, the box plot of the groups; without, the runs' plot)
+``--by``, ``--reference``, ``--alpha``, ``--cap``, ``--success``), plus ``--columns A,B,...`` (the columns to
+show, in that order; ``KEY mean`` and ``KEY std`` of another summary key add its statistics per
+configuration), ``--figure FILE.png`` (with ``--by``, the box plot of the groups; without, the runs' plot)
 and ``--verdicts GLOB...`` (the verdict table of the expected files that match, see
 :mod:`lstmlab.report.verdicts`). ``python -m lstmlab.report --rebuild DIR...`` rewrites every section
 of every ``*.md`` under the DIRs (and draws the figures); with ``--check`` it writes nothing and fails,
@@ -89,6 +90,8 @@ def render(args_text: str, base: Path, root: Path, draw: bool) -> str:
     shown = built.groups if built.groups is not None else built.out
     if args.columns:
         wanted = [c.strip() for c in args.columns.split(",") if c.strip()]
+        if built.groups is None:
+            shown = with_metrics(shown, built.runs, built.varying, [c for c in wanted if c not in shown.columns])
         unknown = [c for c in wanted if c not in shown.columns]
         if unknown:
             raise ValueError(
@@ -98,6 +101,23 @@ def render(args_text: str, base: Path, root: Path, draw: bool) -> str:
     if draw and args.figure:
         _draw(built, base / args.figure)
     return markdown(shown) + "\n"
+
+
+def with_metrics(shown, runs, varying: list[str], columns: list[str]):
+    """``shown`` (the table per configuration) with the columns ``KEY mean`` and ``KEY std`` among
+    ``columns`` for summary keys other than the table's metric, e.g. ``test/persistence_rmse mean``
+    beside a table of ``test/skill``: each configuration's mean and standard deviation over seeds."""
+    from lstmlab.report.tables import table
+
+    summary_keys = {k for r in runs for k in r.summary}
+    metrics = list(dict.fromkeys(c.rsplit(" ", 1)[0] for c in columns if c.endswith((" mean", " std"))))
+    for metric in (m for m in metrics if m in summary_keys):
+        other = table(runs, metric, "minimize")[0][[*varying, f"{metric} mean", f"{metric} std"]]
+        if varying:
+            shown = shown.merge(other, on=varying, how="left")
+        else:
+            shown = shown.assign(**{c: other[c].iloc[0] for c in other.columns})
+    return shown
 
 
 def _draw(built, path: Path) -> None:
