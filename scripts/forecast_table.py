@@ -1,27 +1,32 @@
 """Forecasting skill on real series, with the default settings a user's CSV file gets.
 
 Trains ``+experiment=sunspots`` and ``+experiment=airline`` as shipped, and ``+experiment=sunspots
-data=csv`` (the command the CSV config documents) on four statsmodels series written to CSV files:
-``co2`` (Mauna Loa, weekly resampled to monthly means, season 12), ``elnino`` (monthly sea surface
-temperature, season 12), ``nile`` (yearly Nile flow, 100 values) and ``realgdp`` (US real GDP,
-quarterly, season 4). Prints a Markdown table of the test RMSE of the model, persistence and
-seasonal naive, and the skill 1 - rmse / persistence_rmse (mean +- standard deviation over seeds).
+data=csv`` (the command the CSV config documents; its ``experiment`` key set to the series' name) on
+four statsmodels series written to CSV files in ``--out``: ``co2`` (Mauna Loa, weekly resampled to
+monthly means, season 12), ``elnino`` (monthly sea surface temperature, season 12), ``nile`` (yearly
+Nile flow, 100 values) and ``realgdp`` (US real GDP, quarterly, season 4); seeds 0 to ``--seeds`` - 1.
+Each run is a run directory under ``--out``; ``--keep FILE`` writes them to a results file
+(:mod:`lstmlab.report.results`), from which docs/forecasting.md's tables are generated::
 
-    python scripts/forecast_table.py [--seeds 3] [--out runs/forecast_table] [--only co2,nile]
-        [--set data.residual=false ...]   (extra overrides, applied to every run)
+    python scripts/forecast_table.py --keep docs/results/forecast.jsonl
+    python scripts/forecast_table.py --set data.residual=false --keep docs/results/forecast_levels.jsonl
+    python scripts/forecast_table.py --only nile --set trainer.max_steps=100 --keep FILE   # any override
+
+A run directory that already holds a finished run is not trained again.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
+import os
+import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+SERIES = ("sunspots", "airline", "co2", "elnino", "nile", "realgdp")
 
 
 def write_csv(path: Path, values: np.ndarray) -> None:
@@ -41,7 +46,7 @@ def statsmodels_series() -> dict[str, tuple[np.ndarray, int, int]]:
 
 
 def runs(csv_dir: Path) -> dict[str, list[str]]:
-    """{name: Hydra overrides} for every series in the table."""
+    """{name: Hydra overrides} for every series in the table; writes the CSV files to ``csv_dir``."""
     out = {"sunspots": ["+experiment=sunspots"], "airline": ["+experiment=airline"]}
     for name, (values, season, seq_len) in statsmodels_series().items():
         path = csv_dir / f"{name}.csv"
@@ -49,7 +54,7 @@ def runs(csv_dir: Path) -> dict[str, list[str]]:
         out[name] = [
             "+experiment=sunspots",
             "data=csv",
-            f"data.path={path}",
+            f"data.path={path.name}",
             "data.column=value",
             f"data.season={season}",
             f"data.seq_len={seq_len}",
@@ -57,71 +62,55 @@ def runs(csv_dir: Path) -> dict[str, list[str]]:
     return out
 
 
-def train(overrides: list[str], run_dir: Path) -> dict:
-    """Compose the config like the CLI does and train it in this process; returns the summary."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+def train(name: str, overrides: list[str], run_dir: Path) -> dict:
+    """Compose the config as the command line does (``lstmlab.cli.compose``), name its experiment
+    after the series, and train it in this process; returns the summary."""
+    import dataclasses
 
-    from lstmlab.cli import conf_dir, register_schema
+    from lstmlab.cli import compose
     from lstmlab.train import train_and_evaluate
 
-    register_schema()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=overrides + ["trainer.progress=none", "logger.wandb.mode=disabled"])
-    config = OmegaConf.to_object(cfg)
-    return train_and_evaluate(config, run_dir, config_dict=OmegaConf.to_container(cfg, resolve=True))
-
-
-def mean_sd(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3g}"
-    return f"{statistics.mean(values):.2f} +- {statistics.stdev(values):.2f}"
+    experiment = overrides[0].removeprefix("+experiment=")
+    config = compose(experiment, overrides[1:] + ["trainer.progress=none", "logger.wandb.mode=disabled"])
+    # the experiment key names the series: on the command line +experiment selects the config group
+    return train_and_evaluate(dataclasses.replace(config, experiment=name), run_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--out", default="runs/forecast_table")
-    parser.add_argument("--only", default="", help="comma-separated series names (default: all)")
+    parser.add_argument("--out", default="runs/forecast_table", help="the run directories and CSV files")
+    parser.add_argument("--only", default="", help=f"comma-separated series (default: all of {', '.join(SERIES)})")
     parser.add_argument("--set", nargs="*", default=[], help="extra Hydra overrides for every run")
+    parser.add_argument("--keep", help="write this invocation's runs to this results file (.jsonl)")
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        table = runs(Path(tmp))
-        names = [n for n in table if not args.only or n in args.only.split(",")]
-        for name in names:
-            summaries = []
-            for seed in range(args.seeds):
+    names = [n for n in SERIES if not args.only or n in args.only.split(",")]
+    unknown = sorted(set(filter(None, args.only.split(","))) - set(SERIES))
+    if unknown or not names:
+        parser.error(f"--only {args.only}: valid series are {', '.join(SERIES)}")
+    out = Path(args.out).absolute()
+    keep = Path(args.keep).absolute() if args.keep else None
+    out.mkdir(parents=True, exist_ok=True)
+    os.chdir(out)  # the CSV runs name their files relative to here, so the kept configs hold no temp paths
+    table = runs(out)
+    tag = re.sub(r"[^A-Za-z0-9.=_-]+", "_", "-".join(args.set))
+    done = []
+    for name in names:
+        for seed in range(args.seeds):
+            run_dir = out / (f"{name}-seed{seed}" + (f"-{tag}" if tag else ""))
+            if not (run_dir / "summary.json").exists():
                 start = time.perf_counter()
-                run_dir = out / f"{name}-seed{seed}"
-                summary = train(table[name] + [f"seed={seed}"] + list(args.set), run_dir)
-                summaries.append(summary)
+                summary = train(name, table[name] + [f"seed={seed}"] + list(args.set), run_dir)
                 print(
-                    f"{name} seed {seed}: skill {summary['test/skill']:.3f} "
-                    f"residual={summary['data'].get('residual')} ({time.perf_counter() - start:.0f} s)",
+                    f"{name} seed {seed}: skill {summary['test/skill']:.3f} ({time.perf_counter() - start:.0f} s)",
                     file=sys.stderr,
                     flush=True,
                 )
-            s0 = summaries[0]
-            rows.append(
-                {
-                    "series": name,
-                    "test windows": s0["data"]["test_windows"],
-                    "residual": s0["data"].get("residual"),
-                    "rmse": mean_sd([s["test/rmse"] for s in summaries]),
-                    "persistence": f"{s0['test/persistence_rmse']:.3g}",
-                    "seasonal naive": f"{s0['test/seasonal_rmse']:.3g}",
-                    "skill": mean_sd([s["test/skill"] for s in summaries]),
-                    "seasonal skill": mean_sd([1 - s["test/rmse"] / s["test/seasonal_rmse"] for s in summaries]),
-                }
-            )
-    (out / "table.json").write_text(json.dumps(rows, indent=2) + "\n")
-    header = list(rows[0])
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(str(row[h]) for h in header) + " |")
+            done.append(run_dir)
+    if keep is not None:
+        from lstmlab.report import find_runs, results
+
+        print(f"kept {results.keep(find_runs(done)[0], [out], keep)} runs in {keep}", file=sys.stderr)
     return 0
 
 
