@@ -761,6 +761,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--out", default=None, help="write OUT.json and OUT.md (default: bench-results/<UTC time>/bench.json and .md)"
     )
+    parser.add_argument(
+        "--keep",
+        help="with --modern: also write the xLSTM and min cells' rows to KEEP/bench_cells.jsonl and "
+        "KEEP/bench_forms.jsonl (kept results, e.g. docs/results)",
+    )
     parser.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--torch-child", nargs=7, help=argparse.SUPPRESS)
     parser.add_argument("--split-child", nargs=7, help=argparse.SUPPRESS)
@@ -863,7 +868,56 @@ def main(argv: list[str] | None = None) -> dict:
     out.with_suffix(".json").write_text(json.dumps(report, indent=2))
     out.with_suffix(".md").write_text(markdown(report))
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    if args.keep:
+        for path in keep(report, Path(args.keep)):
+            print(f"kept {path}")
     return report
+
+
+def modern_records(report: dict) -> dict[str, list[dict]]:
+    """The xLSTM and min cells' rows as kept results (:mod:`lstmlab.report.results`), one record per
+    cell (or form) and shape, from which docs/cells.md's speed tables are generated: ``{"bench_cells":
+    [...], "bench_forms": [...]}``; a form not run has no time."""
+    where = {"machine": report["machine"], "load": [report["load_average_before"][0], report["load_average_after"][0]]}
+
+    def record(run: str, config: dict, row: dict) -> dict:
+        summary = {k: None if row[k] is None else round(row[k], 3) for k in ("median_ms", "xla_mib", "compile_s")}
+        return {"run": run, "status": "completed", "seconds": None, "config": config | where, "summary": summary}
+
+    cells = [
+        record(
+            f"{r['B']}x{r['T']}x{r['D']}x{r['H']}/{r['contender']}",
+            {"shape": f"{r['B']} x {r['T']}, {r['D']} -> {r['H']}", "cell": {"name": r["contender"]}},
+            r,
+        )
+        for r in report.get("cells", [])
+    ]
+    forms = [
+        record(
+            f"{r['cell']}/{r['T']}/{r['contender']}",
+            {
+                "T": r["T"],
+                "cell": {"name": r["cell"], "form": r["contender"]},
+                "shape": f"B={r['B']} D={r['D']} H={r['H']}",
+            },
+            r,
+        )
+        for r in report.get("forms", [])
+    ]
+    return {"bench_cells": cells, "bench_forms": forms}
+
+
+def keep(report: dict, folder: Path) -> list[Path]:
+    """Write :func:`modern_records` to ``folder/NAME.jsonl``; returns the files written."""
+    written = []
+    for name, records in modern_records(report).items():
+        if records:
+            path = folder / f"{name}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            records = sorted(records, key=lambda r: r["run"])
+            path.write_text("".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in records))
+            written.append(path)
+    return written
 
 
 def new_results_dir(root: Path = Path("bench-results")) -> Path:

@@ -102,7 +102,8 @@ def test_bench_modern_times_the_new_cells_and_every_form(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "bench"
-    bench.main(["--smoke", "--modern-only", "--no-torch", "--reps", "2", "--out", str(out)])
+    kept = tmp_path / "kept"
+    bench.main(["--smoke", "--modern-only", "--no-torch", "--reps", "2", "--out", str(out), "--keep", str(kept)])
     report = json.loads(out.with_suffix(".json").read_text())
     assert [r["contender"] for r in report["cells"]] == ["lstm", *bench.MODERN_CELLS]
     forms = {(r["cell"], r["T"], r["contender"]) for r in report["forms"]}
@@ -110,3 +111,12 @@ def test_bench_modern_times_the_new_cells_and_every_form(tmp_path):
     assert all(r["median_ms"] > 0 and r["xla_mib"] >= 0 for r in report["cells"] + report["forms"])
     text = out.with_suffix(".md").read_text()
     assert "| mlstm | 8 | chunkwise |" in text and "| 4 x 8, 3 -> 8 | minlstm |" in text
+    # the kept rows are results the report reads: one configuration per cell (and form) and shape
+    from lstmlab.report import build
+
+    cells = build([kept / "bench_cells.jsonl"], "median_ms", "minimize").out
+    assert sorted(cells["cell.name"]) == sorted(["lstm", *bench.MODERN_CELLS]) and (cells["n"] == 1).all()
+    by_row = {r["contender"]: r["median_ms"] for r in report["cells"]}
+    assert all(abs(row["median_ms mean"] - by_row[row["cell.name"]]) < 1e-3 for _, row in cells.iterrows())
+    forms = build([kept / "bench_forms.jsonl"], "median_ms", "minimize").out
+    assert len(forms) == len(report["forms"]) and {"cell.name", "cell.form"} <= set(forms.columns)

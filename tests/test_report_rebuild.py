@@ -133,6 +133,19 @@ def test_a_section_shows_other_summary_keys_per_configuration(kept: Path) -> Non
         rebuild([folder])
 
 
+def test_a_section_orders_its_rows_by_the_columns_it_names(kept: Path) -> None:
+    folder = kept.parent.parent
+    section = "<!-- report results/toy.jsonl --metric test/bpc --columns 'cell.variant,n' {} -->\n<!-- end report -->\n"
+    for sort, first in [("", "vanilla"), ("--sort cell.variant", "NFG")]:  # best first, else by name
+        (folder / "README.md").write_text(section.format(sort))
+        rebuild([folder])
+        rows = [line for line in (folder / "README.md").read_text().splitlines() if line.startswith("| ")]
+        assert rows[1].startswith(f"| {first} |"), (sort, rows)
+    (folder / "README.md").write_text(section.format("--sort colour"))
+    with pytest.raises(ValueError, match=r"--sort colour: not a column; valid: cell.variant, "):
+        rebuild([folder])
+
+
 @pytest.mark.parametrize("where", ["section", "results"])
 def test_check_fails_after_a_number_is_changed_by_hand(kept: Path, where: str, capsys) -> None:
     folder = _paper(kept)

@@ -10,7 +10,8 @@ to the Markdown file's folder::
 The arguments are those of ``python -m lstmlab.report`` (``--metric``, ``--direction``, ``--expected``,
 ``--by``, ``--reference``, ``--alpha``, ``--cap``, ``--success``), plus ``--columns A,B,...`` (the columns to
 show, in that order; ``KEY mean`` and ``KEY std`` of another summary key add its statistics per
-configuration), ``--figure FILE.png`` (with ``--by``, the box plot of the groups; without, the runs' plot)
+configuration), ``--sort A,B`` (rows ordered by these columns, ties in the metric's order),
+``--figure FILE.png`` (with ``--by``, the box plot of the groups; without, the runs' plot)
 and ``--verdicts GLOB...`` (the verdict table of the expected files that match, see
 :mod:`lstmlab.report.verdicts`). ``python -m lstmlab.report --rebuild DIR...`` rewrites every section
 of every ``*.md`` under the DIRs (and draws the figures); with ``--check`` it writes nothing and fails,
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cap", type=float)
     parser.add_argument("--success", type=float)
     parser.add_argument("--columns")
+    parser.add_argument("--sort")
     parser.add_argument("--figure", type=Path)
     parser.add_argument("--verdicts", nargs="+")
     return parser
@@ -88,6 +90,12 @@ def render(args_text: str, base: Path, root: Path, draw: bool) -> str:
         success=args.success,
     )
     shown = built.groups if built.groups is not None else built.out
+    if args.sort:
+        keys = [c.strip() for c in args.sort.split(",") if c.strip()]
+        unknown = [c for c in keys if c not in shown.columns]
+        if unknown:
+            raise ValueError(f"--sort {', '.join(unknown)}: not a column; valid: {', '.join(map(str, shown.columns))}")
+        shown = shown.sort_values(keys, kind="stable").reset_index(drop=True)
     if args.columns:
         wanted = [c.strip() for c in args.columns.split(",") if c.strip()]
         if built.groups is None:
