@@ -4,7 +4,8 @@ Trains ``+experiment=sunspots`` and ``+experiment=airline`` as shipped, and ``+e
 data=csv`` (the command the CSV config documents; its ``experiment`` key set to the series' name) on
 four statsmodels series written to CSV files in ``--out``: ``co2`` (Mauna Loa, weekly resampled to
 monthly means, season 12), ``elnino`` (monthly sea surface temperature, season 12), ``nile`` (yearly
-Nile flow, 100 values) and ``realgdp`` (US real GDP, quarterly, season 4); seeds 0 to ``--seeds`` - 1.
+Nile flow, 100 values) and ``realgdp`` (US real GDP, quarterly, season 4); and the synthetic
+``data=mackey_glass`` and ``data=sines`` with the same settings; seeds 0 to ``--seeds`` - 1.
 Each run is a run directory under ``--out``; ``--keep FILE`` writes them to a results file
 (:mod:`lstmlab.report.results`), from which docs/forecasting.md's tables are generated::
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-SERIES = ("sunspots", "airline", "co2", "elnino", "nile", "realgdp")
+SERIES = ("sunspots", "airline", "co2", "elnino", "nile", "realgdp", "mackey_glass", "sines")
 
 
 def write_csv(path: Path, values: np.ndarray) -> None:
@@ -48,6 +49,7 @@ def statsmodels_series() -> dict[str, tuple[np.ndarray, int, int]]:
 def runs(csv_dir: Path) -> dict[str, list[str]]:
     """{name: Hydra overrides} for every series in the table; writes the CSV files to ``csv_dir``."""
     out = {"sunspots": ["+experiment=sunspots"], "airline": ["+experiment=airline"]}
+    out |= {name: ["+experiment=sunspots", f"data={name}"] for name in ("mackey_glass", "sines")}
     for name, (values, season, seq_len) in statsmodels_series().items():
         path = csv_dir / f"{name}.csv"
         write_csv(path, values)
@@ -102,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 summary = train(name, table[name] + [f"seed={seed}"] + list(args.set), run_dir)
                 print(
-                    f"{name} seed {seed}: skill {summary['test/skill']:.3f} ({time.perf_counter() - start:.0f} s)",
+                    f"{name} seed {seed}: validation skill {summary['val/skill']:.3f} "
+                    f"({time.perf_counter() - start:.0f} s)",
                     file=sys.stderr,
                     flush=True,
                 )
