@@ -257,6 +257,28 @@ def test_inspect_writes_saturation_cells_and_pictures(tiny_run, tmp_path, capsys
         assert (out / name).stat().st_size > 0, name
 
 
+def test_figures_keeps_the_gate_and_cell_tables_as_results_the_report_reads(tiny_run, tmp_path):
+    import importlib.util
+
+    from lstmlab.cli import inspect
+    from lstmlab.report import build
+
+    out = tmp_path / "inspect"
+    assert inspect.main([str(tiny_run), "--find", "--chars", "400", "--out", str(out)]) == 0
+    script = Path(__file__).resolve().parents[1] / "experiments" / "karpathy2015" / "figures.py"
+    spec = importlib.util.spec_from_file_location("figures", script)
+    figures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figures)
+    assert figures.main([str(out), "--out", str(tmp_path / "fig"), "--keep", str(tmp_path / "kept")]) == 0
+    summary = json.loads((out / "saturation.json").read_text())["summary"]
+    table = build([tmp_path / "kept" / "saturation.jsonl"], "mean_right", "maximize").out
+    assert len(table) == len(summary) == 2 * 3  # one row per layer and gate of the 2-layer LSTM
+    want = {(r["layer"] + 1, r["gate"]): round(r["mean_right"], 3) for r in summary}
+    assert {(row["layer"], row["gate"]): row["mean_right mean"] for _, row in table.iterrows()} == want
+    cells = build([tmp_path / "kept" / "cells.jsonl"], "correlation", "maximize").out
+    assert set(cells["feature"]) <= {"line_position", "in_quotes", "in_brackets"} and len(cells) >= 1
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [

@@ -1,18 +1,22 @@
 """Karpathy et al. (2015), Fig. 3 and the found-cells table, from ``python -m lstmlab.inspect`` outputs.
 
-    python experiments/karpathy2015/figures.py INSPECT_DIR... --out experiments/karpathy2015
+    python experiments/karpathy2015/figures.py INSPECT_DIR... --out experiments/karpathy2015 [--keep DIR]
 
 Each INSPECT_DIR is the ``--out`` of one ``python -m lstmlab.inspect RUN_DIR --find`` (it holds
 ``saturation.json`` and ``cells.csv``). Writes ``saturation.png`` (one row of per-layer scatters per
 model with gates, as in the paper's figure), ``saturation.md`` (per model, layer and gate: mean
 fractions and the share of units saturated more than half of the time) and ``cells.md`` (the best
-unit of each model per feature), and prints the two tables.
+unit of each model per feature), and prints the two tables. ``--keep DIR`` also writes both tables'
+rows as kept results (:mod:`lstmlab.report.results`), ``DIR/saturation.jsonl`` (one record per
+model, layer and gate) and ``DIR/cells.jsonl`` (one per model and feature), from which the README's
+tables are generated.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("dirs", type=Path, nargs="+", help="outputs of python -m lstmlab.inspect --find")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--keep", type=Path, help="also write saturation.jsonl and cells.jsonl here")
     args = parser.parse_args(argv)
     tables, summaries, found = {}, [], []
     for directory in args.dirs:
@@ -54,7 +59,28 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown(saturation))
     print()
     print(markdown(cells_table))
+    if args.keep:
+        keep(saturation, ["model", "layer", "gate"], args.keep / "saturation.jsonl")
+        keep(cells_table, ["model", "feature"], args.keep / "cells.jsonl")
     return 0
+
+
+def keep(table: pd.DataFrame, keys: list[str], path: Path) -> None:
+    """``table``'s rows as kept results: the ``keys`` columns as the config, the others as the summary."""
+    records = []
+    for row in table.to_dict("records"):
+        config = {k: row[k] for k in keys}
+        summary = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items() if k not in keys}
+        run = "/".join(str(config[k]) for k in keys).replace(" ", "_")
+        records.append({"run": run, "status": "completed", "seconds": None, "config": config, "summary": summary})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(r, sort_keys=True, separators=(",", ":"), default=_plain) for r in records]
+    path.write_text("".join(line + "\n" for line in sorted(lines)))
+
+
+def _plain(value):
+    """NumPy scalars as Python numbers."""
+    return value.item()
 
 
 if __name__ == "__main__":
