@@ -5,6 +5,7 @@ number in a results file or in a section is changed by hand; claims are judged b
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -224,6 +225,60 @@ def _judge(values_a: list[float], values_b: list[float] | None, criterion: dict,
 )
 def test_criteria_give_the_verdicts_they_promise(tmp_path, a, b, criterion, extra, verdict) -> None:
     assert _judge(a, b, criterion, tmp_path, **extra) == verdict
+
+
+def _search_results(path: Path, metric_of) -> None:
+    """A kept random search: 60 trials over lr (log), width (log) and momentum, three variants; the
+    metric is ``metric_of(lr, width, momentum)``."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(60):
+        lr, width, momentum = 10 ** rng.uniform(-3, 0), float(round(2 ** rng.uniform(3, 6))), rng.uniform(0, 0.99)
+        config = {
+            "seed": 0,
+            "cell": {"variant": ["vanilla", "NFG", "NP"][i % 3]},
+            "optim": {"lr": lr, "momentum": momentum},
+            "model": {"hidden_size": width},
+        }
+        summary = {"task": "text", "test/bpc": metric_of(lr, width, momentum)}
+        lines.append(json.dumps({"run": str(i), "status": "completed", "config": config, "summary": summary}))
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    "metric_of, verdict, why",
+    [
+        (lambda lr, width, m: 2 + abs(math.log10(lr) + 1.5), "reproduced", "largest main effect optim.lr"),
+        (lambda lr, width, m: 2 + 0.1 * width, "not reproduced", "largest main effect model.hidden_size"),
+        (lambda lr, width, m: 2 + math.log10(lr) * (m - 0.5), "not reproduced", "wanted below 0.1"),
+    ],
+    ids=["lr-alone", "width-alone", "lr-x-momentum"],
+)
+def test_a_fanova_criterion_judges_the_kept_trials(tmp_path: Path, metric_of, verdict, why) -> None:
+    _search_results(tmp_path / "search.jsonl", metric_of)
+    claim = {
+        "claim": "the learning rate matters most",
+        "source": "s",
+        "paper": "lr largest",
+        "results": "search.jsonl",
+        "metric": "test/bpc",
+        "where": {},
+        "criterion": {
+            "fanova": {"largest": "optim.lr", "pairs_below": 0.1},
+            "params": {"optim.lr": "log", "model.hidden_size": "log", "optim.momentum": "linear"},
+            "by": "cell.variant",
+        },
+    }
+    verdicts.check_claims({"claims": [claim]}, tmp_path / "expected.yaml")
+    found = verdicts.judge(claim, tmp_path)
+    assert found.verdict == verdict and why in found.why, found
+    assert found.ours.startswith("n = 60; main effects optim.lr ")
+    assert verdicts.judge(claim | {"seeds": 61}, tmp_path).verdict == "inconclusive"
+    bad = claim | {"criterion": {**claim["criterion"], "params": {"optim.lr": "cubic"}}}
+    with pytest.raises(ValueError, match=r"criterion fanova wants params: \{KEY: log\|linear, \.\.\.\}"):
+        verdicts.check_claims({"claims": [bad]}, tmp_path / "expected.yaml")
 
 
 def test_a_claim_without_a_criterion_is_refused(tmp_path: Path) -> None:

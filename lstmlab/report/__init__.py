@@ -39,9 +39,10 @@ main effects and the remainder ``1 - sum`` (the share of variance due to interac
 interactions of the hyperparameters, from a forest fitted the same way (scikit-learn's, with Optuna's
 settings; per tree the variance of the pair's joint marginal minus both main effects, over the tree's
 variance); and, with ``--by``, the main effects within each group (KEY left out), then
-their mean over groups. An expected file's ``fanova:`` mapping is checked against the ``all trials``
-column: ``largest: KEY`` (the largest main effect among the parameters other than ``--by``) and
-``pairs_below: X`` (every pairwise interaction of those parameters below X)::
+their mean over groups. An expected file's ``fanova:`` mapping (or the ``fanova`` criterion of one of
+its claims, :mod:`lstmlab.report.verdicts`) is checked against the ``all trials`` column: ``largest:
+KEY`` (the largest main effect among the parameters other than ``--by``) and ``pairs_below: X``
+(every pairwise interaction of those parameters below X)::
 
     fanova: {largest: optim.lr, pairs_below: 0.1}
 
@@ -60,7 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from lstmlab.io.rundir import SweepDir
-from lstmlab.report.expected import add_expected, add_group_expected, fanova_checks, load_expected
+from lstmlab.report.expected import add_expected, add_group_expected, fanova_checks, fanova_wanted, load_expected
 from lstmlab.report.figures import draw, study_figures
 from lstmlab.report.groups import groups_table, write_groups
 from lstmlab.report.runs import check_metric_present, find_runs, metric_direction
@@ -194,7 +195,7 @@ def report(
     group_lines = write_groups(runs, groups, by, metric, direction, reference, alpha, cap, out_dir) if by else []
     fanova_lines: list[str] = []
     for directory in studies[:1]:
-        wanted = (expected_data or {}).get("fanova") or {}
+        wanted = fanova_wanted(expected_data)
         fanova_lines, problems = write_fanova(directory, metric, by, cap, wanted, out_dir)
         notes += problems
     counts = df[["_failed", "_pruned", "_missing"]].sum()

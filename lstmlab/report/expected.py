@@ -61,6 +61,17 @@ def add_group_expected(out, by: str, expected: dict[str, Any], reference: str | 
     return out
 
 
+def fanova_wanted(data: dict[str, Any] | None) -> dict[str, Any]:
+    """What an expected file asks of a study's fANOVA: its ``fanova:`` mapping, or the ``fanova``
+    criterion of its claims (:mod:`lstmlab.report.verdicts`); {} if neither."""
+    data = data or {}
+    for claim in data.get("claims") or []:
+        criterion = claim.get("criterion") if isinstance(claim, dict) else None
+        if isinstance(criterion, dict) and isinstance(criterion.get("fanova"), dict):
+            return dict(criterion["fanova"])
+    return dict(data.get("fanova") or {})
+
+
 def fanova_checks(main_effects, pairs, wanted: dict[str, Any], by: str | None) -> list[str]:
     """Lines saying whether the fANOVA table agrees with an expected file's ``fanova:`` entries."""
     shares = dict(zip(main_effects["param"], main_effects["all trials"]))

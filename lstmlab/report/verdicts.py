@@ -31,6 +31,12 @@ Criteria, on the metric of the runs that match ``where`` (one value per seed):
 ``same_as: {...}`` with ``margin: M``
     No difference larger than M: reproduced if the (1 - 2 alpha) confidence interval of the difference
     lies within +-M (two one-sided tests), not reproduced if it lies outside, inconclusive otherwise.
+``fanova: {largest: KEY, pairs_below: X}`` with ``params: {KEY: log|linear, ...}`` (and ``by: KEY``)
+    fANOVA (:func:`lstmlab.report.studies.fanova_tables`) of the metric over every run that matches
+    ``where``, the sampled hyperparameters ``params`` scaled over their observed range (on a log scale
+    where marked), and ``by`` as a categorical parameter: reproduced if KEY has the largest main effect
+    among ``params`` and every pairwise interaction of them is below X, not reproduced otherwise;
+    inconclusive with fewer than ``seeds`` runs (default 20).
 
 The metric's direction is the one its task declares (``direction:`` in the claim otherwise). ``cap: X``
 in a criterion counts a value worse than X, or a run that diverged, as X (e.g. the uniform predictor's
@@ -51,8 +57,10 @@ REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inco
 NOT_JUDGED = "not judged"
 THRESHOLDS = ("mean_at_most", "mean_at_least", "each_at_most", "each_at_least")
 COMPARISONS = ("better_than", "worse_than", "same_as")
+FANOVA = "fanova"
+KINDS = (*THRESHOLDS, *COMPARISONS, FANOVA)
 FIELDS = ("claim", "source", "paper", "results", "metric", "where", "criterion")
-MIN_SEEDS = {"threshold": 3, "comparison": 5}
+MIN_SEEDS = {"threshold": 3, "comparison": 5, FANOVA: 20}
 
 
 @dataclass
@@ -80,11 +88,18 @@ def check_claims(data: dict[str, Any], path: Path) -> list[dict[str, Any]]:
         if missing:
             raise ValueError(f"{where} ({claim.get('claim', '?')}): missing {', '.join(missing)}")
         criterion = claim["criterion"]
-        kinds = [k for k in (criterion if isinstance(criterion, dict) else {}) if k in THRESHOLDS + COMPARISONS]
+        kinds = [k for k in (criterion if isinstance(criterion, dict) else {}) if k in KINDS]
         if len(kinds) != 1:
-            raise ValueError(f"{where}: criterion: want exactly one of {', '.join(THRESHOLDS + COMPARISONS)}")
+            raise ValueError(f"{where}: criterion: want exactly one of {', '.join(KINDS)}")
         if kinds[0] == "same_as" and "margin" not in criterion:
             raise ValueError(f"{where}: criterion same_as wants margin: M")
+        if kinds[0] == FANOVA:
+            wanted, params = criterion[FANOVA], criterion.get("params")
+            if not isinstance(wanted, dict) or not set(wanted) & {"largest", "pairs_below"}:
+                raise ValueError(f"{where}: criterion fanova wants {{largest: KEY, pairs_below: X}}")
+            scales = set(params.values()) if isinstance(params, dict) else {None}
+            if not params or not scales <= {"log", "linear"}:
+                raise ValueError(f"{where}: criterion fanova wants params: {{KEY: log|linear, ...}}")
         if not isinstance(claim["where"], dict):
             raise ValueError(f"{where}: where: want a mapping KEY: VALUE")
     return claims
@@ -114,9 +129,10 @@ def judge(claim: dict[str, Any], base: Path, command: str = "", loaded: dict[Pat
     from lstmlab.report.runs import metric_direction
 
     criterion = dict(claim["criterion"])
-    kind = next(k for k in criterion if k in THRESHOLDS + COMPARISONS)
+    kind = next(k for k in criterion if k in KINDS)
     comparison = kind in COMPARISONS
-    min_seeds = int(claim.get("seeds", MIN_SEEDS["comparison" if comparison else "threshold"]))
+    group = FANOVA if kind == FANOVA else "comparison" if comparison else "threshold"
+    min_seeds = int(claim.get("seeds", MIN_SEEDS[group]))
     text = {
         "claim": str(claim["claim"]),
         "source": str(claim["source"]),
@@ -139,6 +155,9 @@ def judge(claim: dict[str, Any], base: Path, command: str = "", loaded: dict[Pat
     if direction is None and (comparison or cap is not None):  # a threshold needs no direction
         direction = metric_direction(metric, runs)
     direction = direction or "minimize"
+    if kind == FANOVA:
+        direction = claim.get("direction") or metric_direction(metric, runs)
+        return _judge_fanova(claim, criterion, runs, direction, cap, min_seeds, text)
     ours = results.values(runs, metric, where, pair_by, cap, direction)
     mine = [v for _, v in ours]
     if not comparison:
@@ -201,6 +220,65 @@ def judge(claim: dict[str, Any], base: Path, command: str = "", loaded: dict[Pat
     else:
         verdict = INCONCLUSIVE
     return Verdict(**text, ours=shown, verdict=verdict, why=why)
+
+
+def _judge_fanova(claim, criterion, runs, direction: str, cap, min_seeds: int, text: dict) -> Verdict:
+    """The verdict of a ``fanova`` criterion (see the module docstring)."""
+    import math
+
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from lstmlab.report.studies import fanova_tables
+    from lstmlab.report.tables import _cell, capped
+
+    where, metric = dict(claim["where"]), str(claim["metric"])
+    scales, by = dict(criterion["params"]), criterion.get("by")
+    keys = [*scales, *([by] if by else [])]
+    rows = []
+    for run in runs:
+        value = run.summary.get(metric)
+        matches = all(str(_cell(run.flat.get(k))) == str(_cell(v)) for k, v in where.items())
+        if run.status != "completed" or not matches or not isinstance(value, (int, float)):
+            continue
+        if not math.isfinite(value):
+            if cap is None:
+                continue
+            value = cap
+        if any(run.flat.get(k) is None for k in keys):
+            continue
+        rows.append(({k: run.flat[k] for k in keys}, capped(float(value), cap, direction)))
+    if len(rows) < min_seeds:
+        return Verdict(**text, ours=f"n = {len(rows)}", verdict=INCONCLUSIVE, why=f"{len(rows)} of {min_seeds} runs")
+    distributions = {}
+    for k in keys:
+        seen = [params[k] for params, _ in rows]
+        if k == by:
+            distributions[k] = CategoricalDistribution(sorted(set(map(str, seen))))
+        else:
+            distributions[k] = FloatDistribution(min(seen), max(seen), log=scales[k] == "log")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction=direction)
+    for params, value in rows:
+        values = {k: (str(v) if k == by else float(v)) for k, v in params.items()}
+        study.add_trial(optuna.trial.create_trial(params=values, distributions=distributions, value=value))
+    main_effects, pairs = fanova_tables(study, by)
+    wanted = dict(criterion[FANOVA])
+    shares = dict(zip(main_effects["param"], main_effects["all trials"]))
+    checks = []
+    if "largest" in wanted:
+        top = max(scales, key=lambda k: shares[k])
+        checks.append((f"largest main effect {top}, wanted {wanted['largest']}", top == wanted["largest"]))
+    if "pairs_below" in wanted:
+        limit = float(wanted["pairs_below"])
+        largest = float(pairs["interaction"].max()) if len(pairs) else math.nan
+        checks.append((f"largest interaction {_fmt(largest)}, wanted below {_fmt(limit)}", largest < limit))
+    ours = f"n = {len(rows)}; main effects " + ", ".join(f"{k} {_fmt(shares[k])}" for k in scales)
+    if len(pairs):
+        ours += f"; largest interaction {pairs.iloc[0]['pair']} {_fmt(pairs.iloc[0]['interaction'])}"
+    holds = all(ok for _, ok in checks)
+    why = "; ".join(what for what, _ in checks)
+    return Verdict(**text, ours=ours, verdict=REPRODUCED if holds else NOT_REPRODUCED, why=why)
 
 
 def verdicts(expected_files: list[Path], root: Path | None = None) -> list[tuple[Path, Verdict]]:
