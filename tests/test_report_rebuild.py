@@ -360,3 +360,13 @@ def test_cap_counts_diverged_and_worse_runs_as_the_cap(tmp_path: Path) -> None:
     assert _judge([1.0, 1.1, 0.9, 1.0, 1.05], [nan] * 5, criterion, tmp_path / "plain") == "inconclusive"
     capped = {**criterion, "cap": 6}
     assert _judge([1.0, 1.1, 0.9, 1.0, 1.05], [nan] * 5, capped, tmp_path / "capped") == "reproduced"
+
+
+def test_a_study_report_checks_the_fanova_criterion_of_a_claim() -> None:
+    from lstmlab.report.expected import fanova_wanted
+
+    wanted = {"largest": "optim.lr", "pairs_below": 0.1}
+    claim = {"claim": "c", "criterion": {"fanova": wanted, "params": {"optim.lr": "log"}}}
+    assert fanova_wanted({"claims": [{"criterion": {"mean_at_most": 1}}, claim]}) == wanted
+    assert fanova_wanted({"fanova": {"largest": "optim.momentum"}}) == {"largest": "optim.momentum"}
+    assert fanova_wanted({"claims": [{"criterion": {"mean_at_most": 1}}]}) == {}
