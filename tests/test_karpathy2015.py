@@ -274,9 +274,13 @@ def test_figures_keeps_the_gate_and_cell_tables_as_results_the_report_reads(tiny
     table = build([tmp_path / "kept" / "saturation.jsonl"], "mean_right", "maximize").out
     assert len(table) == len(summary) == 2 * 3  # one row per layer and gate of the 2-layer LSTM
     want = {(r["layer"] + 1, r["gate"]): round(r["mean_right"], 3) for r in summary}
-    assert {(row["layer"], row["gate"]): row["mean_right mean"] for _, row in table.iterrows()} == want
+    assert {(row["inspect.layer"], row["inspect.gate"]): row["mean_right mean"] for _, row in table.iterrows()} == want
+    record = json.loads((tmp_path / "kept" / "saturation.jsonl").read_text().splitlines()[0])
+    config = yaml.safe_load((tiny_run / "config.yaml").read_text())
+    assert record["config"]["seed"] == config["seed"] and record["config"]["cell"]["name"] == "lstm"
+    assert record["config"]["model"]["num_layers"] == 2  # the inspected run's keys, for claims to select
     cells = build([tmp_path / "kept" / "cells.jsonl"], "correlation", "maximize").out
-    assert set(cells["feature"]) <= {"line_position", "in_quotes", "in_brackets"} and len(cells) >= 1
+    assert set(cells["inspect.feature"]) <= {"line_position", "in_quotes", "in_brackets"} and len(cells) >= 1
 
 
 @pytest.mark.parametrize(

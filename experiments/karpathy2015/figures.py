@@ -25,11 +25,21 @@ from lstmlab.diagnostics import cellviz
 from lstmlab.report import markdown
 
 
-def load(directory: Path) -> tuple[str, dict, pd.DataFrame]:
+def load(directory: Path) -> tuple[str, dict, pd.DataFrame, dict]:
+    """(the model's label, saturation.json, cells.csv, the inspected run's config keys that name it)."""
+    import yaml
+
     report = json.loads((directory / "saturation.json").read_text())
     label = f"{report['cell']} {report['layers']}x{report['hidden_size']}"
     cells = pd.read_csv(directory / "cells.csv") if (directory / "cells.csv").exists() else pd.DataFrame()
-    return label, report, cells
+    config = yaml.safe_load((Path(report["run_dir"]) / "config.yaml").read_text())
+    run = {
+        "cell": {"name": config["cell"]["name"]},
+        "model": {"num_layers": config["model"]["num_layers"], "hidden_size": config["model"]["hidden_size"]},
+        "optim": {"lr": config["optim"]["lr"]},
+        "seed": config["seed"],
+    }
+    return label, report, cells, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,17 +48,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--keep", type=Path, help="also write saturation.jsonl and cells.jsonl here")
     args = parser.parse_args(argv)
-    tables, summaries, found = {}, [], []
+    tables, summaries, found, runs = {}, [], [], {}
     for directory in args.dirs:
-        label, report, cells = load(directory)
+        label, report, cells, run = load(directory)
+        name = f"{label} seed {run['seed']}"
+        runs[name] = run
         units = pd.DataFrame(report["units"])
-        if not units.empty:
-            tables[label] = units
+        if not units.empty and run["seed"] == min(r["seed"] for r in [run, *runs.values()]):
+            tables[label] = units  # the figure: one row per model, its lowest seed
         for row in report["summary"]:
-            summaries.append({"model": label, **row, "layer": row["layer"] + 1})
+            summaries.append({"model": label, "seed": run["seed"], **row, "layer": row["layer"] + 1})
         if not cells.empty:
-            best = cells[cells["rank"] == 1].assign(model=label)
-            found.append(best[["model", "feature", "layer", "unit", "correlation"]])
+            best = cells[cells["rank"] == 1].assign(model=label, seed=run["seed"])
+            found.append(best[["model", "seed", "feature", "layer", "unit", "correlation"]])
     args.out.mkdir(parents=True, exist_ok=True)
     if tables:
         cellviz.plot_saturation(tables, args.out / "saturation.png")
@@ -60,19 +72,24 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(markdown(cells_table))
     if args.keep:
-        keep(saturation, ["model", "layer", "gate"], args.keep / "saturation.jsonl")
-        keep(cells_table, ["model", "feature"], args.keep / "cells.jsonl")
+        keep(saturation, ["layer", "gate"], runs, args.keep / "saturation.jsonl")
+        if len(cells_table):
+            cells_table["abs_correlation"] = cells_table["correlation"].abs()
+        keep(cells_table, ["feature"], runs, args.keep / "cells.jsonl")
     return 0
 
 
-def keep(table: pd.DataFrame, keys: list[str], path: Path) -> None:
-    """``table``'s rows as kept results: the ``keys`` columns as the config, the others as the summary."""
+def keep(table: pd.DataFrame, keys: list[str], runs: dict[str, dict], path: Path) -> None:
+    """``table``'s rows as kept results: the inspected run's config keys, and ``inspect.model`` and the
+    ``keys`` columns (``inspect.layer``, ...) as the config; the other columns as the summary."""
     records = []
     for row in table.to_dict("records"):
-        config = {k: row[k] for k in keys}
-        summary = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items() if k not in keys}
-        run = "/".join(str(config[k]) for k in keys).replace(" ", "_")
-        records.append({"run": run, "status": "completed", "seconds": None, "config": config, "summary": summary})
+        run = runs[f"{row['model']} seed {row['seed']}"]
+        config = {**run, "inspect": {"model": row["model"], **{k: row[k] for k in keys}}}
+        skip = {"model", "seed", *keys}
+        summary = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items() if k not in skip}
+        name = "/".join([row["model"].replace(" ", "_"), f"seed{row['seed']}", *(str(row[k]) for k in keys)])
+        records.append({"run": name, "status": "completed", "seconds": None, "config": config, "summary": summary})
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(r, sort_keys=True, separators=(",", ":"), default=_plain) for r in records]
     path.write_text("".join(line + "\n" for line in sorted(lines)))
