@@ -264,10 +264,10 @@ def _judge_fanova(claim, criterion, runs, direction: str, cap, min_seeds: int, t
         study.add_trial(optuna.trial.create_trial(params=values, distributions=distributions, value=value))
     main_effects, pairs = fanova_tables(study, by)
     wanted = dict(criterion[FANOVA])
-    shares = dict(zip(main_effects["param"], main_effects["all trials"]))
+    shares = {k: math.nan for k in scales} | dict(zip(main_effects["param"], main_effects["all trials"]))
     checks = []
-    if "largest" in wanted:
-        top = max(scales, key=lambda k: shares[k])
+    if "largest" in wanted:  # a parameter that never varied (no importance) cannot be the largest
+        top = max(scales, key=lambda k: -math.inf if math.isnan(shares[k]) else shares[k])
         checks.append((f"largest main effect {top}, wanted {wanted['largest']}", top == wanted["largest"]))
     if "pairs_below" in wanted:
         limit = float(wanted["pairs_below"])
