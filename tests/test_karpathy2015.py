@@ -281,6 +281,19 @@ def test_figures_keeps_the_gate_and_cell_tables_as_results_the_report_reads(tiny
     assert record["config"]["model"]["num_layers"] == 2  # the inspected run's keys, for claims to select
     cells = build([tmp_path / "kept" / "cells.jsonl"], "correlation", "maximize").out
     assert set(cells["inspect.feature"]) <= {"line_position", "in_quotes", "in_brackets"} and len(cells) >= 1
+    # the figure's points are kept too, and a generated section redraws the figure from them
+    from lstmlab.report.rebuild import rebuild
+
+    units = [json.loads(line) for line in (tmp_path / "kept" / "saturation_units.jsonl").read_text().splitlines()]
+    assert len(units) == len(json.loads((out / "saturation.json").read_text())["units"])
+    readme = tmp_path / "kept" / "README.md"
+    section = "<!-- report saturation_units.jsonl --plot saturation --figure fig.png -->\n<!-- end report -->\n"
+    readme.write_text(section)
+    rebuild([readme])
+    assert "![saturation](fig.png)" in readme.read_text() and (tmp_path / "kept" / "fig.png").stat().st_size > 0
+    readme.write_text("<!-- report saturation_units.jsonl --plot saturation -->\n<!-- end report -->\n")
+    with pytest.raises(ValueError, match="--plot saturation wants --figure FILE.png"):
+        rebuild([readme])
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,9 @@ model with gates, as in the paper's figure), ``saturation.md`` (per model, layer
 fractions and the share of units saturated more than half of the time) and ``cells.md`` (the best
 unit of each model per feature), and prints the two tables. ``--keep DIR`` also writes both tables'
 rows as kept results (:mod:`lstmlab.report.results`), ``DIR/saturation.jsonl`` (one record per
-model, layer and gate) and ``DIR/cells.jsonl`` (one per model and feature), from which the README's
-tables are generated.
+model, layer and gate), ``DIR/cells.jsonl`` (one per model and feature) and
+``DIR/saturation_units.jsonl`` (the figure's points), from which the README's tables and figure are
+generated.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         runs[name] = run
         units = pd.DataFrame(report["units"])
         if not units.empty and run["seed"] == min(r["seed"] for r in [run, *runs.values()]):
-            tables[label] = units  # the figure: one row per model, its lowest seed
+            tables[label] = units.assign(seed=run["seed"])  # the figure: one row per model, its lowest seed
         for row in report["summary"]:
             summaries.append({"model": label, "seed": run["seed"], **row, "layer": row["layer"] + 1})
         if not cells.empty:
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             found.append(best[["model", "seed", "feature", "layer", "unit", "correlation"]])
     args.out.mkdir(parents=True, exist_ok=True)
     if tables:
-        cellviz.plot_saturation(tables, args.out / "saturation.png")
+        cellviz.plot_saturation({k: v.drop(columns="seed") for k, v in tables.items()}, args.out / "saturation.png")
     saturation = pd.DataFrame(summaries).round(3)
     cells_table = pd.concat(found, ignore_index=True).round(3) if found else pd.DataFrame()
     (args.out / "saturation.md").write_text(markdown(saturation) + "\n")
@@ -76,7 +77,24 @@ def main(argv: list[str] | None = None) -> int:
         if len(cells_table):
             cells_table["abs_correlation"] = cells_table["correlation"].abs()
         keep(cells_table, ["feature"], runs, args.keep / "cells.jsonl")
+        keep_units(tables, args.keep / "saturation_units.jsonl")
     return 0
+
+
+def keep_units(tables: dict[str, pd.DataFrame], path: Path) -> None:
+    """The figure's points as kept results, one record per model, layer (from 1), gate and unit, from
+    which ``python -m lstmlab.report --rebuild`` redraws it (``--plot saturation``)."""
+    lines = []
+    for label, units in tables.items():
+        for row in units.to_dict("records"):
+            inspect = {"model": label, "layer": int(row["layer"]) + 1, "gate": row["gate"], "unit": int(row["unit"])}
+            summary = {k: round(float(row[k]), 4) for k in ("left_saturated", "right_saturated")}
+            name = f"{label.replace(' ', '_')}/seed{row['seed']}/{inspect['layer']}/{row['gate']}/{inspect['unit']}"
+            config = {"seed": int(row["seed"]), "inspect": inspect}
+            record = {"run": name, "status": "completed", "seconds": None, "config": config, "summary": summary}
+            lines.append((name, json.dumps(record, sort_keys=True, separators=(",", ":"))))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for _, line in sorted(lines)))
 
 
 def keep(table: pd.DataFrame, keys: list[str], runs: dict[str, dict], path: Path) -> None:

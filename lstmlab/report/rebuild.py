@@ -11,7 +11,8 @@ The arguments are those of ``python -m lstmlab.report`` (``--metric``, ``--direc
 ``--by``, ``--reference``, ``--alpha``, ``--cap``, ``--success``), plus ``--columns A,B,...`` (the columns to
 show, in that order; ``KEY mean`` and ``KEY std`` of another summary key add its statistics per
 configuration), ``--sort A,B`` (rows ordered by these columns, ties in the metric's order),
-``--figure FILE.png`` (with ``--by``, the box plot of the groups; without, the runs' plot)
+``--figure FILE.png`` (with ``--by``, the box plot of the groups; without, the runs' plot; with ``--plot
+KIND``, that figure alone, drawn from the results: ``saturation``, see :func:`saturation_plot`)
 and ``--verdicts GLOB...`` (the verdict table of the expected files that match, see
 :mod:`lstmlab.report.verdicts`). ``python -m lstmlab.report --rebuild DIR...`` rewrites every section
 of every ``*.md`` under the DIRs (and draws the figures); with ``--check`` it writes nothing and fails,
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--columns")
     parser.add_argument("--sort")
     parser.add_argument("--figure", type=Path)
+    parser.add_argument("--plot", choices=tuple(PLOTS))
     parser.add_argument("--verdicts", nargs="+")
     return parser
 
@@ -61,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 def render(args_text: str, base: Path, root: Path, draw: bool) -> str:
     """The body of one section: its Markdown table (ending in a newline). ValueError (one line) for
     arguments that do not parse or name nothing."""
-    from lstmlab.report import build, verdicts
+    from lstmlab.report import build, results, verdicts
     from lstmlab.report.tables import markdown
 
     try:
@@ -78,6 +80,13 @@ def render(args_text: str, base: Path, root: Path, draw: bool) -> str:
         return verdicts.table(found, base, with_paper=len({p.parent for p in files}) > 1) + "\n"
     if not args.paths:
         raise ValueError("a section names the results it is built from, or --verdicts")
+    if args.plot:  # a figure alone: the section is its image
+        if not args.figure:
+            raise ValueError(f"--plot {args.plot} wants --figure FILE.png")
+        runs = [r for p in args.paths for r in results.load(base / p)]
+        if draw:
+            PLOTS[args.plot](runs, base / args.figure)
+        return f"![{args.plot}]({args.figure.as_posix()})\n"
     built = build(
         [base / p for p in args.paths],
         args.metric,
@@ -126,6 +135,32 @@ def with_metrics(shown, runs, varying: list[str], columns: list[str]):
         else:
             shown = shown.assign(**{c: other[c].iloc[0] for c in other.columns})
     return shown
+
+
+def saturation_plot(runs, path: Path) -> None:
+    """Karpathy et al.'s Fig. 3 from kept per-unit records (config ``inspect.model``, ``inspect.layer``
+    from 1, ``inspect.gate``, ``inspect.unit``; summary ``left_saturated``, ``right_saturated``): one row
+    per model, in the order of their names, :func:`lstmlab.diagnostics.cellviz.plot_saturation`."""
+    import pandas as pd
+
+    from lstmlab.diagnostics import cellviz
+
+    rows: dict[str, list[dict]] = {}
+    for run in runs:
+        flat = run.flat
+        rows.setdefault(str(flat["inspect.model"]), []).append(
+            {
+                "layer": int(flat["inspect.layer"]) - 1,
+                "gate": flat["inspect.gate"],
+                "unit": int(flat["inspect.unit"]),
+                "left_saturated": float(run.summary["left_saturated"]),
+                "right_saturated": float(run.summary["right_saturated"]),
+            }
+        )
+    cellviz.plot_saturation({model: pd.DataFrame(rows[model]) for model in sorted(rows)}, path)
+
+
+PLOTS = {"saturation": saturation_plot}
 
 
 def _draw(built, path: Path) -> None:
