@@ -909,14 +909,13 @@ def modern_records(report: dict) -> dict[str, list[dict]]:
 
 def keep(report: dict, folder: Path) -> list[Path]:
     """Write :func:`modern_records` to ``folder/NAME.jsonl``; returns the files written."""
+    from lstmlab.report import results
+
     written = []
     for name, records in modern_records(report).items():
         if records:
-            path = folder / f"{name}.jsonl"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            records = sorted(records, key=lambda r: r["run"])
-            path.write_text("".join(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n" for r in records))
-            written.append(path)
+            results.write(records, folder / f"{name}.jsonl")
+            written.append(folder / f"{name}.jsonl")
     return written
 
 

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
 
 from lstmlab.diagnostics import cellviz
-from lstmlab.report import markdown
+from lstmlab.report import markdown, results
 
 
 def load(directory: Path) -> tuple[str, dict, pd.DataFrame, dict]:
@@ -84,17 +83,15 @@ def main(argv: list[str] | None = None) -> int:
 def keep_units(tables: dict[str, pd.DataFrame], path: Path) -> None:
     """The figure's points as kept results, one record per model, layer (from 1), gate and unit, from
     which ``python -m lstmlab.report --rebuild`` redraws it (``--plot saturation``)."""
-    lines = []
+    records = []
     for label, units in tables.items():
         for row in units.to_dict("records"):
             inspect = {"model": label, "layer": int(row["layer"]) + 1, "gate": row["gate"], "unit": int(row["unit"])}
             summary = {k: round(float(row[k]), 4) for k in ("left_saturated", "right_saturated")}
             name = f"{label.replace(' ', '_')}/seed{row['seed']}/{inspect['layer']}/{row['gate']}/{inspect['unit']}"
             config = {"seed": int(row["seed"]), "inspect": inspect}
-            record = {"run": name, "status": "completed", "seconds": None, "config": config, "summary": summary}
-            lines.append((name, json.dumps(record, sort_keys=True, separators=(",", ":"))))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(line + "\n" for _, line in sorted(lines)))
+            records.append({"run": name, "status": "completed", "seconds": None, "config": config, "summary": summary})
+    results.write(records, path)
 
 
 def keep(table: pd.DataFrame, keys: list[str], runs: dict[str, dict], path: Path) -> None:
@@ -104,18 +101,10 @@ def keep(table: pd.DataFrame, keys: list[str], runs: dict[str, dict], path: Path
     for row in table.to_dict("records"):
         run = runs[f"{row['model']} seed {row['seed']}"]
         config = {**run, "inspect": {"model": row["model"], **{k: row[k] for k in keys}}}
-        skip = {"model", "seed", *keys}
-        summary = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items() if k not in skip}
+        summary = {k: v for k, v in row.items() if k not in {"model", "seed", *keys}}
         name = "/".join([row["model"].replace(" ", "_"), f"seed{row['seed']}", *(str(row[k]) for k in keys)])
         records.append({"run": name, "status": "completed", "seconds": None, "config": config, "summary": summary})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps(r, sort_keys=True, separators=(",", ":"), default=_plain) for r in records]
-    path.write_text("".join(line + "\n" for line in sorted(lines)))
-
-
-def _plain(value):
-    """NumPy scalars as Python numbers."""
-    return value.item()
+    results.write(records, path)
 
 
 if __name__ == "__main__":

@@ -47,17 +47,25 @@ def _run_id(run: RunRecord, roots: list[Path]) -> str:
 def keep(runs: list[RunRecord], roots: list[Path], path: Path) -> int:
     """Write ``runs`` (found under ``roots``) to the results file ``path``; returns the number kept.
     ValueError (one line) if two runs would get the same name."""
-    records = []
-    for run in runs:
-        record = {
+    records = [
+        {
             "run": _run_id(run, [r.absolute() for r in roots]),
             "status": run.status,
             "seconds": None if run.seconds is None else round(float(run.seconds), 1),
             "config": run.config,
             "summary": run.summary,
         }
-        records.append(json_safe(record))
-    records.sort(key=lambda r: r["run"])
+        for run in runs
+    ]
+    return write(records, path)
+
+
+def write(records: list[dict[str, Any]], path: Path) -> int:
+    """Write run records (``run``, ``status``, ``seconds``, ``config``, ``summary``, as :func:`load`
+    reads them) to the results file ``path``, sorted by ``run``; returns how many. Also for records
+    that are not runs of the trainer, such as a benchmark's rows. ValueError (one line) if two records
+    have the same name."""
+    records = sorted((json_safe(r) for r in records), key=lambda r: r["run"])
     names = [r["run"] for r in records]
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
