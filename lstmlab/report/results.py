@@ -109,18 +109,12 @@ def load(path: Path) -> list[RunRecord]:
     return runs
 
 
-def values(
-    runs: list[RunRecord],
-    metric: str,
-    where: dict[str, Any],
-    pair_by: tuple[str, ...] = ("seed",),
-    cap: float | None = None,
-    direction: str = "minimize",
-) -> list[tuple[str, float]]:
-    """(the ``pair_by`` keys' values as text, value of ``metric``) of the completed runs whose config
-    matches ``where``, sorted; the keys are what a paired test pairs two configurations' runs by. With
-    ``cap``, a value worse than it, or not finite (a diverged run), counts as ``cap``; without, a run
-    whose value is not finite is left out."""
+def matching(
+    runs: list[RunRecord], metric: str, where: dict[str, Any], cap: float | None = None, direction: str = "minimize"
+) -> list[tuple[RunRecord, float]]:
+    """(run, value of ``metric``) of the completed runs whose config matches ``where``. With ``cap``, a
+    value worse than it, or not finite (a diverged run), counts as ``cap``; without, a run whose value
+    is not finite is left out."""
     from lstmlab.report.tables import _cell, capped
 
     out = []
@@ -134,5 +128,19 @@ def values(
             if cap is not None:
                 value = capped(float(value), cap, direction) if math.isfinite(value) else cap
             if math.isfinite(value):
-                out.append(("|".join(repr(run.flat.get(k)) for k in pair_by), float(value)))
-    return sorted(out)
+                out.append((run, float(value)))
+    return out
+
+
+def values(
+    runs: list[RunRecord],
+    metric: str,
+    where: dict[str, Any],
+    pair_by: tuple[str, ...] = ("seed",),
+    cap: float | None = None,
+    direction: str = "minimize",
+) -> list[tuple[str, float]]:
+    """(the ``pair_by`` keys' values as text, value of ``metric``) of the runs :func:`matching` gives,
+    sorted; the keys are what a paired test pairs two configurations' runs by."""
+    found = matching(runs, metric, where, cap, direction)
+    return sorted(("|".join(repr(run.flat.get(k)) for k in pair_by), value) for run, value in found)

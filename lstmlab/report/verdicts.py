@@ -152,11 +152,10 @@ def judge(claim: dict[str, Any], base: Path, command: str = "", loaded: dict[Pat
     cap = criterion.get("cap")
     cap = None if cap is None else float(cap)
     direction = claim.get("direction")
-    if direction is None and (comparison or cap is not None):  # a threshold needs no direction
+    if direction is None and (comparison or kind == FANOVA or cap is not None):  # a threshold needs none
         direction = metric_direction(metric, runs)
     direction = direction or "minimize"
     if kind == FANOVA:
-        direction = claim.get("direction") or metric_direction(metric, runs)
         return _judge_fanova(claim, criterion, runs, direction, cap, min_seeds, text)
     ours = results.values(runs, metric, where, pair_by, cap, direction)
     mine = [v for _, v in ours]
@@ -229,25 +228,13 @@ def _judge_fanova(claim, criterion, runs, direction: str, cap, min_seeds: int, t
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
+    from lstmlab.report import results
     from lstmlab.report.studies import fanova_tables
-    from lstmlab.report.tables import _cell, capped
 
-    where, metric = dict(claim["where"]), str(claim["metric"])
     scales, by = dict(criterion["params"]), criterion.get("by")
     keys = [*scales, *([by] if by else [])]
-    rows = []
-    for run in runs:
-        value = run.summary.get(metric)
-        matches = all(str(_cell(run.flat.get(k))) == str(_cell(v)) for k, v in where.items())
-        if run.status != "completed" or not matches or not isinstance(value, (int, float)):
-            continue
-        if not math.isfinite(value):
-            if cap is None:
-                continue
-            value = cap
-        if any(run.flat.get(k) is None for k in keys):
-            continue
-        rows.append(({k: run.flat[k] for k in keys}, capped(float(value), cap, direction)))
+    found = results.matching(runs, str(claim["metric"]), dict(claim["where"]), cap, direction)
+    rows = [({k: run.flat[k] for k in keys}, value) for run, value in found if None not in map(run.flat.get, keys)]
     if len(rows) < min_seeds:
         return Verdict(**text, ours=f"n = {len(rows)}", verdict=INCONCLUSIVE, why=f"{len(rows)} of {min_seeds} runs")
     distributions = {}
